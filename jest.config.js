@@ -1,0 +1,20 @@
+// Tests run TypeScript through ts-jest compiled to CommonJS (type checking is `tsc --noEmit`'s job).
+// got, oauth2-mock-server and their dependencies ship only ESM, so they are transformed too.
+const esmOnly = [
+  'got', '@sindresorhus/is', '@sec-ant/readable-stream', 'byte-counter', 'cacheable', 'cacheable-request', '@cacheable',
+  'chunk-data', 'decompress-response', 'get-stream', 'is-stream', 'keyv', '@keyv', 'hashery', 'hookified', 'qified',
+  'lowercase-keys', 'mimic-response', 'normalize-url', 'responselike', 'uint8array-extras', 'oauth2-mock-server', 'jose', '@prisma/schema-engine-wasm',
+];
+
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.(ts|js|mjs)$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }] },
+  transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)`],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  globalSetup: '<rootDir>/test/helpers/global-setup.ts',
+  testTimeout: 30000,
+  maxWorkers: 2,
+};

@@ -1,0 +1,154 @@
+import { z } from 'zod';
+
+/**
+ * Every setting the companion reads, parsed once from the environment into a frozen, typed object.
+ * Nothing else in src/ reads process.env. `.env.example` documents each variable.
+ */
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((value) => (value === '' ? undefined : value))
+  .optional();
+const optionalUrl = optionalString.pipe(z.url({ protocol: /^https?$/ }).optional());
+const wholeNumber = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+
+const environmentSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PORT: wholeNumber(3000).pipe(z.number().max(65535)),
+  DATABASE_URL: z
+    .string()
+    .default('postgresql://postgres@127.0.0.1:5432/companion')
+    .pipe(z.url({ protocol: /^postgres(ql)?$/ })),
+  REDIS_URL: z.string().default('redis://127.0.0.1:6379').pipe(z.url({ protocol: /^rediss?$/ })),
+  QUEUE_PREFIX: z.string().regex(/^[\w{}-]{1,64}$/, 'letters, digits, _, - and {} only').default('companion'),
+  SHUTDOWN_TIMEOUT_MS: wholeNumber(25000, 1),
+
+  RAPIDPRO_URL: optionalUrl,
+  RAPIDPRO_TOKEN: optionalString,
+  PARTNER_TIMEOUT_MS: wholeNumber(15000, 1),
+
+  DHIS2_MODE: z.enum(['openhim', 'tracker']).default('openhim'),
+  OPENHIM_URL: optionalUrl,
+  OPENHIM_USERNAME: optionalString,
+  OPENHIM_PASSWORD: optionalString,
+  DHIS2_URL: optionalUrl,
+  DHIS2_TOKEN: optionalString,
+  DHIS2_USERNAME: optionalString,
+  DHIS2_PASSWORD: optionalString,
+  DHIS2_PROGRAM: optionalString,
+  DHIS2_PROGRAM_STAGE: optionalString,
+  DHIS2_ORG_UNIT: optionalString,
+  DHIS2_DATA_ELEMENTS: optionalString.pipe(
+    z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'must be a JSON object of field name to data element UID' });
+          return z.NEVER;
+        }
+      })
+      .pipe(z.record(z.string(), z.string().regex(/^[a-zA-Z][a-zA-Z0-9]{10}$/, 'must be DHIS2 UIDs')))
+      .optional(),
+  ),
+
+  OPTOUT_MAX_ATTEMPTS: wholeNumber(12, 1),
+  OPTOUT_BACKOFF_MS: wholeNumber(30000, 1),
+  WORKER_CONCURRENCY: wholeNumber(10, 1),
+});
+
+type Environment = z.infer<typeof environmentSchema>;
+
+/** Every variable the companion reads; `.env.example` documents each (a test keeps the two in step). */
+export const CONFIG_VARIABLES = Object.keys(environmentSchema.shape);
+
+const SIX_HOURS_MS = 6 * 60 * 60 * 1000;
+
+function shape(env: Environment) {
+  return {
+    env: env.NODE_ENV,
+    logLevel: env.LOG_LEVEL,
+    port: env.PORT,
+    databaseUrl: env.DATABASE_URL,
+    redisUrl: env.REDIS_URL,
+    queuePrefix: env.QUEUE_PREFIX,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    partnerTimeoutMs: env.PARTNER_TIMEOUT_MS,
+    rapidpro: { url: env.RAPIDPRO_URL, token: env.RAPIDPRO_TOKEN },
+    dhis2: {
+      mode: env.DHIS2_MODE,
+      openhim: { url: env.OPENHIM_URL, username: env.OPENHIM_USERNAME, password: env.OPENHIM_PASSWORD },
+      tracker: {
+        url: env.DHIS2_URL,
+        token: env.DHIS2_TOKEN,
+        username: env.DHIS2_USERNAME,
+        password: env.DHIS2_PASSWORD,
+        program: env.DHIS2_PROGRAM,
+        programStage: env.DHIS2_PROGRAM_STAGE,
+        orgUnit: env.DHIS2_ORG_UNIT,
+        dataElements: env.DHIS2_DATA_ELEMENTS ?? {},
+      },
+    },
+    optouts: {
+      maxAttempts: env.OPTOUT_MAX_ATTEMPTS,
+      backoffMs: env.OPTOUT_BACKOFF_MS,
+      maxBackoffMs: SIX_HOURS_MS,
+      workerConcurrency: env.WORKER_CONCURRENCY,
+    },
+  };
+}
+
+type DeepReadonly<T> = { readonly [K in keyof T]: T[K] extends object ? DeepReadonly<T[K]> : T[K] };
+export type Config = DeepReadonly<ReturnType<typeof shape>>;
+
+/** Thrown when the environment is unusable; its message has one line per problem, naming the variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    Object.values(value).forEach(deepFreeze);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${String(issue.path[0] ?? 'environment')}: ${issue.message}`),
+    );
+  }
+  return deepFreeze(shape(parsed.data));
+}
+
+/**
+ * The opt-out settings that are still missing, by variable name. The service starts without them
+ * (opt-outs are accepted and wait in the queue) but the worker does not submit until they are set.
+ */
+export function missingOptoutSettings(config: Config): string[] {
+  const missing: string[] = [];
+  const { rapidpro, dhis2 } = config;
+  if (!rapidpro.url) missing.push('RAPIDPRO_URL');
+  if (!rapidpro.token) missing.push('RAPIDPRO_TOKEN');
+  if (dhis2.mode === 'openhim') {
+    if (!dhis2.openhim.url) missing.push('OPENHIM_URL');
+    if (!dhis2.openhim.username) missing.push('OPENHIM_USERNAME');
+    if (!dhis2.openhim.password) missing.push('OPENHIM_PASSWORD');
+  } else {
+    const { tracker } = dhis2;
+    if (!tracker.url) missing.push('DHIS2_URL');
+    if (!tracker.token && !(tracker.username && tracker.password)) missing.push('DHIS2_TOKEN (or DHIS2_USERNAME and DHIS2_PASSWORD)');
+    if (!tracker.program) missing.push('DHIS2_PROGRAM');
+    if (!tracker.programStage) missing.push('DHIS2_PROGRAM_STAGE');
+  }
+  return missing;
+}

@@ -1,0 +1,93 @@
+import type { Redis } from 'ioredis';
+import { type Config, missingOptoutSettings } from './config';
+import { createDatabase, type Database } from './db/client';
+import { connectRedis } from './db/connections';
+import { createLogger, type Logger } from './ops/logger';
+import { createApiClientService, type ApiClientService } from './api-clients/service';
+import { createOptoutStore, type OptoutStore } from './optouts/store';
+import { createOptoutQueue, type OptoutQueue } from './optouts/queue';
+import { createOptoutService, type OptoutService } from './optouts/service';
+import { createRapidProClient } from './partners/rapidpro';
+import { createOpenhimClient } from './partners/openhim';
+import { createDhis2TrackerClient } from './partners/dhis2';
+import { createOptoutSubmitter, type OptoutSubmitter } from './optouts/submitter';
+
+/** Everything the web process, the worker, the CLI and the tests are built from. */
+export interface Deps {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  /** Shared by the web process and the queue producer; commands fail fast while Redis is away. */
+  redis: Redis;
+  apiClients: ApiClientService;
+  optoutStore: OptoutStore;
+  optoutQueue: OptoutQueue;
+  optouts: OptoutService;
+  /** Undefined while opt-out settings are missing: opt-outs then wait in the queue. */
+  optoutSubmitter: OptoutSubmitter | undefined;
+  close(): Promise<void>;
+}
+
+export interface DepsOverrides {
+  logger?: Logger;
+}
+
+function createSubmitter(config: Config, logger: Logger, store: OptoutStore): OptoutSubmitter | undefined {
+  const missing = missingOptoutSettings(config);
+  if (missing.length > 0) {
+    logger.warn({ missing }, `opt-outs are accepted but not submitted until these are set: ${missing.join(', ')}`);
+    return undefined;
+  }
+  const timeoutMs = config.partnerTimeoutMs;
+  const { rapidpro, dhis2 } = config;
+  const rapidproClient = createRapidProClient({ url: rapidpro.url!, token: rapidpro.token!, timeoutMs, logger });
+  const upstream =
+    dhis2.mode === 'openhim'
+      ? {
+          mode: 'openhim' as const,
+          client: createOpenhimClient({
+            url: dhis2.openhim.url!,
+            username: dhis2.openhim.username!,
+            password: dhis2.openhim.password!,
+            timeoutMs,
+            logger,
+          }),
+        }
+      : {
+          mode: 'tracker' as const,
+          client: createDhis2TrackerClient({ ...dhis2.tracker, url: dhis2.tracker.url!, timeoutMs, logger }),
+          settings: {
+            program: dhis2.tracker.program!,
+            programStage: dhis2.tracker.programStage!,
+            orgUnit: dhis2.tracker.orgUnit,
+            dataElements: dhis2.tracker.dataElements,
+          },
+        };
+  // One try makes at most two partner calls; the lease outlasts both.
+  const leaseMs = 2 * timeoutMs + 30_000;
+  return createOptoutSubmitter({ store, rapidpro: rapidproClient, upstream, policy: config.optouts, leaseMs, logger });
+}
+
+export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
+  const logger = overrides.logger ?? createLogger({ level: config.logLevel });
+  const redis = await connectRedis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const db = createDatabase({ url: config.databaseUrl, poolSize: config.optouts.workerConcurrency + 10 });
+  const optoutStore = createOptoutStore(db);
+  const optoutQueue = createOptoutQueue({ connection: redis, prefix: config.queuePrefix, maxAttempts: config.optouts.maxAttempts });
+  return {
+    config,
+    logger,
+    db,
+    redis,
+    apiClients: createApiClientService(db),
+    optoutStore,
+    optoutQueue,
+    optouts: createOptoutService({ store: optoutStore, queue: optoutQueue, logger }),
+    optoutSubmitter: createSubmitter(config, logger, optoutStore),
+    async close() {
+      await optoutQueue.close();
+      redis.disconnect();
+      await db.$disconnect();
+    },
+  };
+}

@@ -1,0 +1,136 @@
+import { parseArgs } from 'node:util';
+import dotenv from 'dotenv';
+import { ConfigError, loadConfig, type Config } from './config';
+import { StartupError, checkPostgres } from './db/connections';
+import { migrateDatabase } from './db/migrate';
+import { createDeps } from './deps';
+import { createLogger } from './ops/logger';
+import { serve, type Role } from './runtime';
+
+const USAGE = `usage: companion <command> [options]
+
+  migrate                                    apply database migrations (creates the database if missing)
+  serve --role web|worker|all                run the web server, the worker, or both
+  tokens:create --name NAME [--role ROLE]    create an API client; prints its token once, last
+  tokens:list                                list API clients (never their secrets)
+  tokens:revoke --name NAME                  revoke an API client`;
+
+class UsageError extends Error {}
+
+function option(values: Record<string, unknown>, name: string): string {
+  const value = values[name];
+  if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`--${name} is required`);
+  return value.trim();
+}
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function withDeps<T>(config: Config, work: (deps: Awaited<ReturnType<typeof createDeps>>) => Promise<T>): Promise<T> {
+  await checkPostgres(config.databaseUrl);
+  const deps = await createDeps(config, { logger: createLogger({ level: 'warn' }) });
+  try {
+    return await work(deps);
+  } finally {
+    await deps.close();
+  }
+}
+
+async function runServe(config: Config, role: Role): Promise<void> {
+  await checkPostgres(config.databaseUrl);
+  const deps = await createDeps(config);
+  const running = await serve(deps, role);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    deps.logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: finishing in-flight work');
+    const deadline = setTimeout(() => {
+      deps.logger.error('shutdown took longer than SHUTDOWN_TIMEOUT_MS; exiting anyway');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
+    running.stop().then(
+      () => {
+        deps.logger.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        deps.logger.error({ err: error }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: { role: { type: 'string' }, name: { type: 'string' }, email: { type: 'string' } },
+    strict: true,
+  });
+  if (!command || command === 'help' || command === '--help') {
+    out(USAGE);
+    return;
+  }
+  dotenv.config({ quiet: true });
+  const config = loadConfig();
+
+  switch (command) {
+    case 'migrate': {
+      const logger = createLogger({ level: config.logLevel });
+      const { applied } = await migrateDatabase(config.databaseUrl, logger);
+      logger.info({ applied: applied.length }, applied.length ? 'migrations applied' : 'database is up to date');
+      return;
+    }
+    case 'serve': {
+      const role = values.role ?? 'all';
+      if (role !== 'web' && role !== 'worker' && role !== 'all') throw new UsageError('--role must be web, worker or all');
+      await runServe(config, role);
+      return;
+    }
+    case 'tokens:create': {
+      const name = option(values, 'name');
+      const client = await withDeps(config, (deps) => deps.apiClients.create(name, values.role?.trim() || undefined));
+      process.stderr.write(`Created API client "${client.name}" (role ${client.role}). Its token, shown only now:\n`);
+      out(client.token);
+      return;
+    }
+    case 'tokens:list': {
+      const clients = await withDeps(config, (deps) => deps.apiClients.list());
+      if (clients.length === 0) out('no API clients');
+      for (const client of clients) {
+        const state = client.revokedAt ? `revoked ${client.revokedAt.toISOString()}` : 'active';
+        const lastUsed = client.lastUsedAt ? client.lastUsedAt.toISOString() : 'never';
+        out(`${client.name}\trole=${client.role}\t${state}\tcreated=${client.createdAt.toISOString()}\tlast_used=${lastUsed}`);
+      }
+      return;
+    }
+    case 'tokens:revoke': {
+      const name = option(values, 'name');
+      const revoked = await withDeps(config, (deps) => deps.apiClients.revoke(name));
+      if (!revoked) throw new UsageError(`no active API client named "${name}"`);
+      out(`revoked ${name}`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    for (const problem of error.problems) process.stderr.write(`configuration error: ${problem}\n`);
+  } else if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+  } else if (error instanceof StartupError) {
+    process.stderr.write(`${error.message}\n`);
+  } else {
+    process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,56 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { apiClientOf } from '../http/auth';
+import { parseOrThrow } from '../http/validate';
+import { AppError } from '../errors';
+import { isSimulation } from '../http/simulation';
+import { idempotencyKeySchema, optoutWebhookSchema } from './schemas';
+import type { OptoutService } from './service';
+import type { Optout } from './store';
+
+/** The contract's view of an opt-out. */
+export function presentOptout(optout: Optout) {
+  return {
+    id: optout.id,
+    contact_id: optout.contactUuid,
+    status: optout.status,
+    attempts: optout.attempts,
+    last_error: optout.lastError,
+    created_at: optout.createdAt.toISOString(),
+    updated_at: optout.updatedAt.toISOString(),
+    submitted_at: optout.submittedAt?.toISOString() ?? null,
+  };
+}
+
+const optoutIdSchema = z.uuid();
+
+export function optoutRoutes(service: OptoutService): Router {
+  const router = Router();
+
+  router.post('/', async (req, res) => {
+    const webhook = parseOrThrow(optoutWebhookSchema, req.body);
+    const idempotencyKey = parseOrThrow(
+      z.object({ 'idempotency-key': idempotencyKeySchema }),
+      { 'idempotency-key': req.get('idempotency-key') },
+    )['idempotency-key'];
+    const simulated = isSimulation(req);
+    const result = await service.accept(webhook, { apiClientId: apiClientOf(res.locals).id, idempotencyKey, simulated });
+    const flag = simulated ? { simulated: true } : {};
+    if (result.kind === 'duplicate') {
+      res.status(200).json({ ...presentOptout(result.optout), ...flag });
+      return;
+    }
+    const { optout } = result;
+    if (!simulated) res.location(`/api/v1/optouts/${optout.id}`);
+    res.status(202).json({ id: optout.id, contact_id: optout.contactUuid, status: optout.status, ...flag });
+  });
+
+  router.get('/:id', async (req, res) => {
+    const parsed = optoutIdSchema.safeParse(req.params.id);
+    const optout = parsed.success ? await service.get(parsed.data) : null;
+    if (!optout) throw AppError.notFound();
+    res.json(presentOptout(optout));
+  });
+
+  return router;
+}

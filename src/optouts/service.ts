@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../ops/logger';
+import { isUniqueViolation } from '../db/client';
+import type { OptoutWebhook } from './schemas';
+import type { Optout, OptoutStore } from './store';
+import type { OptoutQueue } from './queue';
+
+export interface AcceptContext {
+  apiClientId: string;
+  idempotencyKey: string | undefined;
+  simulated: boolean;
+}
+
+export type AcceptResult =
+  | { kind: 'created'; optout: Pick<Optout, 'id' | 'contactUuid' | 'status'> }
+  | { kind: 'duplicate'; optout: Optout };
+
+export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue; logger: Logger }) {
+  const { store, queue, logger } = deps;
+
+  async function findDuplicate(contactUuid: string, idempotencyKey: string | undefined): Promise<Optout | null> {
+    const byKey = idempotencyKey ? await store.findByIdempotencyKey(idempotencyKey) : null;
+    return byKey ?? store.findQueuedForContact(contactUuid);
+  }
+
+  return {
+    /**
+     * Commits the opt-out, then hands it to the queue. A failed hand-over is logged, not raised: the
+     * row is committed and the reconciler enqueues every queued row that has no live job.
+     */
+    async accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
+      const contactUuid = webhook.contact.uuid;
+      if (context.simulated) {
+        return { kind: 'created', optout: { id: randomUUID(), contactUuid, status: 'queued' } };
+      }
+      const earlier = await findDuplicate(contactUuid, context.idempotencyKey);
+      if (earlier) return { kind: 'duplicate', optout: earlier };
+
+      let optout: Optout;
+      try {
+        optout = await store.create({
+          id: randomUUID(),
+          contactUuid,
+          contactUrn: webhook.contact.urn ?? null,
+          contactFields: webhook.contact.fields ?? null,
+          reasonCategory: webhook.results?.optout_reason?.category ?? null,
+          reasonValue: webhook.results?.optout_reason?.value ?? null,
+          flowUuid: webhook.flow?.uuid ?? null,
+          runUuid: webhook.run?.uuid ?? null,
+          apiClientId: context.apiClientId,
+          idempotencyKey: context.idempotencyKey ?? null,
+        });
+      } catch (error) {
+        // Two identical webhooks raced: the database let one in; answer with that one.
+        const winner = isUniqueViolation(error) ? await findDuplicate(contactUuid, context.idempotencyKey) : null;
+        if (winner) return { kind: 'duplicate', optout: winner };
+        throw error;
+      }
+
+      try {
+        await queue.enqueue(optout.id);
+      } catch (error) {
+        logger.warn({ err: error, optoutId: optout.id }, 'opt-out committed but not enqueued; the reconciler will enqueue it');
+      }
+      return { kind: 'created', optout };
+    },
+
+    get: (id: string) => store.findById(id),
+  };
+}
+
+export type OptoutService = ReturnType<typeof createOptoutService>;

@@ -1,0 +1,147 @@
+import type { Logger } from '../ops/logger';
+import { maskPhone } from '../ops/logger';
+import type { RapidProClient } from '../partners/rapidpro';
+import type { OpenhimClient } from '../partners/openhim';
+import type { Dhis2TrackerClient } from '../partners/dhis2';
+import type { PartnerAnswer } from '../partners/http-client';
+import { PartnerError } from '../partners/failures';
+import {
+  buildOpenhimOptout,
+  buildTrackerPayload,
+  eventUidFor,
+  MissingContactData,
+  needsContactLookup,
+  resolveContactDetails,
+  type ContactDetails,
+  type OptoutFacts,
+  type TrackerSettings,
+} from './submission';
+import { retryDelayMs, type RetryPolicy } from './retry-policy';
+import type { AttemptRecord, AttemptResult, Optout, OptoutStore } from './store';
+
+export type Upstream =
+  | { mode: 'openhim'; client: OpenhimClient }
+  | { mode: 'tracker'; client: Dhis2TrackerClient; settings: TrackerSettings };
+
+/** What one try did, and what the queue should do next. */
+export type SubmitOutcome =
+  | { kind: 'finished'; status: 'submitted' | 'failed' }
+  /** Nothing to do: the opt-out is gone, or no longer queued (submitted, failed or cancelled). */
+  | { kind: 'skipped' }
+  | { kind: 'retry'; delayMs: number; reason: string };
+
+export interface OptoutSubmitter {
+  submit(optoutId: string): Promise<SubmitOutcome>;
+}
+
+const LAST_ERROR_EXCERPT = 300;
+
+function describeFailure(error: PartnerError): string {
+  const excerpt = error.answer?.excerpt.slice(0, LAST_ERROR_EXCERPT);
+  return excerpt ? `${error.message}: ${excerpt}` : error.message;
+}
+
+function factsOf(optout: Optout): OptoutFacts {
+  return {
+    id: optout.id,
+    contactUuid: optout.contactUuid,
+    contactUrn: optout.contactUrn,
+    contactFields: (optout.contactFields as Record<string, unknown> | null) ?? null,
+    reasonCategory: optout.reasonCategory,
+    createdAt: optout.createdAt,
+  };
+}
+
+/**
+ * One try at an opt-out: find the contact (in the webhook or RapidPro), send it upstream, record the
+ * attempt, and say whether and when to try again. Knows nothing of BullMQ: the worker wraps it.
+ */
+export function createOptoutSubmitter(deps: {
+  store: OptoutStore;
+  rapidpro: RapidProClient;
+  upstream: Upstream;
+  policy: RetryPolicy;
+  /** How long one try may hold an opt-out; past it another worker may take over. */
+  leaseMs: number;
+  logger: Logger;
+}): OptoutSubmitter {
+  const { store, rapidpro, upstream, policy, logger } = deps;
+  const upstreamName = upstream.mode === 'openhim' ? 'openhim' : 'dhis2';
+
+  function send(optoutId: string, details: ContactDetails): Promise<PartnerAnswer> {
+    return upstream.mode === 'openhim'
+      ? upstream.client.submitOptout(buildOpenhimOptout(optoutId, details))
+      : upstream.client.importTracker(buildTrackerPayload(optoutId, details, upstream.settings), eventUidFor(optoutId));
+  }
+
+  return {
+    async submit(optoutId) {
+      const now = Date.now();
+      const optout = await store.claim(optoutId, new Date(now + deps.leaseMs));
+      if (!optout) {
+        const current = await store.findById(optoutId);
+        if (current?.status !== 'queued') return { kind: 'skipped' };
+        const heldFor = (current.leaseUntil?.getTime() ?? now) - now;
+        return { kind: 'retry', delayMs: Math.max(1000, heldFor), reason: 'another worker holds this opt-out' };
+      }
+
+      const number = optout.attempts + 1;
+      const startedAt = new Date();
+      let partner = 'rapidpro';
+      const log = logger.child({ optoutId, attempt: number });
+      const finish = async (
+        outcome: AttemptRecord['outcome'],
+        result: AttemptResult,
+        answer?: Pick<PartnerAnswer, 'status' | 'excerpt'>,
+      ) => {
+        await store.recordAttempt(
+          optoutId,
+          {
+            number,
+            partner,
+            startedAt,
+            durationMs: Date.now() - startedAt.getTime(),
+            outcome,
+            httpStatus: answer?.status ?? null,
+            response: answer?.excerpt ?? null,
+            error: result.lastError,
+          },
+          result,
+        );
+      };
+
+      try {
+        const facts = factsOf(optout);
+        let contact;
+        if (needsContactLookup(facts)) {
+          contact = await rapidpro.getContact(optout.contactUuid);
+          if (!contact) throw new MissingContactData(`contact ${optout.contactUuid} was not found in RapidPro`);
+        }
+        const details = resolveContactDetails(facts, contact);
+        partner = upstreamName;
+        const answer = await send(optoutId, details);
+        await finish('success', { status: 'submitted', lastError: null }, answer);
+        log.info({ partner, msisdn: maskPhone(details.msisdn), status: answer.status }, 'opt-out submitted');
+        return { kind: 'finished', status: 'submitted' };
+      } catch (error) {
+        if (error instanceof MissingContactData) {
+          await finish('permanent', { status: 'failed', lastError: error.message });
+          log.warn({ partner, reason: error.message }, 'opt-out failed: contact data missing');
+          return { kind: 'finished', status: 'failed' };
+        }
+        if (!(error instanceof PartnerError)) throw error;
+        const description = describeFailure(error);
+        if (error.kind === 'permanent' || number >= policy.maxAttempts) {
+          const lastError = error.kind === 'permanent' ? description : `gave up after ${number} attempts: ${description}`;
+          await finish(error.kind, { status: 'failed', lastError }, error.answer);
+          log.warn({ partner, status: error.answer?.status, kind: error.kind }, 'opt-out failed');
+          return { kind: 'finished', status: 'failed' };
+        }
+        await finish('transient', { status: 'queued', lastError: description }, error.answer);
+        const delayMs = retryDelayMs(number, policy, error.retryAfterMs);
+        log.info({ partner, status: error.answer?.status, delayMs }, 'opt-out will be retried');
+        return { kind: 'retry', delayMs, reason: description };
+      }
+    },
+  };
+}

@@ -1,0 +1,55 @@
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../ops/logger';
+import { OPTOUT_QUEUE, type SubmitJobData } from './queue';
+import { retryDelayMs, type RetryPolicy } from './retry-policy';
+import type { OptoutSubmitter, SubmitOutcome } from './submitter';
+
+/** Thrown to BullMQ so that it schedules the next try after `delayMs` (see backoffStrategy below). */
+export class RetryLater extends Error {
+  constructor(
+    readonly delayMs: number,
+    reason: string,
+  ) {
+    super(reason);
+    this.name = 'RetryLater';
+  }
+}
+
+/** Runs the submitter for each queued job, turning its "retry" outcomes into BullMQ's delayed retries. */
+export function createOptoutWorker(deps: {
+  submitter: OptoutSubmitter;
+  connection: Redis;
+  prefix?: string;
+  concurrency: number;
+  policy: RetryPolicy;
+  logger: Logger;
+}): Worker<SubmitJobData, SubmitOutcome> {
+  const worker = new Worker<SubmitJobData, SubmitOutcome>(
+    OPTOUT_QUEUE,
+    async (job: Job<SubmitJobData>) => {
+      const outcome = await deps.submitter.submit(job.data.optoutId);
+      if (outcome.kind === 'retry') throw new RetryLater(outcome.delayMs, outcome.reason);
+      return outcome;
+    },
+    {
+      connection: deps.connection,
+      prefix: deps.prefix,
+      concurrency: deps.concurrency,
+      // The database records each attempt; BullMQ's own records of finished jobs are kept short.
+      removeOnComplete: { age: 24 * 3600, count: 10000 },
+      removeOnFail: { age: 7 * 24 * 3600, count: 10000 },
+      settings: {
+        // Errors other than RetryLater (the database was away, say) back off on the same curve.
+        backoffStrategy: (attemptsMade: number, _type?: string, error?: Error) =>
+          error instanceof RetryLater ? error.delayMs : retryDelayMs(attemptsMade, deps.policy),
+      },
+    },
+  );
+  worker.on('failed', (job, error) => {
+    if (error instanceof RetryLater) return;
+    deps.logger.error({ err: error, optoutId: job?.data.optoutId }, 'opt-out job failed unexpectedly');
+  });
+  worker.on('error', (error) => deps.logger.error({ err: error }, 'opt-out worker error'));
+  return worker;
+}

@@ -1,0 +1,46 @@
+import type { Logger } from '../ops/logger';
+import { createPartnerHttp, sendJson, type PartnerAnswer } from './http-client';
+import { callPartner, PartnerError } from './failures';
+
+export interface Dhis2TrackerClient {
+  /** Imports tracker objects synchronously; `eventUid` is the event whose prior existence counts as success. */
+  importTracker(payload: object, eventUid: string): Promise<PartnerAnswer>;
+}
+
+interface ErrorReport {
+  errorCode?: string;
+  uid?: string;
+}
+
+/** True when the import failed only because this very event already exists (E1030): an earlier try got through. */
+function onlyAlreadyExists(body: unknown, eventUid: string): boolean {
+  const reports = (body as { validationReport?: { errorReports?: ErrorReport[] } } | undefined)?.validationReport?.errorReports;
+  return Array.isArray(reports) && reports.length > 0 && reports.every((report) => report.errorCode === 'E1030' && report.uid === eventUid);
+}
+
+export function createDhis2TrackerClient(options: {
+  url: string;
+  token?: string;
+  username?: string;
+  password?: string;
+  timeoutMs: number;
+  logger: Logger;
+}): Dhis2TrackerClient {
+  const authorization = options.token
+    ? `ApiToken ${options.token}`
+    : `Basic ${Buffer.from(`${options.username}:${options.password}`).toString('base64')}`;
+  const http = createPartnerHttp({ partner: 'dhis2', timeoutMs: options.timeoutMs, headers: { authorization }, logger: options.logger });
+  const url = `${options.url.replace(/\/+$/, '')}/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE`;
+  return {
+    async importTracker(payload, eventUid) {
+      try {
+        return await callPartner('dhis2', () => sendJson(http, { method: 'POST', url, json: payload }));
+      } catch (error) {
+        if (error instanceof PartnerError && error.answer && onlyAlreadyExists(error.answer.body, eventUid)) {
+          return { ...error.answer, headers: {} };
+        }
+        throw error;
+      }
+    },
+  };
+}

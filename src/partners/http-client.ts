@@ -1,0 +1,87 @@
+import http from 'node:http';
+import https from 'node:https';
+import got, { type Got, RequestError } from 'got';
+import type { Logger } from '../ops/logger';
+
+export const USER_AGENT = 'companion/0.1';
+
+/** A partner's answer, whatever its status: clients decide what it means. */
+export interface PartnerAnswer {
+  status: number;
+  body: unknown;
+  /** The first few KiB of the raw answer, kept on attempt records for staff to read. */
+  excerpt: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+export const EXCERPT_LIMIT = 2000;
+
+/**
+ * One got instance per partner: its own timeout, keep-alive agents, user agent, and no retries
+ * (the opt-out queue retries with backoff; the WhatsApp path must answer RapidPro in time).
+ */
+export function createPartnerHttp(options: {
+  partner: string;
+  timeoutMs: number;
+  headers?: Record<string, string>;
+  logger: Logger;
+}): Got {
+  const log = options.logger.child({ partner: options.partner });
+  return got.extend({
+    timeout: { request: options.timeoutMs },
+    retry: { limit: 0 },
+    throwHttpErrors: false,
+    followRedirect: false,
+    agent: {
+      http: new http.Agent({ keepAlive: true, maxSockets: 256 }),
+      https: new https.Agent({ keepAlive: true, maxSockets: 256 }),
+    },
+    headers: { 'user-agent': USER_AGENT, accept: 'application/json', ...options.headers },
+    hooks: {
+      afterResponse: [
+        (response) => {
+          // Path only: query strings and bodies may carry phone numbers.
+          log.debug(
+            { method: response.request.options.method, path: response.requestUrl.pathname, status: response.statusCode, ms: response.timings?.phases.total },
+            'partner answered',
+          );
+          return response;
+        },
+      ],
+    },
+  });
+}
+
+/** Sends a JSON request and reads the answer as a PartnerAnswer; network failures throw got's RequestError. */
+export async function sendJson(
+  client: Got,
+  request: { method: 'GET' | 'POST'; url: string; json?: unknown; headers?: Record<string, string>; signal?: AbortSignal },
+): Promise<PartnerAnswer> {
+  const response = await client(request.url, {
+    method: request.method,
+    json: request.json,
+    headers: request.headers,
+    signal: request.signal,
+    responseType: 'text',
+  });
+  const text = response.body;
+  return { status: response.statusCode, body: parseJsonOrText(text), excerpt: text.slice(0, EXCERPT_LIMIT), headers: response.headers };
+}
+
+function parseJsonOrText(text: string): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+/** True for failures where the request never got an answer (refused, reset, DNS, timeout). */
+export function isNetworkError(error: unknown): error is RequestError {
+  return error instanceof RequestError;
+}
+
+export function isTimeout(error: unknown): boolean {
+  return error instanceof RequestError && error.code === 'ETIMEDOUT';
+}

@@ -1,0 +1,114 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import pg from 'pg';
+import { dropDatabase } from '../src/db/migrate';
+import { TEST_DATABASE_URL, testEnvironment } from './helpers/env';
+
+/** The built CLI (`npm test` builds first), as `npm run companion --` runs it. */
+const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
+
+function companion(args: string[], env: Record<string, string | undefined> = {}) {
+  const result = spawnSync(process.execPath, [MAIN, ...args], {
+    env: { PATH: process.env.PATH, ...testEnvironment({ LOG_LEVEL: 'info', ...env }) },
+    encoding: 'utf8',
+    timeout: 30000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('companion CLI', () => {
+  it('migrate creates a missing database, migrates it, and is a no-op the second time', async () => {
+    const url = new URL(TEST_DATABASE_URL);
+    url.pathname = `/companion_cli_${randomUUID().slice(0, 8)}`;
+    const databaseUrl = url.toString();
+    try {
+      const first = companion(['migrate'], { DATABASE_URL: databaseUrl });
+      expect(first.stderr).toBe('');
+      expect(first.status).toBe(0);
+      expect(first.stdout).toMatch(/created database/);
+      expect(first.stdout).toMatch(/applied migration/);
+
+      const client = new pg.Client({ connectionString: databaseUrl });
+      await client.connect();
+      const tables = await client.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
+      await client.end();
+      expect(tables.rows.map((row) => row.tablename)).toEqual(expect.arrayContaining(['_prisma_migrations', 'api_clients', 'optouts', 'optout_attempts']));
+
+      const second = companion(['migrate'], { DATABASE_URL: databaseUrl });
+      expect(second.status).toBe(0);
+      expect(second.stdout).toMatch(/database is up to date/);
+    } finally {
+      await dropDatabase(databaseUrl);
+    }
+  });
+
+  it('creates, lists and revokes API clients, showing the token only once', () => {
+    const name = `cli-${randomUUID().slice(0, 8)}`;
+    const created = companion(['tokens:create', '--name', name, '--role', 'rapidpro']);
+    expect(created.status).toBe(0);
+    const token = created.stdout.trimEnd().split('\n').at(-1)!;
+    expect(token).toMatch(/^cmp_[0-9a-f]{16}_[\w-]{43}$/);
+
+    const listed = companion(['tokens:list']);
+    expect(listed.status).toBe(0);
+    expect(listed.stdout).toMatch(new RegExp(`^${name}\\trole=rapidpro\\tactive`, 'm'));
+    expect(listed.stdout).not.toContain(token.split('_')[2]);
+
+    expect(companion(['tokens:create', '--name', name]).stderr).toMatch(/already exists/);
+    expect(companion(['tokens:revoke', '--name', name]).status).toBe(0);
+    expect(companion(['tokens:list']).stdout).toMatch(new RegExp(`^${name}\\trole=rapidpro\\trevoked`, 'm'));
+    const again = companion(['tokens:revoke', '--name', name]);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/no active API client named/);
+  });
+
+  it('explains its usage for a missing option or an unknown command', () => {
+    const missing = companion(['tokens:create']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/--name is required[\s\S]*usage: companion/);
+    expect(companion(['frobnicate']).stderr).toMatch(/unknown command "frobnicate"/);
+  });
+
+  it('stops at start-up with one line per invalid variable', () => {
+    const result = companion(['serve', '--role', 'web'], { PORT: 'eighty', OPTOUT_BACKOFF_MS: '-1' });
+    expect(result.status).toBe(1);
+    expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^configuration error: PORT: /), expect.stringMatching(/^configuration error: OPTOUT_BACKOFF_MS: /)]);
+  });
+
+  it('names the unreachable PostgreSQL, password masked, and says how to start it', () => {
+    const result = companion(['serve'], { DATABASE_URL: 'postgresql://app:s3cret@127.0.0.1:1/companion' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/PostgreSQL is not reachable at postgresql:\/\/app:\*\*\*@127\.0\.0\.1:1\/companion/);
+    expect(result.stderr).toMatch(/pg_ctlcluster/);
+    expect(result.stderr).not.toContain('s3cret');
+  });
+
+  it('names the unreachable Redis and says how to start it', () => {
+    const result = companion(['serve'], { REDIS_URL: 'redis://:hunter2@127.0.0.1:1' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/Redis is not reachable at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
+    expect(result.stderr).not.toContain('hunter2');
+  });
+
+  it('serves without partner settings, says which are missing, and stops cleanly on SIGTERM', async () => {
+    const child = spawn(process.execPath, [MAIN, 'serve', '--role', 'all'], {
+      env: { PATH: process.env.PATH, ...testEnvironment({ LOG_LEVEL: 'info', PORT: '0' }) },
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${output}`)), 20000);
+      child.stdout.on('data', () => {
+        if (output.includes('web: listening')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    expect(output).toMatch(/not submitted until these are set: RAPIDPRO_URL, RAPIDPRO_TOKEN, OPENHIM_URL, OPENHIM_USERNAME, OPENHIM_PASSWORD/);
+    child.kill('SIGTERM');
+    const [code] = await new Promise<[number | null]>((resolve) => child.on('exit', (exitCode) => resolve([exitCode])));
+    expect(code).toBe(0);
+  });
+});

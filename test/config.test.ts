@@ -1,0 +1,52 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { CONFIG_VARIABLES, ConfigError, loadConfig, missingOptoutSettings } from '../src/config';
+
+describe('configuration', () => {
+  it('has the contract defaults when nothing is set', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      databaseUrl: 'postgresql://postgres@127.0.0.1:5432/companion',
+      redisUrl: 'redis://127.0.0.1:6379',
+      dhis2: { mode: 'openhim' },
+      optouts: { maxAttempts: 12, backoffMs: 30000, maxBackoffMs: 6 * 3600 * 1000 },
+    });
+    expect(Object.isFrozen(config.dhis2.openhim)).toBe(true);
+  });
+
+  it('names each invalid variable on a line of its own', () => {
+    const error = (() => {
+      try {
+        loadConfig({ PORT: 'eighty', OPTOUT_MAX_ATTEMPTS: '0', DHIS2_MODE: 'fax', RAPIDPRO_URL: 'not a url' });
+      } catch (caught) {
+        return caught as ConfigError;
+      }
+      throw new Error('loadConfig accepted an invalid environment');
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.problems.map((line) => line.split(':')[0]).sort()).toEqual(['DHIS2_MODE', 'OPTOUT_MAX_ATTEMPTS', 'PORT', 'RAPIDPRO_URL']);
+  });
+
+  it('checks DHIS2_DATA_ELEMENTS is a JSON object of UIDs', () => {
+    expect(() => loadConfig({ DHIS2_DATA_ELEMENTS: '{nope' })).toThrow(/DHIS2_DATA_ELEMENTS: must be a JSON object/);
+    expect(() => loadConfig({ DHIS2_DATA_ELEMENTS: '{"msisdn":"x"}' })).toThrow(/DHIS2_DATA_ELEMENTS/);
+    expect(loadConfig({ DHIS2_DATA_ELEMENTS: '{"msisdn":"a3kGcGDCuk6"}' }).dhis2.tracker.dataElements).toEqual({ msisdn: 'a3kGcGDCuk6' });
+  });
+
+  it('lists the opt-out settings still missing, per DHIS2 mode', () => {
+    expect(missingOptoutSettings(loadConfig({}))).toEqual(['RAPIDPRO_URL', 'RAPIDPRO_TOKEN', 'OPENHIM_URL', 'OPENHIM_USERNAME', 'OPENHIM_PASSWORD']);
+    const tracker = loadConfig({ DHIS2_MODE: 'tracker', RAPIDPRO_URL: 'http://rp', RAPIDPRO_TOKEN: 't', DHIS2_URL: 'http://d2', DHIS2_USERNAME: 'u' });
+    expect(missingOptoutSettings(tracker)).toEqual(['DHIS2_TOKEN (or DHIS2_USERNAME and DHIS2_PASSWORD)', 'DHIS2_PROGRAM', 'DHIS2_PROGRAM_STAGE']);
+  });
+
+  it('documents every variable in .env.example, and nothing else', () => {
+    const example = fs.readFileSync(path.join(__dirname, '..', '.env.example'), 'utf8');
+    const documented = [...example.matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((match) => match[1]);
+    expect([...documented].sort()).toEqual([...CONFIG_VARIABLES].sort());
+    // Each group of variables (lines between blank lines) opens with a comment that explains it.
+    for (const group of example.split(/\n\s*\n/).filter((block) => /^[A-Z]/m.test(block))) {
+      expect(group.trimStart().startsWith('#')).toBe(true);
+    }
+  });
+});

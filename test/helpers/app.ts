@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import supertest from 'supertest';
+import { loadConfig } from '../../src/config';
+import { createDeps, type Deps } from '../../src/deps';
+import { serve, type Role } from '../../src/runtime';
+import { testEnvironment } from './env';
+
+export interface TestApp {
+  deps: Deps;
+  /** supertest against the running server. */
+  http: ReturnType<typeof supertest>;
+  baseUrl: string;
+  /** A valid API token, created for this app. */
+  token: string;
+  stop(): Promise<void>;
+}
+
+/** Starts the real companion (web, and worker for role 'all') on a free port, as `serve` does. */
+export async function startTestApp(options: { env?: Record<string, string | undefined>; role?: Role } = {}): Promise<TestApp> {
+  const config = loadConfig(testEnvironment(options.env));
+  const deps = await createDeps(config);
+  const running = await serve(deps, options.role ?? 'web');
+  const { token } = await deps.apiClients.create(`test-${randomUUID()}`);
+  const baseUrl = `http://127.0.0.1:${running.port}`;
+  return { deps, http: supertest(baseUrl), baseUrl, token, stop: () => running.stop() };
+}
+
+/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+export function optoutWebhook(overrides: { uuid?: string; urn?: string | null; fields?: Record<string, unknown>; category?: string } = {}) {
+  return {
+    contact: {
+      uuid: overrides.uuid ?? randomUUID(),
+      name: 'Jane',
+      ...(overrides.urn === null ? {} : { urn: overrides.urn ?? 'whatsapp:27820001001' }),
+      ...(overrides.fields ? { fields: overrides.fields } : {}),
+    },
+    flow: { uuid: 'bead76f5-dac4-4c9d-996c-c62b326e8c0a', name: 'NurseConnect opt-out' },
+    results: { optout_reason: { value: 'job change', category: overrides.category ?? 'job_change' } },
+    run: { uuid: randomUUID() },
+  };
+}

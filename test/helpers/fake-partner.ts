@@ -1,0 +1,104 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** One request as the fake partner received it. */
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  /** The path with its query string. */
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: unknown;
+  receivedAt: number;
+}
+
+export interface FakeAnswer {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Answer after this long (a hang past the client's timeout, say). */
+  delayMs?: number;
+}
+
+type Responder = (request: ReceivedRequest) => FakeAnswer;
+
+/**
+ * A real HTTP server standing in for a partner API (RapidPro, OpenHIM, DHIS2, WhatsApp).
+ * Answers come from per-route queues, then from the route's default.
+ */
+export class FakePartner {
+  readonly requests: ReceivedRequest[] = [];
+  private readonly queued = new Map<string, FakeAnswer[]>();
+  private readonly defaults = new Map<string, Responder>();
+  private readonly server = http.createServer((req, res) => void this.handle(req, res));
+  private readonly sockets = new Set<import('node:net').Socket>();
+
+  url = '';
+
+  async start(): Promise<this> {
+    this.server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** `route` is "METHOD /path" (no query string). */
+  on(route: string, responder: Responder | FakeAnswer): this {
+    this.defaults.set(route, typeof responder === 'function' ? responder : () => responder);
+    return this;
+  }
+
+  /** Answers the next requests to `route` with these, in order, before falling back to its default. */
+  queue(route: string, ...answers: FakeAnswer[]): this {
+    this.queued.set(route, [...(this.queued.get(route) ?? []), ...answers]);
+    return this;
+  }
+
+  received(route: string): ReceivedRequest[] {
+    return this.requests.filter((request) => `${request.method} ${request.path}` === route);
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    const path = (req.url ?? '/').split('?')[0]!;
+    const request: ReceivedRequest = {
+      method: req.method ?? 'GET',
+      path,
+      url: req.url ?? '/',
+      headers: req.headers,
+      body: text ? safeJson(text) : undefined,
+      receivedAt: Date.now(),
+    };
+    this.requests.push(request);
+    const route = `${request.method} ${path}`;
+    const answer = this.queued.get(route)?.shift() ?? this.defaults.get(route)?.(request) ?? { status: 404, body: { error: 'no fake route' } };
+    if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
+    if (res.destroyed) return;
+    res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
+    res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+export async function startFakePartner(): Promise<FakePartner> {
+  return new FakePartner().start();
+}

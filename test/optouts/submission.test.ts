@@ -1,0 +1,153 @@
+import {
+  buildOpenhimOptout,
+  buildTrackerPayload,
+  encounterDate,
+  eventUidFor,
+  MissingContactData,
+  needsContactLookup,
+  optoutReasonCode,
+  resolveContactDetails,
+  type OptoutFacts,
+} from '../../src/optouts/submission';
+
+const OPTOUT_ID = '3f1c2b7e-9a0d-4e55-8c1a-2b3c4d5e6f70';
+const CONTACT_UUID = '5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f';
+
+function facts(overrides: Partial<OptoutFacts> = {}): OptoutFacts {
+  return {
+    id: OPTOUT_ID,
+    contactUuid: CONTACT_UUID,
+    contactUrn: 'whatsapp:27820001001',
+    contactFields: null,
+    reasonCategory: 'job_change',
+    createdAt: new Date('2026-11-26T10:15:00Z'),
+    ...overrides,
+  };
+}
+
+const rapidproContact = {
+  urns: ['tel:+27820001001', 'whatsapp:27820001001'],
+  fields: { facility_code: '123456', registered_by: '+27820001002' },
+};
+
+describe('OpenHIM NurseConnect opt-out', () => {
+  it('is exactly this for a contact who opted out over WhatsApp', () => {
+    const details = resolveContactDetails(facts(), rapidproContact);
+    expect(buildOpenhimOptout(OPTOUT_ID, details)).toEqual({
+      mha: 1,
+      swt: 7,
+      type: 8,
+      sid: CONTACT_UUID,
+      eid: OPTOUT_ID,
+      cmsisdn: '+27820001001',
+      dmsisdn: '+27820001002',
+      faccode: '123456',
+      id: '27820001001^^^ZAF^TEL',
+      optoutreason: 7,
+      encdate: '20261126101500',
+    });
+  });
+
+  it('is exactly this for a contact who opted out over SMS (tel: URN)', () => {
+    const details = resolveContactDetails(
+      facts({ contactUrn: 'tel:+27820001003', reasonCategory: 'not_useful' }),
+      { urns: ['tel:+27820001003'], fields: { facility_code: '654321', opt_out_date: '2026-11-20T08:00:05+02:00' } },
+    );
+    expect(buildOpenhimOptout(OPTOUT_ID, details)).toEqual({
+      mha: 1,
+      swt: 1,
+      type: 8,
+      sid: CONTACT_UUID,
+      eid: OPTOUT_ID,
+      cmsisdn: '+27820001003',
+      dmsisdn: '+27820001003',
+      faccode: '654321',
+      id: '27820001003^^^ZAF^TEL',
+      optoutreason: 4,
+      encdate: '20261120060005',
+    });
+  });
+
+  it('prefers the tel: URN for the number even when the opt-out came over WhatsApp', () => {
+    const details = resolveContactDetails(facts({ contactUrn: 'whatsapp:27820009999' }), rapidproContact);
+    expect(details.msisdn).toBe('+27820001001');
+    expect(details.channel).toBe('whatsapp');
+  });
+
+  it('takes contact details from the webhook fields when they are there', () => {
+    const webhookFacts = facts({ contactFields: { facility_code: '777777', registered_by: '27820001005' } });
+    expect(needsContactLookup(webhookFacts)).toBe(false);
+    const message = buildOpenhimOptout(OPTOUT_ID, resolveContactDetails(webhookFacts));
+    expect(message).toMatchObject({ cmsisdn: '+27820001001', dmsisdn: '+27820001005', faccode: '777777', swt: 7 });
+  });
+
+  it('asks RapidPro when the webhook has no fields or no phone URN', () => {
+    expect(needsContactLookup(facts())).toBe(true);
+    expect(needsContactLookup(facts({ contactFields: { facility_code: '1' }, contactUrn: null }))).toBe(true);
+  });
+
+  it('refuses a contact without a phone URN or without a facility code', () => {
+    expect(() => resolveContactDetails(facts({ contactUrn: null }), { urns: ['mailto:a@b.c'], fields: {} })).toThrow(MissingContactData);
+    const noFacility = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: {} });
+    expect(() => buildOpenhimOptout(OPTOUT_ID, noFacility)).toThrow(/facility_code/);
+  });
+
+  it.each([
+    ['not_useful', 4],
+    ['other', 5],
+    ['unknown', 6],
+    ['job_change', 7],
+    ['number_owner_change', 8],
+    ['something_else', 6],
+    [undefined, 6],
+  ])('maps reason %s to %i', (category, code) => {
+    expect(optoutReasonCode(category)).toBe(code);
+  });
+
+  it('formats the encounter date in UTC', () => {
+    expect(encounterDate(new Date('2026-01-02T03:04:05.678Z'))).toBe('20260102030405');
+  });
+});
+
+describe('DHIS2 tracker event', () => {
+  const settings = {
+    program: 'IpHINAT79UW',
+    programStage: 'A03MvHHogjR',
+    orgUnit: 'DiszpKrYNg8',
+    dataElements: { msisdn: 'a3kGcGDCuk6', optout_reason_code: 'bx6fsa0t90x', facility_code: 'cYGaxwK615G', not_sent: 'dYGaxwK615G' },
+  };
+
+  it('derives a valid, stable event UID from the opt-out id', () => {
+    const uid = eventUidFor(OPTOUT_ID);
+    expect(uid).toMatch(/^[a-zA-Z][a-zA-Z0-9]{10}$/);
+    expect(eventUidFor(OPTOUT_ID)).toBe(uid);
+    expect(eventUidFor('00000000-0000-4000-8000-000000000000')).not.toBe(uid);
+  });
+
+  it('is exactly this, with the deterministic UID and the configured data elements', () => {
+    const details = resolveContactDetails(facts(), rapidproContact);
+    expect(buildTrackerPayload(OPTOUT_ID, details, settings)).toEqual({
+      events: [
+        {
+          event: eventUidFor(OPTOUT_ID),
+          program: 'IpHINAT79UW',
+          programStage: 'A03MvHHogjR',
+          orgUnit: '123456',
+          occurredAt: '2026-11-26T10:15:00.000Z',
+          status: 'COMPLETED',
+          dataValues: [
+            { dataElement: 'a3kGcGDCuk6', value: '+27820001001' },
+            { dataElement: 'bx6fsa0t90x', value: '7' },
+            { dataElement: 'cYGaxwK615G', value: '123456' },
+          ],
+        },
+      ],
+    });
+  });
+
+  it('falls back to DHIS2_ORG_UNIT without a facility code, and fails without either', () => {
+    const details = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: {} });
+    expect(buildTrackerPayload(OPTOUT_ID, details, settings).events[0]!.orgUnit).toBe('DiszpKrYNg8');
+    expect(() => buildTrackerPayload(OPTOUT_ID, details, { ...settings, orgUnit: undefined })).toThrow(MissingContactData);
+  });
+});

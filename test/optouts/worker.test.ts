@@ -1,0 +1,286 @@
+import { randomUUID } from 'node:crypto';
+import { eventUidFor } from '../../src/optouts/submission';
+import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+import { startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
+
+const OPENHIM_ROUTE = 'POST /ws/rest/v1/nc/optout';
+const CONTACTS_ROUTE = 'GET /api/v2/contacts.json';
+const TRACKER_ROUTE = 'POST /api/tracker';
+
+/** Partner answers scripted per contact, so that tests never see each other's traffic. */
+class Script {
+  private readonly answers = new Map<string, FakeAnswer[]>();
+  set(contactUuid: string, ...answers: FakeAnswer[]): void {
+    this.answers.set(contactUuid, answers);
+  }
+  next(contactUuid: string, fallback: FakeAnswer): FakeAnswer {
+    return this.answers.get(contactUuid)?.shift() ?? fallback;
+  }
+}
+
+const contactQuery = (request: ReceivedRequest) => new URL(request.url, 'http://x').searchParams.get('uuid') ?? '';
+const missingContacts = new Set<string>();
+
+function fakeRapidPro(partner: FakePartner): void {
+  partner.on(CONTACTS_ROUTE, (request) => {
+    const uuid = contactQuery(request);
+    if (missingContacts.has(uuid)) return { status: 200, body: { next: null, previous: null, results: [] } };
+    return {
+      status: 200,
+      body: {
+        next: null,
+        previous: null,
+        results: [
+          {
+            uuid,
+            name: 'Jane',
+            urns: ['tel:+27820001001', 'whatsapp:27820001001'],
+            fields: { facility_code: '123456', registered_by: '+27820001002' },
+          },
+        ],
+      },
+    };
+  });
+}
+
+async function finalState(app: TestApp, id: string) {
+  return eventually(async () => {
+    const row = await app.deps.db.optout.findUnique({ where: { id } });
+    return row && row.status !== 'queued' ? row : undefined;
+  });
+}
+
+async function send(app: TestApp, body = optoutWebhook()) {
+  const response = await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(body);
+  expect(response.status).toBe(202);
+  return { id: response.body.id as string, contactUuid: body.contact.uuid };
+}
+
+describe('opt-out worker through OpenHIM', () => {
+  let app: TestApp;
+  let partner: FakePartner;
+  const script = new Script();
+
+  beforeAll(async () => {
+    partner = await startFakePartner();
+    fakeRapidPro(partner);
+    partner.on(OPENHIM_ROUTE, (request) => script.next((request.body as { sid: string }).sid, { status: 202, body: { status: 'ok' } }));
+    app = await startTestApp({
+      role: 'all',
+      env: {
+        RAPIDPRO_URL: partner.url,
+        RAPIDPRO_TOKEN: 'rapidpro-secret',
+        DHIS2_MODE: 'openhim',
+        OPENHIM_URL: partner.url,
+        OPENHIM_USERNAME: 'companion',
+        OPENHIM_PASSWORD: 'openhim-secret',
+        OPTOUT_BACKOFF_MS: '20',
+        OPTOUT_MAX_ATTEMPTS: '4',
+        PARTNER_TIMEOUT_MS: '2000',
+      },
+    });
+  });
+  afterAll(async () => {
+    await app.stop();
+    await partner.stop();
+  });
+
+  const openhimRequestsFor = (contactUuid: string) =>
+    partner.received(OPENHIM_ROUTE).filter((request) => (request.body as { sid: string }).sid === contactUuid);
+
+  it('looks the contact up in RapidPro and submits the NurseConnect body', async () => {
+    const { id, contactUuid } = await send(app);
+    const row = await finalState(app, id);
+    expect(row).toMatchObject({ status: 'submitted', attempts: 1, lastError: null });
+    expect(row.submittedAt).toBeInstanceOf(Date);
+
+    const lookup = partner.received(CONTACTS_ROUTE).find((request) => contactQuery(request) === contactUuid)!;
+    expect(lookup.headers.authorization).toBe('Token rapidpro-secret');
+    const [submission] = openhimRequestsFor(contactUuid);
+    expect(submission!.headers.authorization).toBe(`Basic ${Buffer.from('companion:openhim-secret').toString('base64')}`);
+    expect(submission!.body).toEqual({
+      mha: 1,
+      swt: 7,
+      type: 8,
+      sid: contactUuid,
+      eid: id,
+      cmsisdn: '+27820001001',
+      dmsisdn: '+27820001002',
+      faccode: '123456',
+      id: '27820001001^^^ZAF^TEL',
+      optoutreason: 7,
+      encdate: expect.stringMatching(/^\d{14}$/),
+    });
+  });
+
+  it('skips the RapidPro look-up when the webhook carries the contact fields', async () => {
+    const body = optoutWebhook({ urn: 'tel:+27820001007', fields: { facility_code: '999999' } });
+    const { id, contactUuid } = await send(app, body);
+    expect(await finalState(app, id)).toMatchObject({ status: 'submitted' });
+    expect(partner.received(CONTACTS_ROUTE).filter((request) => contactQuery(request) === contactUuid)).toHaveLength(0);
+    expect(openhimRequestsFor(contactUuid)[0]!.body).toMatchObject({ swt: 1, cmsisdn: '+27820001007', faccode: '999999' });
+  });
+
+  it('retries 503 twice and ends submitted with 3 attempts recorded', async () => {
+    const body = optoutWebhook();
+    script.set(body.contact.uuid, { status: 503, body: { error: 'busy' } }, { status: 503, body: { error: 'busy' } });
+    const { id } = await send(app, body);
+    expect(await finalState(app, id)).toMatchObject({ status: 'submitted', attempts: 3, lastError: null });
+    const attempts = await app.deps.optoutStore.attemptsOf(id);
+    expect(attempts.map((attempt) => [attempt.number, attempt.httpStatus, attempt.outcome])).toEqual([
+      [1, 503, 'transient'],
+      [2, 503, 'transient'],
+      [3, 202, 'success'],
+    ]);
+    expect(attempts[0]!.response).toBe('{"error":"busy"}');
+    expect(attempts[0]!.error).toMatch(/HTTP 503/);
+    // The same eid every time: the upstream can tell a retry from a new opt-out.
+    expect(new Set(openhimRequestsFor(body.contact.uuid).map((request) => (request.body as { eid: string }).eid))).toEqual(new Set([id]));
+  });
+
+  it('waits at least as long as a 429 Retry-After asks', async () => {
+    const body = optoutWebhook();
+    script.set(body.contact.uuid, { status: 429, headers: { 'retry-after': '1' }, body: { error: 'slow down' } });
+    const { id } = await send(app, body);
+    expect(await finalState(app, id)).toMatchObject({ status: 'submitted', attempts: 2 });
+    const [first, second] = openhimRequestsFor(body.contact.uuid);
+    expect(second!.receivedAt - first!.receivedAt).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('fails at once on a 400, after 1 attempt', async () => {
+    const body = optoutWebhook();
+    script.set(body.contact.uuid, { status: 400, body: { error: 'bad faccode' } });
+    const { id } = await send(app, body);
+    const row = await finalState(app, id);
+    expect(row).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(row.lastError).toMatch(/openhim answered HTTP 400.*bad faccode/);
+    expect(openhimRequestsFor(body.contact.uuid)).toHaveLength(1);
+  });
+
+  it('fails with a clear last_error when RapidPro does not know the contact', async () => {
+    const body = optoutWebhook();
+    missingContacts.add(body.contact.uuid);
+    const { id } = await send(app, body);
+    const row = await finalState(app, id);
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, lastError: `contact ${body.contact.uuid} was not found in RapidPro` });
+    expect(openhimRequestsFor(body.contact.uuid)).toHaveLength(0);
+  });
+
+  it('gives up after OPTOUT_MAX_ATTEMPTS transient failures', async () => {
+    const body = optoutWebhook();
+    script.set(body.contact.uuid, ...Array.from({ length: 10 }, () => ({ status: 502 })));
+    const { id } = await send(app, body);
+    const row = await finalState(app, id);
+    expect(row).toMatchObject({ status: 'failed', attempts: 4 });
+    expect(row.lastError).toMatch(/^gave up after 4 attempts: openhim answered HTTP 502/);
+  });
+
+  it('submits a webhook delivered twice only once', async () => {
+    const body = optoutWebhook();
+    const key = randomUUID();
+    const post = () => app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).set('Idempotency-Key', key).send(body);
+    const [first, second] = await Promise.all([post(), post()]);
+    expect([first.status, second.status].sort()).toEqual([200, 202]);
+    await finalState(app, first.body.id);
+    const third = await post();
+    expect(third.status).toBe(200);
+    expect(third.body).toMatchObject({ id: first.body.id, status: 'submitted' });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(openhimRequestsFor(body.contact.uuid)).toHaveLength(1);
+    expect(await app.deps.db.optout.count({ where: { contactUuid: body.contact.uuid } })).toBe(1);
+  });
+});
+
+describe('opt-out worker through the DHIS2 tracker API', () => {
+  let app: TestApp;
+  let partner: FakePartner;
+  const script = new Script();
+  /** Contacts whose event DHIS2 reports as existing (E1030): their own event, or another one. */
+  const alreadyExists = new Map<string, 'own' | 'other'>();
+  const eventOf = (request: ReceivedRequest) => (request.body as { events: Array<Record<string, unknown>> }).events[0]!;
+
+  beforeAll(async () => {
+    partner = await startFakePartner();
+    fakeRapidPro(partner);
+    partner.on(TRACKER_ROUTE, (request) => {
+      const event = eventOf(request);
+      const contactUuid = (event.dataValues as Array<{ value: string }>)[0]!.value;
+      const exists = alreadyExists.get(contactUuid);
+      if (exists) {
+        const uid = exists === 'own' ? event.event : 'zzzzzzzzzzz';
+        return { status: 409, body: { status: 'ERROR', validationReport: { errorReports: [{ errorCode: 'E1030', trackerType: 'EVENT', uid }] } } };
+      }
+      return script.next(contactUuid, { status: 200, body: { status: 'OK', validationReport: { errorReports: [] }, stats: { created: 1 } } });
+    });
+    app = await startTestApp({
+      role: 'all',
+      env: {
+        RAPIDPRO_URL: partner.url,
+        RAPIDPRO_TOKEN: 'rapidpro-secret',
+        DHIS2_MODE: 'tracker',
+        DHIS2_URL: partner.url,
+        DHIS2_TOKEN: 'd2pat_secret',
+        DHIS2_PROGRAM: 'IpHINAT79UW',
+        DHIS2_PROGRAM_STAGE: 'A03MvHHogjR',
+        DHIS2_DATA_ELEMENTS: JSON.stringify({ contact_uuid: 'a3kGcGDCuk6', optout_reason: 'bx6fsa0t90x' }),
+        OPTOUT_BACKOFF_MS: '20',
+        OPTOUT_MAX_ATTEMPTS: '3',
+      },
+    });
+  });
+  afterAll(async () => {
+    await app.stop();
+    await partner.stop();
+  });
+
+  const trackerRequestsFor = (contactUuid: string) =>
+    partner.received(TRACKER_ROUTE).filter((request) => (eventOf(request).dataValues as Array<{ value: string }>)[0]?.value === contactUuid);
+
+  it('imports one event with the derived UID, synchronously, with the API token', async () => {
+    const { id, contactUuid } = await send(app);
+    expect(await finalState(app, id)).toMatchObject({ status: 'submitted', attempts: 1 });
+    const [request] = trackerRequestsFor(contactUuid);
+    expect(request!.url).toBe('/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE');
+    expect(request!.headers.authorization).toBe('ApiToken d2pat_secret');
+    expect(request!.body).toEqual({
+      events: [
+        {
+          event: eventUidFor(id),
+          program: 'IpHINAT79UW',
+          programStage: 'A03MvHHogjR',
+          orgUnit: '123456',
+          occurredAt: expect.any(String),
+          status: 'COMPLETED',
+          dataValues: [
+            { dataElement: 'a3kGcGDCuk6', value: contactUuid },
+            { dataElement: 'bx6fsa0t90x', value: 'job_change' },
+          ],
+        },
+      ],
+    });
+  });
+
+  it('does not take a 200 whose import summary says ERROR for a success', async () => {
+    const body = optoutWebhook();
+    script.set(body.contact.uuid, {
+      status: 200,
+      body: { status: 'ERROR', validationReport: { errorReports: [{ errorCode: 'E1064', message: 'bad value' }] } },
+    });
+    const { id } = await send(app, body);
+    const row = await finalState(app, id);
+    expect(row.status).toBe('failed');
+    expect(row.lastError).toMatch(/reported an error.*E1064/);
+  });
+
+  it('counts E1030 (this event exists already) as a success, but not E1030 for another event', async () => {
+    const retried = optoutWebhook();
+    const other = optoutWebhook();
+    alreadyExists.set(retried.contact.uuid, 'own');
+    alreadyExists.set(other.contact.uuid, 'other');
+    const [ownRow, otherRow] = await Promise.all([send(app, retried), send(app, other)]).then(([a, b]) =>
+      Promise.all([finalState(app, a.id), finalState(app, b.id)]),
+    );
+    expect(ownRow).toMatchObject({ status: 'submitted', attempts: 1 });
+    expect(otherRow).toMatchObject({ status: 'failed', attempts: 1 });
+  });
+});
