@@ -73,9 +73,9 @@ export function readMigrationList(migrationsDir: string): MigrationList {
 }
 
 /**
- * Runs `fn` with a schema engine connected to `databaseUrl`. With `useAsShadow`, that database also
- * serves as the engine's shadow database (only for throwaway databases: the engine may wipe it).
- * Every connection is closed before this returns.
+ * Runs `fn` with a schema engine connected to `databaseUrl`. With `useAsShadow`, that database (a
+ * throwaway, and empty) also serves as the engine's shadow database. Every connection is closed
+ * before this returns.
  */
 export async function withSchemaEngine<T>(
   databaseUrl: string,
@@ -86,6 +86,9 @@ export async function withSchemaEngine<T>(
   // One connection, as the native engine uses (an advisory lock must be released by its session).
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 1, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
   pool.on('error', () => {}); // an idle connection dropped by the server; the next query reports it
+  const busy = new Set<pg.PoolClient>();
+  pool.on('acquire', (client) => busy.add(client));
+  pool.on('release', (_err, client) => busy.delete(client));
   // adapter-pg 7.10 rejects result columns of type "char" (OID 18), which the engine's introspection
   // of pg_constraint selects; pg hands them over as strings, so label them text (OID 25).
   const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<pg.QueryResult> | undefined;
@@ -119,7 +122,14 @@ export async function withSchemaEngine<T>(
     engine = await engineCall(SchemaEngineClass.new({ datamodels }, () => {}, factory));
     return await engineCall(fn(engine));
   } finally {
-    engine?.free();
+    try {
+      engine?.free();
+    } catch {
+      // only after a crash, already reported
+    }
+    // A query the engine gave up on (its advisory lock wait times out after 10 s) still holds the
+    // connection, and pool.end() would wait for it: close that connection under it.
+    for (const client of busy) void client.end().catch(() => {});
     await pool.end();
   }
 }
