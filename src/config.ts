@@ -58,6 +58,12 @@ const environmentSchema = z.object({
   OPTOUT_MAX_ATTEMPTS: wholeNumber(12, 1),
   OPTOUT_BACKOFF_MS: wholeNumber(30000, 1),
   WORKER_CONCURRENCY: wholeNumber(10, 1),
+  WORKER_LOCK_MS: wholeNumber(30000, 1000),
+  RECONCILE_INTERVAL_MS: wholeNumber(60000, 100),
+  RECONCILE_GRACE_MS: wholeNumber(30000),
+
+  AUTH_FAILURE_LIMIT: wholeNumber(20, 1),
+  AUTH_FAILURE_WINDOW_MS: wholeNumber(15 * 60 * 1000, 1000),
 });
 
 type Environment = z.infer<typeof environmentSchema>;
@@ -97,7 +103,11 @@ function shape(env: Environment) {
       backoffMs: env.OPTOUT_BACKOFF_MS,
       maxBackoffMs: SIX_HOURS_MS,
       workerConcurrency: env.WORKER_CONCURRENCY,
+      workerLockMs: env.WORKER_LOCK_MS,
+      reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
+      reconcileGraceMs: env.RECONCILE_GRACE_MS,
     },
+    failedAuth: { limit: env.AUTH_FAILURE_LIMIT, windowMs: env.AUTH_FAILURE_WINDOW_MS },
   };
 }
 

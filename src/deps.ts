@@ -63,8 +63,9 @@ function createSubmitter(config: Config, logger: Logger, store: OptoutStore): Op
             dataElements: dhis2.tracker.dataElements,
           },
         };
-  // One try makes at most two partner calls; the lease outlasts both.
-  const leaseMs = 2 * timeoutMs + 30_000;
+  // One try makes at most two partner calls, each cut off at the timeout; the lease outlasts both
+  // and the few database writes around them. A worker killed mid-try holds its opt-outs this long.
+  const leaseMs = 2 * timeoutMs + 10_000;
   return createOptoutSubmitter({ store, rapidpro: rapidproClient, upstream, policy: config.optouts, leaseMs, logger });
 }
 
@@ -73,7 +74,12 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const redis = await connectRedis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
   const db = createDatabase({ url: config.databaseUrl, poolSize: config.optouts.workerConcurrency + 10 });
   const optoutStore = createOptoutStore(db);
-  const optoutQueue = createOptoutQueue({ connection: redis, prefix: config.queuePrefix, maxAttempts: config.optouts.maxAttempts });
+  const optoutQueue = createOptoutQueue({
+    connection: redis,
+    prefix: config.queuePrefix,
+    maxAttempts: config.optouts.maxAttempts,
+    logger,
+  });
   return {
     config,
     logger,
@@ -82,7 +88,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     apiClients: createApiClientService(db),
     optoutStore,
     optoutQueue,
-    optouts: createOptoutService({ store: optoutStore, queue: optoutQueue, logger }),
+    optouts: createOptoutService({ store: optoutStore, queue: optoutQueue }),
     optoutSubmitter: createSubmitter(config, logger, optoutStore),
     async close() {
       await optoutQueue.close();

@@ -16,10 +16,6 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-const RECONCILE_EVERY_MS = 60_000;
-/** An opt-out younger than this may still be on its way into the queue: the reconciler leaves it. */
-const RECONCILE_GRACE_MS = 30_000;
-
 async function startWeb(deps: Deps): Promise<{ server: Server; port: number }> {
   const server = createApp(deps).listen(deps.config.port);
   await once(server, 'listening');
@@ -31,16 +27,23 @@ async function startWeb(deps: Deps): Promise<{ server: Server; port: number }> {
   return { server, port };
 }
 
-async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconciler: () => void }> {
+async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconciler: () => Promise<void> }> {
   const { config, logger } = deps;
-  const runReconciler = () =>
-    reconcileOptouts({ store: deps.optoutStore, queue: deps.optoutQueue, logger, graceMs: RECONCILE_GRACE_MS }).catch(
-      (error: unknown) => logger.error({ err: error }, 'reconciler run failed'),
-    );
-  void runReconciler();
-  const timer = setInterval(() => void runReconciler(), RECONCILE_EVERY_MS);
+  const { reconcileIntervalMs, reconcileGraceMs } = config.optouts;
+  let reconciling: Promise<unknown> | undefined;
+  // One run at a time: a slow run (a large backlog, a Redis that stopped answering) is not stacked on.
+  const runReconciler = () => {
+    reconciling ??= reconcileOptouts({ store: deps.optoutStore, queue: deps.optoutQueue, logger, graceMs: reconcileGraceMs })
+      .catch((error: unknown) => logger.error({ err: error }, 'reconciler run failed; the next run will try again'))
+      .finally(() => (reconciling = undefined));
+  };
+  runReconciler();
+  const timer = setInterval(runReconciler, reconcileIntervalMs);
   timer.unref();
-  const stopReconciler = () => clearInterval(timer);
+  const stopReconciler = async () => {
+    clearInterval(timer);
+    await reconciling;
+  };
 
   if (!deps.optoutSubmitter) {
     logger.warn('worker: not submitting opt-outs until their settings are complete (see the warning above)');
@@ -52,6 +55,7 @@ async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconcile
     connection,
     prefix: config.queuePrefix,
     concurrency: config.optouts.workerConcurrency,
+    lockMs: config.optouts.workerLockMs,
     policy: config.optouts,
     logger,
   });
@@ -74,8 +78,7 @@ export async function serve(deps: Deps, role: Role): Promise<Running> {
   return {
     port: web?.port,
     async stop() {
-      work?.stopReconciler();
-      await Promise.all([web && closeServer(web.server), work?.worker?.close()]);
+      await Promise.all([web && closeServer(web.server), work?.worker?.close(), work?.stopReconciler()]);
       await deps.close();
     },
   };

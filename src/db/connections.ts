@@ -53,3 +53,27 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
     );
   }
 }
+
+/** How often the same connection error is logged again while it lasts. */
+const REPEAT_ERROR_LOG_MS = 60_000;
+
+/**
+ * Logs a connection's errors (a Redis that went away retries every second or two) without a line
+ * per retry: an error is logged when it differs from the last one, or a minute after it was.
+ * Listening also keeps an unhandled 'error' event from crashing the process or reaching stderr.
+ */
+export function logConnectionErrors(
+  emitter: { on(event: 'error', listener: (error: Error) => void): unknown },
+  logger: { warn(obj: object, msg: string): void },
+  source: string,
+): void {
+  let lastMessage: string | undefined;
+  let lastLoggedAt = 0;
+  emitter.on('error', (error: Error) => {
+    const now = Date.now();
+    if (error.message === lastMessage && now - lastLoggedAt < REPEAT_ERROR_LOG_MS) return;
+    lastMessage = error.message;
+    lastLoggedAt = now;
+    logger.warn({ err: error, source }, `${source}: connection error`);
+  });
+}

@@ -38,7 +38,7 @@ export function createApp(deps: Deps): Express {
   app.use(healthRoutes(deps));
 
   const api = express.Router();
-  api.use(requireApiToken(deps.apiClients));
+  api.use(requireApiToken(deps.apiClients, deps.config.failedAuth));
   api.use(jsonBody());
   api.use('/v1/optouts', optoutRoutes(deps.optouts));
   api.use(notFound);

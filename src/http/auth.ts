@@ -1,4 +1,5 @@
 import type { RequestHandler } from 'express';
+import { rateLimit } from 'express-rate-limit';
 import type { ApiClientService, AuthenticatedClient } from '../api-clients/service';
 import { AppError } from '../errors';
 
@@ -8,16 +9,42 @@ declare module 'express-serve-static-core' {
   }
 }
 
-/** `Authorization: Token <token>`, as RapidPro's Call Webhook action sends it. */
-export function requireApiToken(clients: ApiClientService): RequestHandler {
-  return async (req, res, next) => {
+export interface FailedAuthLimit {
+  /** Failed authentications one client address may make per window; the next ones answer 429. */
+  limit: number;
+  windowMs: number;
+}
+
+/**
+ * `Authorization: Token <token>`, as RapidPro's Call Webhook action sends it. Three steps: look the
+ * token up; count the request against its address only when the token was not good (so a busy
+ * RapidPro is never slowed, nor refused for another flow's stale token); refuse it.
+ */
+export function requireApiToken(clients: ApiClientService, failedAuth: FailedAuthLimit): RequestHandler[] {
+  const identify: RequestHandler = async (req, res, next) => {
     const match = /^Token\s+(\S+)\s*$/i.exec(req.get('authorization') ?? '');
     const client = match ? await clients.authenticate(match[1]!) : undefined;
-    if (!client) throw AppError.unauthorized();
-    res.locals.apiClient = client;
-    req.log = req.log.child({ apiClient: client.name });
+    if (client) {
+      res.locals.apiClient = client;
+      req.log = req.log.child({ apiClient: client.name });
+    }
     next();
   };
+  // Counted in this process's memory, keyed by the client address (behind one trusted proxy).
+  const limitFailures = rateLimit({
+    windowMs: failedAuth.windowMs,
+    limit: failedAuth.limit,
+    skip: (_req, res) => res.locals.apiClient !== undefined,
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    // Retry-After is set before this runs; the answer goes through the one error mapping.
+    handler: (_req, _res, next) => next(new AppError(429, 'too many failed authentications')),
+  });
+  const refuse: RequestHandler = (_req, res, next) => {
+    if (!res.locals.apiClient) throw AppError.unauthorized();
+    next();
+  };
+  return [identify, limitFailures, refuse];
 }
 
 /** The API client that requireApiToken let through. */

@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError } from '../errors';
+import { isDatabaseUnavailable } from '../db/client';
 
 /** body-parser's error types, as the contract answers them. */
 const BODY_ERRORS: Record<string, { status: number; error: string }> = {
@@ -12,6 +13,9 @@ const BODY_ERRORS: Record<string, { status: number; error: string }> = {
   'charset.unsupported': { status: 415, error: 'unsupported charset' },
   'stream.encoding.set': { status: 500, error: 'internal error' },
 };
+
+/** How long a caller should wait before trying again while PostgreSQL is away. */
+const DATABASE_RETRY_AFTER_S = '5';
 
 export const notFound: RequestHandler = (_req, res) => {
   res.status(404).json({ error: 'not found' });
@@ -31,6 +35,12 @@ export const errorHandler: ErrorRequestHandler = (error: unknown, req, res, _nex
   const bodyError = typeof error === 'object' && error !== null && 'type' in error ? BODY_ERRORS[String(error.type)] : undefined;
   if (bodyError && bodyError.status < 500) {
     res.status(bodyError.status).json({ error: bodyError.error });
+    return;
+  }
+  if (isDatabaseUnavailable(error)) {
+    // Nothing was written (or a write was rolled back with its connection): the caller may try again.
+    req.log.warn({ err: error }, 'database unavailable');
+    res.status(503).set('Retry-After', DATABASE_RETRY_AFTER_S).json({ error: 'database unavailable' });
     return;
   }
   req.log.error({ err: error }, 'unhandled error');

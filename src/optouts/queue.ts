@@ -1,7 +1,21 @@
-import { Queue, type ConnectionOptions } from 'bullmq';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../ops/logger';
+import { logConnectionErrors } from '../db/connections';
 
 export const OPTOUT_QUEUE = 'optouts';
 const SUBMIT_JOB = 'submit';
+
+/** Finished jobs only need to stay long enough to dedupe a late duplicate enqueue; the database keeps the record. */
+export const FINISHED_JOB_RETENTION = {
+  removeOnComplete: { age: 24 * 3600, count: 10000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 10000 },
+} as const;
+
+/** Opt-outs this web process could not hand over (Redis away) that it keeps trying; past this the reconciler alone catches them. */
+const MAX_PENDING_HAND_OVERS = 10000;
+/** How often those are tried again when Redis gives no sign of being back. */
+const PENDING_RETRY_MS = 2000;
 
 /** BullMQ job ids may be neither all digits nor contain ':'; a prefix keeps them apart from other jobs. */
 export function jobIdFor(optoutId: string): string {
@@ -13,46 +27,116 @@ export interface SubmitJobData {
 }
 
 /**
- * The durable hand-over from web to worker. The job id comes from the opt-out id, so enqueueing
- * the same opt-out again while its job is kept is a no-op.
+ * The hand-over from web to worker. The job id comes from the opt-out id, so enqueueing the same
+ * opt-out again while its job is kept is a no-op: nothing here can double a submission.
  */
 export interface OptoutQueue {
-  enqueue(optoutId: string): Promise<void>;
-  /** Enqueues again unless a job for the opt-out is waiting, delayed or running; true when it did. */
+  /**
+   * Queues a newly committed opt-out. Never throws: when Redis is away the opt-out is kept and queued
+   * as soon as Redis answers again (and the reconciler queues it should this process stop first).
+   * True when it was queued now.
+   */
+  handOver(optoutId: string): Promise<boolean>;
+  /** Queues again unless a job for the opt-out is waiting, delayed or running; true when it did. */
   ensureQueued(optoutId: string): Promise<boolean>;
+  /** Opt-outs waiting for Redis to come back before they can be handed over. */
+  readonly pendingHandOvers: number;
   close(): Promise<void>;
   readonly bullQueue: Queue<SubmitJobData>;
 }
 
-export function createOptoutQueue(options: { connection: ConnectionOptions; prefix?: string; maxAttempts: number }): OptoutQueue {
+const LIVE_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
+
+export function createOptoutQueue(options: { connection: Redis; prefix?: string; maxAttempts: number; logger: Logger }): OptoutQueue {
+  const { connection, logger } = options;
   const queue = new Queue<SubmitJobData>(OPTOUT_QUEUE, {
-    connection: options.connection,
+    connection,
     prefix: options.prefix,
     defaultJobOptions: {
       // The row's own attempt count decides when to give up; this only bounds BullMQ's retries.
       attempts: options.maxAttempts,
       backoff: { type: 'optout' },
-      // Finished jobs only need to stay long enough to dedupe a late duplicate enqueue.
-      removeOnComplete: { age: 24 * 3600, count: 10000 },
-      removeOnFail: { age: 7 * 24 * 3600, count: 10000 },
+      ...FINISHED_JOB_RETENTION,
     },
   });
+  logConnectionErrors(queue, logger, 'opt-out queue');
   const enqueue = async (optoutId: string) => {
     await queue.add(SUBMIT_JOB, { optoutId }, { jobId: jobIdFor(optoutId) });
   };
+
+  const pending = new Set<string>();
+  let retryTimer: NodeJS.Timeout | undefined;
+  let retrying: Promise<void> | undefined;
+  let closed = false;
+
+  async function retryPending(): Promise<void> {
+    let handed = 0;
+    for (const optoutId of pending) {
+      try {
+        await enqueue(optoutId);
+      } catch {
+        break; // still away: try again later
+      }
+      pending.delete(optoutId);
+      handed += 1;
+    }
+    if (handed > 0) logger.info({ handed, left: pending.size }, 'queued opt-outs that waited for Redis');
+  }
+  function scheduleRetry(): void {
+    if (closed || retryTimer || pending.size === 0) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      void retryNow();
+    }, PENDING_RETRY_MS);
+    retryTimer.unref();
+  }
+  function retryNow(): Promise<void> {
+    retrying ??= retryPending().finally(() => {
+      retrying = undefined;
+      scheduleRetry();
+    });
+    return retrying;
+  }
+  // ioredis says "ready" each time it has reconnected: the moment to hand over what waited.
+  const onReady = () => {
+    if (pending.size > 0) void retryNow();
+  };
+  connection.on('ready', onReady);
+
   return {
     bullQueue: queue,
-    enqueue,
-    async ensureQueued(optoutId) {
-      const job = await queue.getJob(jobIdFor(optoutId));
-      if (job) {
-        const state = await job.getState();
-        if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return false;
-        await job.remove();
+    get pendingHandOvers() {
+      return pending.size;
+    },
+    async handOver(optoutId) {
+      try {
+        await enqueue(optoutId);
+        return true;
+      } catch (error) {
+        if (pending.size < MAX_PENDING_HAND_OVERS) {
+          pending.add(optoutId);
+          scheduleRetry();
+          logger.warn({ err: error, optoutId }, 'opt-out committed but Redis is away: it is queued when Redis is back');
+        } else {
+          logger.error({ err: error, optoutId }, 'opt-out committed but Redis is away: the reconciler will queue it');
+        }
+        return false;
       }
+    },
+    async ensureQueued(optoutId) {
+      const state = await queue.getJobState(jobIdFor(optoutId));
+      if (LIVE_STATES.has(state)) return false;
+      // A finished job would swallow the new one (same id): clear it first.
+      if (state !== 'unknown') await queue.remove(jobIdFor(optoutId));
       await enqueue(optoutId);
       return true;
     },
-    close: () => queue.close(),
+    async close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      connection.off('ready', onReady);
+      if (pending.size > 0) logger.warn({ pending: pending.size }, 'stopping with opt-outs not yet queued: the reconciler will queue them');
+      await queue.close();
+    },
   };
 }

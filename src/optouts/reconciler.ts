@@ -3,31 +3,45 @@ import type { OptoutQueue } from './queue';
 import type { OptoutStore } from './store';
 
 const PAGE_SIZE = 500;
+/** This many opt-outs in a row that cannot be checked means the queue itself is away: the run stops. */
+const MAX_FAILURES_IN_A_ROW = 5;
 
 /**
- * PostgreSQL is the source of truth; Redis may lose jobs. Every queued opt-out older than `graceMs`
- * (time enough for the web process to enqueue it) that has no live job is enqueued again. Job ids
- * come from opt-out ids, so this never doubles a job.
+ * PostgreSQL is the source of truth; Redis may lose jobs (flushed, restarted without persistence,
+ * or a job's retries used up while the database was away). Every queued opt-out older than
+ * `graceMs` (time enough for the web process to enqueue it) that has no live job is enqueued again.
+ * Job ids come from opt-out ids, so this never doubles a job. One opt-out that cannot be checked
+ * (a race with a worker, say) does not stop the others.
  */
 export async function reconcileOptouts(deps: {
   store: OptoutStore;
   queue: OptoutQueue;
   logger: Logger;
   graceMs: number;
-}): Promise<{ checked: number; enqueued: number }> {
+}): Promise<{ checked: number; enqueued: number; failed: number }> {
   const createdBefore = new Date(Date.now() - deps.graceMs);
   let checked = 0;
   let enqueued = 0;
+  let failed = 0;
+  let failedInARow = 0;
   let afterId: string | undefined;
   for (;;) {
     const ids = await deps.store.queuedIds(createdBefore, afterId, PAGE_SIZE);
     for (const id of ids) {
-      if (await deps.queue.ensureQueued(id)) enqueued += 1;
+      try {
+        if (await deps.queue.ensureQueued(id)) enqueued += 1;
+        failedInARow = 0;
+      } catch (error) {
+        failed += 1;
+        failedInARow += 1;
+        if (failedInARow >= MAX_FAILURES_IN_A_ROW) throw new Error('reconciler stopped: the queue does not answer', { cause: error });
+        deps.logger.warn({ err: error, optoutId: id }, 'reconciler could not check an opt-out; the next run will');
+      }
     }
     checked += ids.length;
     afterId = ids.at(-1);
     if (ids.length < PAGE_SIZE) break;
   }
-  if (enqueued > 0) deps.logger.warn({ checked, enqueued }, 'reconciler enqueued queued opt-outs that had no job');
-  return { checked, enqueued };
+  if (enqueued > 0 || failed > 0) deps.logger.warn({ checked, enqueued, failed }, 'reconciler enqueued queued opt-outs that had no job');
+  return { checked, enqueued, failed };
 }

@@ -1,10 +1,15 @@
 import { z } from 'zod';
+import { storableText } from '../shared/text';
 
 /** Keys that would reach an object's prototype if copied naively; they never carry contact data. */
 const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
+/**
+ * RapidPro contact fields are flat: each value is text (at most 640 characters in RapidPro), a number
+ * or empty. Nested values are refused, which also bounds the depth of what is stored as jsonb.
+ */
 const contactFields = z
-  .record(z.string().max(128), z.unknown())
+  .record(storableText(128), z.union([storableText(640), z.number(), z.boolean(), z.null()]))
   .transform((fields) => Object.fromEntries(Object.entries(fields).filter(([key]) => !UNSAFE_KEYS.has(key))));
 
 /**
@@ -14,15 +19,19 @@ const contactFields = z
 export const optoutWebhookSchema = z.object({
   contact: z.object({
     uuid: z.uuid(),
-    name: z.string().max(640).nullish(),
-    urn: z.string().max(255).nullish(),
+    name: storableText(640).nullish(),
+    urn: storableText(255).nullish(),
     fields: contactFields.nullish(),
   }),
-  flow: z.object({ uuid: z.uuid().nullish(), name: z.string().max(640).nullish() }).nullish(),
+  flow: z.object({ uuid: z.uuid().nullish(), name: storableText(640).nullish() }).nullish(),
   results: z
     .object({
       optout_reason: z
-        .object({ value: z.coerce.string().max(640).nullish(), category: z.string().max(128).nullish() })
+        .object({
+          // A result's value is text in RapidPro's body; numbers and booleans are taken as their text.
+          value: z.union([storableText(640), z.number(), z.boolean()]).transform(String).nullish(),
+          category: storableText(128).nullish(),
+        })
         .nullish(),
     })
     .nullish(),
@@ -32,4 +41,4 @@ export const optoutWebhookSchema = z.object({
 export type OptoutWebhook = z.infer<typeof optoutWebhookSchema>;
 
 /** Idempotency-Key: RapidPro flows usually send @run.uuid or a similar value. */
-export const idempotencyKeySchema = z.string().trim().min(1).max(255).optional();
+export const idempotencyKeySchema = z.string().trim().min(1).pipe(storableText(255)).optional();

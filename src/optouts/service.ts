@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '../ops/logger';
 import { isUniqueViolation } from '../db/client';
 import type { OptoutWebhook } from './schemas';
 import type { Optout, OptoutStore } from './store';
@@ -15,8 +14,8 @@ export type AcceptResult =
   | { kind: 'created'; optout: Pick<Optout, 'id' | 'contactUuid' | 'status'> }
   | { kind: 'duplicate'; optout: Optout };
 
-export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue; logger: Logger }) {
-  const { store, queue, logger } = deps;
+export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue }) {
+  const { store, queue } = deps;
 
   async function findDuplicate(contactUuid: string, idempotencyKey: string | undefined): Promise<Optout | null> {
     const byKey = idempotencyKey ? await store.findByIdempotencyKey(idempotencyKey) : null;
@@ -25,8 +24,9 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
 
   return {
     /**
-     * Commits the opt-out, then hands it to the queue. A failed hand-over is logged, not raised: the
-     * row is committed and the reconciler enqueues every queued row that has no live job.
+     * Commits the opt-out, then hands it to the queue. A failed hand-over is not raised: the row is
+     * committed, the queue hands it over once Redis is back, and the reconciler enqueues every queued
+     * row that has no live job.
      */
     async accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
       const contactUuid = webhook.contact.uuid;
@@ -57,11 +57,8 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
         throw error;
       }
 
-      try {
-        await queue.enqueue(optout.id);
-      } catch (error) {
-        logger.warn({ err: error, optoutId: optout.id }, 'opt-out committed but not enqueued; the reconciler will enqueue it');
-      }
+      // Never fails the request: while Redis is away the queue keeps the hand-over for when it is back.
+      await queue.handOver(optout.id);
       return { kind: 'created', optout };
     },
 

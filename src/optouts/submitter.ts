@@ -1,3 +1,5 @@
+import { setTimeout } from 'node:timers/promises';
+import { isDatabaseUnavailable } from '../db/client';
 import type { Logger } from '../ops/logger';
 import { maskPhone } from '../ops/logger';
 import type { RapidProClient } from '../partners/rapidpro';
@@ -52,6 +54,28 @@ function factsOf(optout: Optout): OptoutFacts {
   };
 }
 
+/** First wait before writing an attempt again while PostgreSQL is away; it doubles up to RECORD_RETRY_MAX_MS. */
+const RECORD_RETRY_FIRST_MS = 250;
+const RECORD_RETRY_MAX_MS = 4000;
+
+/**
+ * Writes an attempt's outcome, trying again while PostgreSQL is away (restarting, say) for as long as
+ * the lease lasts. An outcome that is not written is as good as unknown: the opt-out would be sent
+ * again (with the same eid / event UID) once the lease ends, so a short outage must not lose it.
+ */
+async function recordWhileLeased(write: () => Promise<void>, leaseEnd: number, log: Logger): Promise<void> {
+  for (let waitMs = RECORD_RETRY_FIRST_MS; ; waitMs = Math.min(2 * waitMs, RECORD_RETRY_MAX_MS)) {
+    try {
+      await write();
+      return;
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || Date.now() + waitMs >= leaseEnd) throw error;
+      log.warn({ err: error, waitMs }, 'database unavailable: writing the attempt again shortly');
+      await setTimeout(waitMs);
+    }
+  }
+}
+
 /**
  * One try at an opt-out: find the contact (in the webhook or RapidPro), send it upstream, record the
  * attempt, and say whether and when to try again. Knows nothing of BullMQ: the worker wraps it.
@@ -87,6 +111,7 @@ export function createOptoutSubmitter(deps: {
 
       const number = optout.attempts + 1;
       const startedAt = new Date();
+      const leaseEnd = now + deps.leaseMs;
       let partner = 'rapidpro';
       const log = logger.child({ optoutId, attempt: number });
       const finish = async (
@@ -94,20 +119,17 @@ export function createOptoutSubmitter(deps: {
         result: AttemptResult,
         answer?: Pick<PartnerAnswer, 'status' | 'excerpt'>,
       ) => {
-        await store.recordAttempt(
-          optoutId,
-          {
-            number,
-            partner,
-            startedAt,
-            durationMs: Date.now() - startedAt.getTime(),
-            outcome,
-            httpStatus: answer?.status ?? null,
-            response: answer?.excerpt ?? null,
-            error: result.lastError,
-          },
-          result,
-        );
+        const attempt = {
+          number,
+          partner,
+          startedAt,
+          durationMs: Date.now() - startedAt.getTime(),
+          outcome,
+          httpStatus: answer?.status ?? null,
+          response: answer?.excerpt ?? null,
+          error: result.lastError,
+        };
+        await recordWhileLeased(() => store.recordAttempt(optoutId, attempt, result), leaseEnd, log);
       };
 
       try {

@@ -1,7 +1,8 @@
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../ops/logger';
-import { OPTOUT_QUEUE, type SubmitJobData } from './queue';
+import { logConnectionErrors } from '../db/connections';
+import { FINISHED_JOB_RETENTION, OPTOUT_QUEUE, type SubmitJobData } from './queue';
 import { retryDelayMs, type RetryPolicy } from './retry-policy';
 import type { OptoutSubmitter, SubmitOutcome } from './submitter';
 
@@ -22,6 +23,8 @@ export function createOptoutWorker(deps: {
   connection: Redis;
   prefix?: string;
   concurrency: number;
+  /** How long a job stays with a worker that stopped renewing its lock (killed, frozen). */
+  lockMs: number;
   policy: RetryPolicy;
   logger: Logger;
 }): Worker<SubmitJobData, SubmitOutcome> {
@@ -36,9 +39,11 @@ export function createOptoutWorker(deps: {
       connection: deps.connection,
       prefix: deps.prefix,
       concurrency: deps.concurrency,
+      // A killed worker's jobs go back to the queue once its lock lapses and a stalled-job check sees it.
+      lockDuration: deps.lockMs,
+      stalledInterval: deps.lockMs,
       // The database records each attempt; BullMQ's own records of finished jobs are kept short.
-      removeOnComplete: { age: 24 * 3600, count: 10000 },
-      removeOnFail: { age: 7 * 24 * 3600, count: 10000 },
+      ...FINISHED_JOB_RETENTION,
       settings: {
         // Errors other than RetryLater (the database was away, say) back off on the same curve.
         backoffStrategy: (attemptsMade: number, _type?: string, error?: Error) =>
@@ -50,6 +55,6 @@ export function createOptoutWorker(deps: {
     if (error instanceof RetryLater) return;
     deps.logger.error({ err: error, optoutId: job?.data.optoutId }, 'opt-out job failed unexpectedly');
   });
-  worker.on('error', (error) => deps.logger.error({ err: error }, 'opt-out worker error'));
+  logConnectionErrors(worker, deps.logger, 'opt-out worker');
   return worker;
 }

@@ -1,5 +1,5 @@
 import type { PartnerAnswer } from './http-client';
-import { isNetworkError, isTimeout } from './http-client';
+import { AnswerTooLarge, isNetworkError, isTimeout } from './http-client';
 
 /** transient: worth trying again later; permanent: trying again cannot help. */
 export type FailureKind = 'transient' | 'permanent';
@@ -56,6 +56,7 @@ export function failureFromAnswer(partner: string, answer: PartnerAnswer): Partn
 /** A request that never got an answer is always worth retrying. */
 export function failureFromRequestError(partner: string, error: unknown): PartnerError {
   if (isTimeout(error)) return new PartnerError(partner, 'transient', `${partner} did not answer in time`);
+  if (error instanceof AnswerTooLarge) return new PartnerError(partner, 'transient', `${partner} sent an ${error.message}`);
   if (isNetworkError(error)) return new PartnerError(partner, 'transient', `${partner} unreachable (${error.code})`);
   throw error;
 }

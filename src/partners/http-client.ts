@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import got, { type Got, RequestError } from 'got';
 import type { Logger } from '../ops/logger';
+import { toStorableText } from '../shared/text';
 
 export const USER_AGENT = 'companion/0.1';
 
@@ -15,6 +16,16 @@ export interface PartnerAnswer {
 }
 
 export const EXCERPT_LIMIT = 2000;
+/** A partner answer is read into memory: one larger than this is cut off and counts as a failed call. */
+export const ANSWER_LIMIT_BYTES = 1024 * 1024;
+
+/** The partner's answer was cut off at ANSWER_LIMIT_BYTES. */
+export class AnswerTooLarge extends Error {
+  constructor() {
+    super(`answer larger than ${ANSWER_LIMIT_BYTES} bytes`);
+    this.name = 'AnswerTooLarge';
+  }
+}
 
 /**
  * One got instance per partner: its own timeout, keep-alive agents, user agent, and no retries
@@ -57,15 +68,31 @@ export async function sendJson(
   client: Got,
   request: { method: 'GET' | 'POST'; url: string; json?: unknown; headers?: Record<string, string>; signal?: AbortSignal },
 ): Promise<PartnerAnswer> {
-  const response = await client(request.url, {
+  const tooLarge = new AbortController();
+  const pending = client(request.url, {
     method: request.method,
     json: request.json,
     headers: request.headers,
-    signal: request.signal,
+    signal: request.signal ? AbortSignal.any([request.signal, tooLarge.signal]) : tooLarge.signal,
     responseType: 'text',
   });
+  pending.on('downloadProgress', (progress: { transferred: number }) => {
+    if (progress.transferred > ANSWER_LIMIT_BYTES) tooLarge.abort();
+  });
+  let response;
+  try {
+    response = await pending;
+  } catch (error) {
+    if (tooLarge.signal.aborted) throw new AnswerTooLarge();
+    throw error;
+  }
   const text = response.body;
-  return { status: response.statusCode, body: parseJsonOrText(text), excerpt: text.slice(0, EXCERPT_LIMIT), headers: response.headers };
+  return {
+    status: response.statusCode,
+    body: parseJsonOrText(text),
+    excerpt: toStorableText(text.slice(0, EXCERPT_LIMIT)),
+    headers: response.headers,
+  };
 }
 
 function parseJsonOrText(text: string): unknown {
