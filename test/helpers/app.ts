@@ -4,6 +4,7 @@ import { loadConfig } from '../../src/config';
 import { createDeps, type Deps } from '../../src/deps';
 import { serve, type Role } from '../../src/runtime';
 import { testEnvironment } from './env';
+import { captureLogs } from './logs';
 
 export interface TestApp {
   deps: Deps;
@@ -12,17 +13,20 @@ export interface TestApp {
   baseUrl: string;
   /** A valid API token, created for this app. */
   token: string;
+  /** Every line this app logged (level trace). */
+  logs: string[];
   stop(): Promise<void>;
 }
 
 /** Starts the real companion (web, and worker for role 'all') on a free port, as `serve` does. */
 export async function startTestApp(options: { env?: Record<string, string | undefined>; role?: Role } = {}): Promise<TestApp> {
   const config = loadConfig(testEnvironment(options.env));
-  const deps = await createDeps(config);
+  const { logger, lines } = captureLogs();
+  const deps = await createDeps(config, { logger });
   const running = await serve(deps, options.role ?? 'web');
   const { token } = await deps.apiClients.create(`test-${randomUUID()}`);
   const baseUrl = `http://127.0.0.1:${running.port}`;
-  return { deps, http: supertest(baseUrl), baseUrl, token, stop: () => running.stop() };
+  return { deps, http: supertest(baseUrl), baseUrl, token, logs: lines, stop: () => running.stop() };
 }
 
 /** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */

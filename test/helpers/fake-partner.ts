@@ -11,6 +11,10 @@ export interface ReceivedRequest {
   headers: http.IncomingHttpHeaders;
   body: unknown;
   receivedAt: number;
+  /** When the exchange ended: the answer was sent, or the caller hung up first. */
+  endedAt?: number;
+  /** The status answered, when the answer went out before the caller hung up. */
+  answeredStatus?: number;
 }
 
 export interface FakeAnswer {
@@ -52,7 +56,7 @@ export class FakePartner {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  /** `route` is "METHOD /path" (no query string). */
+  /** `route` is "METHOD /path" (no query string), or "*" for every route that has no answer of its own. */
   on(route: string, responder: Responder | FakeAnswer): this {
     this.defaults.set(route, typeof responder === 'function' ? responder : () => responder);
     return this;
@@ -82,12 +86,14 @@ export class FakePartner {
       receivedAt: Date.now(),
     };
     this.requests.push(request);
+    res.on('close', () => (request.endedAt = Date.now()));
     const route = `${request.method} ${path}`;
-    const answer = this.queued.get(route)?.shift() ?? this.defaults.get(route)?.(request) ?? { status: 404, body: { error: 'no fake route' } };
+    const answer = this.queued.get(route)?.shift() ??
+      (this.defaults.get(route) ?? this.defaults.get('*'))?.(request) ?? { status: 404, body: { error: 'no fake route' } };
     if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
     if (res.destroyed) return;
     res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
-    res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
+    res.end(answer.body === undefined ? '' : JSON.stringify(answer.body), () => (request.answeredStatus = answer.status));
   }
 }
 

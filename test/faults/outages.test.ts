@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { jobIdFor, OPTOUT_QUEUE } from '../../src/optouts/queue';
+import { reconcileOptouts } from '../../src/optouts/reconciler';
+import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
+import { OPENHIM_ROUTE, openhimEnvironment } from '../helpers/partners';
+import { startOwnPostgres, startOwnRedis, type OwnPostgres, type OwnRedis } from '../helpers/servers';
+
+/**
+ * PostgreSQL and Redis going away under a running companion. Both servers are this file's own, so
+ * stopping and flushing them disturbs no other test.
+ */
+
+let redis: OwnRedis;
+let postgres: OwnPostgres;
+let databaseUrl: string;
+
+beforeAll(async () => {
+  [redis, postgres] = await Promise.all([startOwnRedis(), startOwnPostgres()]);
+  databaseUrl = await postgres.createDatabase('outages');
+});
+afterAll(async () => {
+  await redis?.stop();
+  await postgres?.destroy();
+});
+
+const rowsFor = (app: TestApp, contactUuid: string) => app.deps.db.optout.count({ where: { contactUuid } });
+
+async function timedPost(app: TestApp, body: object) {
+  const started = Date.now();
+  const response = await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(body);
+  return { response, ms: Date.now() - started };
+}
+
+describe('the web process while a server is away', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ env: { DATABASE_URL: databaseUrl, REDIS_URL: redis.url } });
+  });
+  afterAll(() => app.stop());
+
+  it('answers 202 at once while Redis is down, names Redis in /readyz, and queues the opt-out when Redis is back', async () => {
+    await redis.stop();
+    const body = optoutWebhook();
+    let response;
+    try {
+      let ms;
+      ({ response, ms } = await timedPost(app, body));
+      expect(response.status).toBe(202);
+      expect(ms).toBeLessThan(1000);
+      expect(await rowsFor(app, body.contact.uuid)).toBe(1);
+
+      const ready = await app.http.get('/readyz');
+      expect(ready.status).toBe(503);
+      expect(ready.body).toMatchObject({ checks: { postgres: 'ok', redis: 'down' }, error: 'redis not answering' });
+      expect(app.deps.optoutQueue.pendingHandOvers).toBe(1);
+
+    } finally {
+      await redis.start();
+    }
+    // No reconciler runs here (web role): the web process hands it over itself once Redis answers.
+    const job = await eventually(() => app.deps.optoutQueue.bullQueue.getJob(jobIdFor(response.body.id)).catch(() => undefined), 10000);
+    expect(job.data).toEqual({ optoutId: response.body.id });
+    expect(app.deps.optoutQueue.pendingHandOvers).toBe(0);
+    expect((await app.http.get('/readyz')).status).toBe(200);
+  });
+
+  it('answers 503 "database unavailable" while PostgreSQL is down, writes nothing, and carries on when it is back', async () => {
+    const counts = await app.deps.optoutQueue.bullQueue.getJobCounts();
+    const body = optoutWebhook();
+    await postgres.stop();
+    try {
+      const { response, ms } = await timedPost(app, body);
+      expect(response.status).toBe(503);
+      expect(response.body).toEqual({ error: 'database unavailable' });
+      expect(response.headers['retry-after']).toBe('5');
+      expect(ms).toBeLessThan(6000);
+
+      const lookup = await app.http.get(`/api/v1/optouts/${randomUUID()}`).set('Authorization', `Token ${app.token}`);
+      expect(lookup.status).toBe(503);
+
+      const ready = await app.http.get('/readyz');
+      expect(ready.status).toBe(503);
+      expect(ready.body).toMatchObject({ checks: { postgres: 'down', redis: 'ok' }, error: 'postgres not answering' });
+    } finally {
+      await postgres.start();
+    }
+    expect(await rowsFor(app, body.contact.uuid)).toBe(0);
+    expect(await app.deps.optoutQueue.bullQueue.getJobCounts()).toEqual(counts);
+
+    const { response } = await timedPost(app, body);
+    expect(response.status).toBe(202);
+    expect((await app.http.get('/readyz')).status).toBe(200);
+    expect(app.logs.join('')).not.toMatch(/unhandled error/);
+  });
+});
+
+describe('the reconciler', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ env: { DATABASE_URL: databaseUrl, REDIS_URL: redis.url } });
+  });
+  afterAll(() => app.stop());
+
+  it('queues again, once, every queued opt-out whose job Redis lost or gave up on', async () => {
+    const ids: string[] = [];
+    for (let index = 0; index < 5; index += 1) {
+      const { response } = await timedPost(app, optoutWebhook());
+      ids.push(response.body.id);
+    }
+    await redis.flushAll();
+    // A job whose BullMQ retries ran out while its row is still queued (the database was away, say).
+    await app.deps.optoutQueue.bullQueue.add('submit', { optoutId: ids[0]! }, { jobId: jobIdFor(ids[0]!), attempts: 1 });
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const failing = new Worker(OPTOUT_QUEUE, () => Promise.reject(new Error('attempts used up')), { connection, prefix: app.deps.config.queuePrefix });
+    await eventually(async () => ((await app.deps.optoutQueue.bullQueue.getJobState(jobIdFor(ids[0]!))) === 'failed' ? true : undefined));
+    await failing.close();
+    connection.disconnect();
+
+    const reconcile = () => reconcileOptouts({ store: app.deps.optoutStore, queue: app.deps.optoutQueue, logger: app.deps.logger, graceMs: 0 });
+    const first = await reconcile();
+    expect(first.enqueued).toBeGreaterThanOrEqual(ids.length);
+    for (const id of ids) expect(await app.deps.optoutQueue.bullQueue.getJobState(jobIdFor(id))).toBe('waiting');
+
+    const second = await reconcile();
+    expect(second).toMatchObject({ enqueued: 0, failed: 0 });
+    const waiting = await app.deps.optoutQueue.bullQueue.getJobs(['waiting']);
+    expect(waiting.filter((job) => ids.includes(job.data.optoutId))).toHaveLength(ids.length);
+  });
+
+  it('leaves opt-outs younger than the grace period to the web process', async () => {
+    const { response } = await timedPost(app, optoutWebhook());
+    await redis.flushAll();
+    await reconcileOptouts({ store: app.deps.optoutStore, queue: app.deps.optoutQueue, logger: app.deps.logger, graceMs: 60_000 });
+    expect(await app.deps.optoutQueue.bullQueue.getJobState(jobIdFor(response.body.id))).toBe('unknown');
+  });
+});
+
+describe('the worker', () => {
+  let app: TestApp;
+  let partner: FakePartner;
+  /** Contacts whose submission is answered only after PostgreSQL was stopped (it starts again 1.5 s later). */
+  const stopPostgresFor = new Set<string>();
+  let restarted: Promise<void> | undefined;
+
+  beforeAll(async () => {
+    partner = await startFakePartner();
+    partner.on(OPENHIM_ROUTE, (request) => {
+      const { sid } = request.body as { sid: string };
+      if (stopPostgresFor.delete(sid)) {
+        restarted = postgres.stop().then(() => new Promise((resolve) => setTimeout(resolve, 1500)).then(() => postgres.start()));
+        return { status: 202, body: { status: 'ok' }, delayMs: 300 };
+      }
+      return { status: 202, body: { status: 'ok' } };
+    });
+    app = await startTestApp({
+      role: 'all',
+      env: { DATABASE_URL: databaseUrl, REDIS_URL: redis.url, ...openhimEnvironment(partner.url), OPTOUT_BACKOFF_MS: '50', PARTNER_TIMEOUT_MS: '1000' },
+    });
+  });
+  afterAll(async () => {
+    await app.stop();
+    await partner.stop();
+  });
+
+  const fieldsBody = () => optoutWebhook({ urn: 'tel:+27820001001', fields: { facility_code: '123456' } });
+  const submissionsOf = (id: string) => partner.received(OPENHIM_ROUTE).filter((request) => (request.body as { eid: string }).eid === id);
+
+  it('writes an accepted submission once PostgreSQL is back instead of sending it again', async () => {
+    const body = fieldsBody();
+    stopPostgresFor.add(body.contact.uuid);
+    const { response } = await timedPost(app, body);
+    expect(response.status).toBe(202);
+    const row = await eventually(async () => {
+      await restarted;
+      const found = await app.deps.db.optout.findUnique({ where: { id: response.body.id } }).catch(() => null);
+      return found?.status === 'submitted' ? found : undefined;
+    }, 20000);
+    expect(row.attempts).toBe(1);
+    expect(submissionsOf(response.body.id)).toHaveLength(1);
+  });
+
+  it('sends again, with the same eid, a submission whose answer never came (a hang past the timeout)', async () => {
+    const body = fieldsBody();
+    partner.queue(OPENHIM_ROUTE, { status: 202, body: { status: 'ok' }, delayMs: 1500 });
+    const { response } = await timedPost(app, body);
+    const row = await eventually(async () => {
+      const found = await app.deps.db.optout.findUnique({ where: { id: response.body.id } });
+      return found?.status === 'submitted' ? found : undefined;
+    });
+    expect(row.attempts).toBe(2);
+    const attempts = await app.deps.optoutStore.attemptsOf(response.body.id);
+    expect(attempts[0]).toMatchObject({ outcome: 'transient', error: 'openhim did not answer in time', httpStatus: null });
+    const sent = submissionsOf(response.body.id);
+    expect(sent).toHaveLength(2);
+    expect(sent[0]!.answeredStatus).toBeUndefined(); // the companion hung up before the answer
+    expect(sent[1]!.body).toEqual(sent[0]!.body);
+  });
+});
