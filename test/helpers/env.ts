@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { dropDatabase, migrateDatabase } from '../../src/db/migrate';
 
 /** The database every test uses; global-setup creates it afresh and migrates it. */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_test';
@@ -15,4 +16,15 @@ export function testEnvironment(overrides: Record<string, string | undefined> = 
     QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`,
     ...overrides,
   };
+}
+
+/**
+ * A fresh, migrated database of one test file's own on the test server: everything in it was written
+ * by that file, so it may count every row. Drop it afterwards.
+ */
+export async function createScratchDatabase(label: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const url = new URL(TEST_DATABASE_URL);
+  url.pathname = `/${url.pathname.slice(1)}_${label}_${randomUUID().slice(0, 8)}`;
+  await migrateDatabase(url.toString(), { info: () => undefined });
+  return { url: url.toString(), drop: () => dropDatabase(url.toString()) };
 }
