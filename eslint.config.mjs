@@ -12,6 +12,10 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
-  { files: ['*.js'], languageOptions: { sourceType: 'commonjs', globals: globals.node } },
+  {
+    files: ['*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: globals.node },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   { files: ['scripts/**', 'bench/**', 'test/**'], rules: { 'no-console': 'off' } },
 );

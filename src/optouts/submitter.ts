@@ -106,6 +106,7 @@ export function createOptoutSubmitter(deps: {
         const current = await store.findById(optoutId);
         if (current?.status !== 'queued') return { kind: 'skipped' };
         const heldFor = (current.leaseUntil?.getTime() ?? now) - now;
+        logger.info({ optoutId, heldForMs: heldFor }, 'opt-out held by another worker: trying again when its lease ends');
         return { kind: 'retry', delayMs: Math.max(1000, heldFor), reason: 'another worker holds this opt-out' };
       }
 

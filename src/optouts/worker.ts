@@ -55,6 +55,9 @@ export function createOptoutWorker(deps: {
     if (error instanceof RetryLater) return;
     deps.logger.error({ err: error, optoutId: job?.data.optoutId }, 'opt-out job failed unexpectedly');
   });
+  worker.on('stalled', (jobId) =>
+    deps.logger.warn({ jobId }, 'opt-out job stalled: its worker stopped renewing its lock; another worker takes it over'),
+  );
   logConnectionErrors(worker, deps.logger, 'opt-out worker');
   return worker;
 }
