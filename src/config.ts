@@ -12,6 +12,20 @@ const optionalString = z
   .optional();
 const optionalUrl = optionalString.pipe(z.url({ protocol: /^https?$/ }).optional());
 const wholeNumber = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+/** A comma-separated list, lower-cased, each item checked by `item`. */
+const lowerCaseList = (item: z.ZodType<string, string>) =>
+  z
+    .string()
+    .default('')
+    .transform((text) => text.split(',').map((part) => part.trim().toLowerCase()).filter(Boolean))
+    .pipe(z.array(item));
+
+/** Google's own OAuth 2.0 endpoints; tests and staging point GOOGLE_*_URL elsewhere. */
+const GOOGLE_ENDPOINTS = {
+  authorizationUrl: 'https://accounts.google.com/o/oauth2/v2/auth',
+  tokenUrl: 'https://oauth2.googleapis.com/token',
+  userinfoUrl: 'https://openidconnect.googleapis.com/v1/userinfo',
+};
 
 const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -55,6 +69,16 @@ const environmentSchema = z.object({
       .optional(),
   ),
 
+  PUBLIC_URL: optionalUrl,
+  SESSION_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  GOOGLE_CLIENT_ID: optionalString,
+  GOOGLE_CLIENT_SECRET: optionalString,
+  GOOGLE_AUTHORIZATION_URL: optionalUrl,
+  GOOGLE_TOKEN_URL: optionalUrl,
+  GOOGLE_USERINFO_URL: optionalUrl,
+  ADMIN_GOOGLE_DOMAINS: lowerCaseList(z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/, 'must be domain names, comma-separated')),
+  ADMIN_EMAILS: lowerCaseList(z.email('must be email addresses, comma-separated')),
+
   OPTOUT_MAX_ATTEMPTS: wholeNumber(12, 1),
   OPTOUT_BACKOFF_MS: wholeNumber(30000, 1),
   WORKER_CONCURRENCY: wholeNumber(10, 1),
@@ -92,6 +116,19 @@ function shape(env: Environment) {
         dataElements: env.DHIS2_DATA_ELEMENTS ?? {},
       },
     },
+    staffSignIn: {
+      publicUrl: env.PUBLIC_URL?.replace(/\/+$/, ''),
+      sessionSecret: env.SESSION_SECRET,
+      google: {
+        clientId: env.GOOGLE_CLIENT_ID,
+        clientSecret: env.GOOGLE_CLIENT_SECRET,
+        authorizationUrl: env.GOOGLE_AUTHORIZATION_URL ?? GOOGLE_ENDPOINTS.authorizationUrl,
+        tokenUrl: env.GOOGLE_TOKEN_URL ?? GOOGLE_ENDPOINTS.tokenUrl,
+        userinfoUrl: env.GOOGLE_USERINFO_URL ?? GOOGLE_ENDPOINTS.userinfoUrl,
+      },
+      domains: env.ADMIN_GOOGLE_DOMAINS,
+      adminEmails: env.ADMIN_EMAILS,
+    },
     optouts: {
       maxAttempts: env.OPTOUT_MAX_ATTEMPTS,
       backoffMs: env.OPTOUT_BACKOFF_MS,
@@ -127,7 +164,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parsed.error.issues.map((issue) => `${String(issue.path[0] ?? 'environment')}: ${issue.message}`),
     );
   }
-  return deepFreeze(shape(parsed.data));
+  const config = shape(parsed.data);
+  if (config.env === 'production') {
+    const missing = missingSignInSettings(config);
+    if (missing.length > 0) throw new ConfigError(missing.map((name) => `${name}: required when NODE_ENV=production`));
+  }
+  return deepFreeze(config);
+}
+
+/**
+ * The staff sign-in settings that are still missing, by variable name. Required in production; in
+ * development the staff pages say that sign-in is not configured until they are set. Without
+ * PUBLIC_URL (development only) the callback URL is taken from the request's host.
+ */
+export function missingSignInSettings(config: Pick<Config, 'env' | 'staffSignIn'>): string[] {
+  const { google, sessionSecret, publicUrl, domains, adminEmails } = config.staffSignIn;
+  const missing: string[] = [];
+  if (!google.clientId) missing.push('GOOGLE_CLIENT_ID');
+  if (!google.clientSecret) missing.push('GOOGLE_CLIENT_SECRET');
+  if (!sessionSecret) missing.push('SESSION_SECRET');
+  if (!publicUrl && config.env === 'production') missing.push('PUBLIC_URL');
+  if (domains.length === 0 && adminEmails.length === 0) missing.push('ADMIN_GOOGLE_DOMAINS (or ADMIN_EMAILS)');
+  return missing;
 }
 
 /**

@@ -1,4 +1,6 @@
 import type { Redis } from 'ioredis';
+import pg from 'pg';
+import type { Store as SessionStore } from 'express-session';
 import { type Config, missingOptoutSettings } from './config';
 import { createDatabase, type Database } from './db/client';
 import { connectRedis } from './db/connections';
@@ -11,6 +13,10 @@ import { createRapidProClient } from './partners/rapidpro';
 import { createOpenhimClient } from './partners/openhim';
 import { createDhis2TrackerClient } from './partners/dhis2';
 import { createOptoutSubmitter, type OptoutSubmitter } from './optouts/submitter';
+import { createAuditLog, type AuditLog } from './audit/log';
+import { createStaffService, type StaffService } from './auth/staff';
+import { createSessionStore } from './auth/sessions';
+import type { WhatsappSendLog } from './admin/whatsapp-sends';
 
 /** Everything the web process, the worker, the CLI and the tests are built from. */
 export interface Deps {
@@ -25,6 +31,12 @@ export interface Deps {
   optouts: OptoutService;
   /** Undefined while opt-out settings are missing: opt-outs then wait in the queue. */
   optoutSubmitter: OptoutSubmitter | undefined;
+  staff: StaffService;
+  audit: AuditLog;
+  /** Staff sign-in sessions, in PostgreSQL. */
+  sessionStore: SessionStore;
+  /** The WhatsApp proxy's record of sends, for the staff pages; undefined while sends are not recorded. */
+  whatsappSends?: WhatsappSendLog;
   close(): Promise<void>;
 }
 
@@ -74,6 +86,10 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const db = createDatabase({ url: config.databaseUrl, poolSize: config.optouts.workerConcurrency + 10 });
   const optoutStore = createOptoutStore(db);
   const optoutQueue = createOptoutQueue({ connection: redis, prefix: config.queuePrefix, maxAttempts: config.optouts.maxAttempts });
+  // connect-pg-simple needs a pg pool of its own (Prisma's adapter keeps its pool to itself); it
+  // connects only when a staff page is used.
+  const sessionPool = new pg.Pool({ connectionString: config.databaseUrl, max: 4, connectionTimeoutMillis: 5000 });
+  sessionPool.on('error', (error) => logger.warn({ err: error }, 'session database connection dropped'));
   return {
     config,
     logger,
@@ -84,8 +100,12 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     optoutQueue,
     optouts: createOptoutService({ store: optoutStore, queue: optoutQueue, logger }),
     optoutSubmitter: createSubmitter(config, logger, optoutStore),
+    staff: createStaffService(db, config.staffSignIn),
+    audit: createAuditLog(db),
+    sessionStore: createSessionStore(sessionPool, logger),
     async close() {
       await optoutQueue.close();
+      await sessionPool.end();
       redis.disconnect();
       await db.$disconnect();
     },

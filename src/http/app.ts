@@ -4,13 +4,17 @@ import { pinoHttp } from 'pino-http';
 import type { Deps } from '../deps';
 import { healthRoutes } from '../ops/health';
 import { optoutRoutes } from '../optouts/routes';
+import { staffRoutes } from '../admin/routes';
 import { requireApiToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { jsonBody } from './json-body';
 
 const REQUEST_ID = /^[\w.-]{1,128}$/;
 
-/** The HTTP face of the companion. Middleware order: request id and log, health, then /api behind token auth. */
+/**
+ * The HTTP face of the companion. Middleware order: request id and log, health, /api behind token
+ * auth, then the staff pages (/admin, /auth) behind Google sign-in.
+ */
 export function createApp(deps: Deps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -43,6 +47,8 @@ export function createApp(deps: Deps): Express {
   api.use('/v1/optouts', optoutRoutes(deps.optouts));
   api.use(notFound);
   app.use('/api', api);
+
+  app.use(staffRoutes(deps));
 
   app.use(notFound);
   app.use(errorHandler);

@@ -20,6 +20,10 @@ export interface OptoutQueue {
   enqueue(optoutId: string): Promise<void>;
   /** Enqueues again unless a job for the opt-out is waiting, delayed or running; true when it did. */
   ensureQueued(optoutId: string): Promise<boolean>;
+  /** Like ensureQueued, but a job waiting out a retry delay runs as soon as a worker is free. */
+  enqueueNow(optoutId: string): Promise<void>;
+  /** Jobs waiting for a worker, waiting out a retry delay, and running. */
+  depth(): Promise<{ waiting: number; delayed: number; active: number }>;
   close(): Promise<void>;
   readonly bullQueue: Queue<SubmitJobData>;
 }
@@ -40,18 +44,28 @@ export function createOptoutQueue(options: { connection: ConnectionOptions; pref
   const enqueue = async (optoutId: string) => {
     await queue.add(SUBMIT_JOB, { optoutId }, { jobId: jobIdFor(optoutId) });
   };
+  const ensureQueued = async (optoutId: string) => {
+    const job = await queue.getJob(jobIdFor(optoutId));
+    if (job) {
+      const state = await job.getState();
+      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return false;
+      await job.remove();
+    }
+    await enqueue(optoutId);
+    return true;
+  };
   return {
     bullQueue: queue,
     enqueue,
-    async ensureQueued(optoutId) {
+    ensureQueued,
+    async enqueueNow(optoutId) {
       const job = await queue.getJob(jobIdFor(optoutId));
-      if (job) {
-        const state = await job.getState();
-        if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return false;
-        await job.remove();
-      }
-      await enqueue(optoutId);
-      return true;
+      if (job && (await job.getState()) === 'delayed') await job.promote();
+      else await ensureQueued(optoutId);
+    },
+    async depth() {
+      const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+      return { waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0), delayed: counts.delayed ?? 0, active: counts.active ?? 0 };
     },
     close: () => queue.close(),
   };

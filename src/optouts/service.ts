@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../ops/logger';
 import { isUniqueViolation } from '../db/client';
+import { AppError } from '../errors';
 import type { OptoutWebhook } from './schemas';
 import type { Optout, OptoutStore } from './store';
 import type { OptoutQueue } from './queue';
@@ -14,6 +15,16 @@ export interface AcceptContext {
 export type AcceptResult =
   | { kind: 'created'; optout: Pick<Optout, 'id' | 'contactUuid' | 'status'> }
   | { kind: 'duplicate'; optout: Optout };
+
+/** What a staff retry did, per opt-out id. */
+export interface RetryReport {
+  /** Back in the queue. */
+  retried: string[];
+  /** Left as they were: their contact has another opt-out in the queue already. */
+  contactHasQueued: string[];
+  /** Left as they were: no longer failed or cancelled (submitted or queued meanwhile), or unknown. */
+  notRetryable: string[];
+}
 
 export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue; logger: Logger }) {
   const { store, queue, logger } = deps;
@@ -66,6 +77,40 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
     },
 
     get: (id: string) => store.findById(id),
+
+    /**
+     * Staff send failed or cancelled opt-outs again, now. Each is queued on its own, so that one
+     * whose contact already has a queued opt-out (the database allows one) leaves the others be.
+     */
+    async retry(ids: string[]): Promise<RetryReport> {
+      const report: RetryReport = { retried: [], contactHasQueued: [], notRetryable: [] };
+      for (const id of ids) {
+        try {
+          (await store.requeue(id) ? report.retried : report.notRetryable).push(id);
+        } catch (error) {
+          if (!isUniqueViolation(error)) throw error;
+          report.contactHasQueued.push(id);
+        }
+      }
+      for (const id of report.retried) {
+        try {
+          await queue.enqueueNow(id);
+        } catch (error) {
+          logger.warn({ err: error, optoutId: id }, 'opt-out queued again but not enqueued; the reconciler will enqueue it');
+        }
+      }
+      return report;
+    },
+
+    /** Staff decide not to send it. Only a queued or failed opt-out can be cancelled. */
+    async cancel(id: string, reason: string): Promise<Optout> {
+      if (!(await store.cancel(id, reason))) {
+        const optout = await store.findById(id);
+        if (!optout) throw AppError.notFound();
+        throw new AppError(409, `This opt-out is ${optout.status}: only a queued or failed opt-out can be cancelled.`);
+      }
+      return (await store.findById(id))!;
+    },
   };
 }
 

@@ -131,8 +131,10 @@ export function createOptoutSubmitter(deps: {
         }
         if (!(error instanceof PartnerError)) throw error;
         const description = describeFailure(error);
-        if (error.kind === 'permanent' || number >= policy.maxAttempts) {
-          const lastError = error.kind === 'permanent' ? description : `gave up after ${number} attempts: ${description}`;
+        // Staff retries start a fresh round: only the tries since the last one count.
+        const tries = number - optout.priorAttempts;
+        if (error.kind === 'permanent' || tries >= policy.maxAttempts) {
+          const lastError = error.kind === 'permanent' ? description : `gave up after ${tries} attempts: ${description}`;
           await finish(error.kind, { status: 'failed', lastError }, error.answer);
           log.warn({ partner, status: error.answer?.status, kind: error.kind }, 'opt-out failed');
           return { kind: 'finished', status: 'failed' };
