@@ -40,7 +40,7 @@ export function dailyChart(days: DayCounts[]): Html {
   const y = (value: number) => PLOT.top + plotHeight - (value / top) * plotHeight;
   const round = (value: number) => Math.round(value * 10) / 10;
 
-  const ticks = [0, top / 2, top].map(
+  const ticks = (Number.isInteger(top / 2) ? [0, top / 2, top] : [0, top]).map(
     (value) => html`<g class="tick"><line x1="${PLOT.left}" x2="${WIDTH - PLOT.right}" y1="${round(y(value))}" y2="${round(y(value))}"></line>
 <text x="${PLOT.left - 6}" y="${round(y(value) + 4)}" text-anchor="end">${value}</text></g>`,
   );
