@@ -5,6 +5,7 @@ import {
   CONFIGURED_ADMIN,
   FakeGoogle,
   STAFF_DOMAIN,
+  type GoogleAccount,
   csrfTokenIn,
   domainAccount,
   signIn,
@@ -116,7 +117,7 @@ describe('staff sign-in and access', () => {
     expect((await agent.get('/admin')).status).toBe(302);
   });
 
-  it.each([
+  it.each<[string, GoogleAccount, RegExp]>([
     ['another Workspace domain', { email: 'someone@other.example.com', email_verified: true, hd: 'other.example.com' }, /belongs to the Google Workspace of other\.example\.com/],
     ['a personal account with a domain address', { email: `x@${STAFF_DOMAIN}`, email_verified: true }, /personal Google account/],
     ['an unverified address', { email: staffEmail(), email_verified: false, hd: STAFF_DOMAIN }, /has not verified the address/],

@@ -15,10 +15,16 @@ export interface TestApp {
   stop(): Promise<void>;
 }
 
-/** Starts the real companion (web, and worker for role 'all') on a free port, as `serve` does. */
-export async function startTestApp(options: { env?: Record<string, string | undefined>; role?: Role } = {}): Promise<TestApp> {
+/**
+ * Starts the real companion (web, and worker for role 'all') on a free port, as `serve` does;
+ * `prepare` may add what the composition root does not build yet.
+ */
+export async function startTestApp(
+  options: { env?: Record<string, string | undefined>; role?: Role; prepare?: (deps: Deps) => void } = {},
+): Promise<TestApp> {
   const config = loadConfig(testEnvironment(options.env));
   const deps = await createDeps(config);
+  options.prepare?.(deps);
   const running = await serve(deps, options.role ?? 'web');
   const { token } = await deps.apiClients.create(`test-${randomUUID()}`);
   const baseUrl = `http://127.0.0.1:${running.port}`;
