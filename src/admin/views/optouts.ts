@@ -111,12 +111,21 @@ Their earlier attempts stay in their history.</p>
   );
 }
 
+const ANSWER_PREVIEW = 300;
+
+/** The partner's answer: its start in view, all of what was kept a click away. */
+function answerExcerpt(response: string): Html {
+  if (response.length <= ANSWER_PREVIEW) return html`<pre class="answer">${response}</pre>`;
+  return html`<pre class="answer">${response.slice(0, ANSWER_PREVIEW)}…</pre>
+<details><summary>The whole answer (${response.length.toLocaleString('en')} characters)</summary><pre>${response}</pre></details>`;
+}
+
 function attemptItem(attempt: OptoutAttempt): Html {
   return html`<li class="attempt attempt-${attempt.outcome}">
   <p class="when">${time(attempt.startedAt)} · try ${attempt.number} · ${attempt.partner}</p>
   <p><strong>${attempt.outcome}</strong>${attempt.httpStatus !== null && html` · HTTP ${attempt.httpStatus}`} · ${attempt.durationMs} ms</p>
   ${attempt.error && html`<p class="error-text">${attempt.error}</p>`}
-  ${attempt.response && html`<details><summary>Answer</summary><pre>${attempt.response}</pre></details>`}
+  ${attempt.response && answerExcerpt(attempt.response)}
 </li>`;
 }
 
