@@ -3,7 +3,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
-import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
+import { openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { CONFIGURED_ADMIN, FakeGoogle, signInEnv } from '../helpers/google';
 
 /** Debian's Chromium (`apt-get install chromium`; .ci/run installs it), never a downloaded build. */
@@ -26,17 +26,7 @@ describe('staff pages in a real browser', () => {
     partner.on('POST /ws/rest/v1/nc/optout', (request) =>
       rejected.has((request.body as { sid: string }).sid) ? { status: 400, body: { error: 'unknown facility code' } } : { status: 202, body: { status: 'ok' } },
     );
-    app = await startTestApp({
-      role: 'all',
-      env: {
-        ...signInEnv(google),
-        RAPIDPRO_URL: partner.url,
-        RAPIDPRO_TOKEN: 'rapidpro-secret',
-        OPENHIM_URL: partner.url,
-        OPENHIM_USERNAME: 'companion',
-        OPENHIM_PASSWORD: 'openhim-secret',
-      },
-    });
+    app = await startTestApp({ role: 'all', env: { ...signInEnv(google), ...openhimPartnerEnv(partner) } });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     fs.mkdirSync(ARTIFACTS, { recursive: true });
   });

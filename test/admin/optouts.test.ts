@@ -1,6 +1,6 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
-import { startFakePartner, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
+import { openhimPartnerEnv, startFakePartner, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
 
 type Agent = Awaited<ReturnType<typeof signIn>>['agent'];
@@ -39,11 +39,7 @@ describe('staff pages: opt-outs', () => {
       role: 'all',
       env: {
         ...signInEnv(google),
-        RAPIDPRO_URL: partner.url,
-        RAPIDPRO_TOKEN: 'rapidpro-secret',
-        OPENHIM_URL: partner.url,
-        OPENHIM_USERNAME: 'companion',
-        OPENHIM_PASSWORD: 'openhim-secret',
+        ...openhimPartnerEnv(partner),
         OPTOUT_MAX_ATTEMPTS: '2',
         OPTOUT_BACKOFF_MS: '10',
       },

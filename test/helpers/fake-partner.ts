@@ -102,3 +102,15 @@ function safeJson(text: string): unknown {
 export async function startFakePartner(): Promise<FakePartner> {
   return new FakePartner().start();
 }
+
+/** The settings of an app whose RapidPro and OpenHIM are both `partner`. */
+export function openhimPartnerEnv(partner: FakePartner): Record<string, string> {
+  return {
+    RAPIDPRO_URL: partner.url,
+    RAPIDPRO_TOKEN: 'rapidpro-secret',
+    DHIS2_MODE: 'openhim',
+    OPENHIM_URL: partner.url,
+    OPENHIM_USERNAME: 'companion',
+    OPENHIM_PASSWORD: 'openhim-secret',
+  };
+}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { eventUidFor } from '../../src/optouts/submission';
 import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
-import { startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
+import { openhimPartnerEnv, startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 
 const OPENHIM_ROUTE = 'POST /ws/rest/v1/nc/optout';
 const CONTACTS_ROUTE = 'GET /api/v2/contacts.json';
@@ -68,12 +68,7 @@ describe('opt-out worker through OpenHIM', () => {
     app = await startTestApp({
       role: 'all',
       env: {
-        RAPIDPRO_URL: partner.url,
-        RAPIDPRO_TOKEN: 'rapidpro-secret',
-        DHIS2_MODE: 'openhim',
-        OPENHIM_URL: partner.url,
-        OPENHIM_USERNAME: 'companion',
-        OPENHIM_PASSWORD: 'openhim-secret',
+        ...openhimPartnerEnv(partner),
         OPTOUT_BACKOFF_MS: '20',
         OPTOUT_MAX_ATTEMPTS: '4',
         PARTNER_TIMEOUT_MS: '2000',
