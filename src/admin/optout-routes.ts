@@ -5,17 +5,15 @@ import { requireRole, signedIn } from '../auth/guard';
 import { AppError } from '../errors';
 import { parseOrThrow } from '../http/validate';
 import type { OptoutService, RetryReport } from '../optouts/service';
-import type { OptoutFilter, OptoutStatus, OptoutStore } from '../optouts/store';
+import { OPTOUT_STATUSES, RETRYABLE_STATUSES, type OptoutFilter, type OptoutStatus, type OptoutStore } from '../optouts/store';
 import { plural } from './format';
 import { urlWith } from './html';
 import { dayRange, manyValues, optionalDate, optionalText, pageCountOf, pageNumber, pageOf } from './queries';
 import { flash, sendPage, type PageContextFor } from './render';
 import { optoutDetailPage, optoutListPage, retryConfirmPage, type OptoutQuery } from './views/optouts';
 
-const STATUSES = ['queued', 'submitted', 'failed', 'cancelled'] as const satisfies readonly OptoutStatus[];
-
 const listQuerySchema = z.object({
-  status: z.enum(STATUSES).optional().catch(undefined),
+  status: z.enum(OPTOUT_STATUSES).optional().catch(undefined),
   from: optionalDate,
   to: optionalDate,
   q: optionalText,
@@ -26,6 +24,9 @@ const retryFormSchema = listQuerySchema.extend({
   id: manyValues.pipe(z.array(z.uuid()).max(1000)),
   confirmed: z.literal('yes').optional(),
 });
+
+/** "Retry all failed" takes at most this many (the oldest first) in one go: a few seconds' work. */
+export const RETRY_ALL_LIMIT = 5000;
 
 const cancelFormSchema = z.object({ reason: z.string().trim().min(1, 'say why it should not be sent').max(500) });
 
@@ -88,17 +89,19 @@ export function optoutPages(deps: { optouts: OptoutService; store: OptoutStore; 
     const form = parseOrThrow(retryFormSchema, req.body);
     const query = queryOf(form);
     const back = urlWith('/admin/optouts', { ...query });
+    const failedFilter: OptoutFilter = { ...filterOf({ ...form, status: undefined }), status: 'failed' };
     const ids =
       form.scope === 'selected'
-        ? await store.idsWithStatus(['failed', 'cancelled'], { ids: form.id })
-        : await store.idsWithStatus(['failed'], { filter: filterOf({ ...form, status: undefined }) });
+        ? await store.idsWithStatus(RETRYABLE_STATUSES, { ids: form.id })
+        : await store.idsWithStatus(['failed'], { filter: failedFilter, limit: RETRY_ALL_LIMIT });
     if (ids.length === 0) {
       flash(req, 'error', form.scope === 'selected' ? 'Nothing to retry: select failed or cancelled opt-outs first.' : 'Nothing to retry: no failed opt-outs match.');
       res.redirect(303, back);
       return;
     }
     if (!form.confirmed) {
-      const view = { scope: form.scope, ids: form.scope === 'selected' ? ids : [], query, count: ids.length };
+      const left = form.scope === 'failed' && ids.length === RETRY_ALL_LIMIT ? (await store.count(failedFilter)) - ids.length : 0;
+      const view = { scope: form.scope, ids: form.scope === 'selected' ? ids : [], query, count: ids.length, left };
       sendPage(res, retryConfirmPage(pageContext(req, 'optouts'), view));
       return;
     }

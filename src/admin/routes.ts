@@ -46,6 +46,7 @@ function securityHeaders(publicUrl: string | undefined) {
       },
     },
     strictTransportSecurity: https,
+    xFrameOptions: { action: 'deny' },
   });
 }
 

@@ -4,7 +4,7 @@ import type { Config } from '../config';
 import { identityFromUserinfo } from './access';
 import type { StaffMember, StaffService } from './staff';
 
-export const GOOGLE_SCOPES = ['openid', 'email', 'profile'];
+const GOOGLE_SCOPES = ['openid', 'email', 'profile'];
 
 /** Why the verify step turned someone away; passport hands it to the callback route as `info`. */
 export interface RefusalInfo {

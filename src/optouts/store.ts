@@ -1,8 +1,16 @@
 import type { Database } from '../db/client';
 import type { Prisma } from '../generated/prisma/client';
-import type { AttemptOutcome, Optout, OptoutAttempt, OptoutStatus } from '../generated/prisma/client';
+import type { AttemptOutcome, Optout, OptoutAttempt } from '../generated/prisma/client';
+import { OptoutStatus } from '../generated/prisma/enums';
 
-export type { Optout, OptoutAttempt, OptoutStatus, AttemptOutcome };
+export type { Optout, OptoutAttempt, AttemptOutcome };
+export { OptoutStatus };
+
+export const OPTOUT_STATUSES = Object.values(OptoutStatus);
+/** Only staff move a row out of these: back to queued. */
+export const RETRYABLE_STATUSES: OptoutStatus[] = ['failed', 'cancelled'];
+/** What staff may cancel. */
+export const CANCELLABLE_STATUSES: OptoutStatus[] = ['queued', 'failed'];
 
 export interface NewOptout {
   id: string;
@@ -118,11 +126,11 @@ export function createOptoutStore(db: Database) {
 
     count: (filter: OptoutFilter) => db.optout.count({ where: whereOf(filter) }),
 
-    /** Ids of the opt-outs that match, limited to these statuses (and to `ids` when given). */
-    async idsWithStatus(statuses: OptoutStatus[], scope: { filter?: OptoutFilter; ids?: string[] }): Promise<string[]> {
+    /** Ids of the opt-outs that match, oldest first, limited to these statuses (and to `ids` when given). */
+    async idsWithStatus(statuses: OptoutStatus[], scope: { filter?: OptoutFilter; ids?: string[]; limit?: number }): Promise<string[]> {
       const where: Prisma.OptoutWhereInput = { ...whereOf(scope.filter ?? {}), status: { in: statuses } };
       if (scope.ids) where.id = { in: scope.ids };
-      const rows = await db.optout.findMany({ where, orderBy: { createdAt: 'asc' }, select: { id: true } });
+      const rows = await db.optout.findMany({ where, orderBy: { createdAt: 'asc' }, select: { id: true }, take: scope.limit });
       return rows.map((row) => row.id);
     },
 
@@ -135,7 +143,7 @@ export function createOptoutStore(db: Database) {
       const optout = await db.optout.findUnique({ where: { id }, select: { attempts: true } });
       if (!optout) return false;
       const { count } = await db.optout.updateMany({
-        where: { id, status: { in: ['failed', 'cancelled'] }, attempts: optout.attempts },
+        where: { id, status: { in: RETRYABLE_STATUSES }, attempts: optout.attempts },
         data: { status: 'queued', priorAttempts: optout.attempts, cancelReason: null, updatedAt: new Date() },
       });
       return count === 1;
@@ -144,7 +152,7 @@ export function createOptoutStore(db: Database) {
     /** Staff chose not to send it; only a queued or failed opt-out can be cancelled. False otherwise. */
     async cancel(id: string, reason: string): Promise<boolean> {
       const { count } = await db.optout.updateMany({
-        where: { id, status: { in: ['queued', 'failed'] } },
+        where: { id, status: { in: CANCELLABLE_STATUSES } },
         data: { status: 'cancelled', cancelReason: reason, updatedAt: new Date() },
       });
       return count === 1;

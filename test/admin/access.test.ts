@@ -205,7 +205,7 @@ describe('staff sign-in and access', () => {
       "default-src 'none';style-src 'self';img-src 'self';form-action 'self';frame-ancestors 'none';base-uri 'none'",
     );
     expect(page.headers['x-content-type-options']).toBe('nosniff');
-    expect(page.headers['x-frame-options']).toBe('SAMEORIGIN');
+    expect(page.headers['x-frame-options']).toBe('DENY');
     expect(page.headers['cache-control']).toBe('no-store');
     expect(page.text).not.toMatch(/<script|\sstyle=|\son[a-z]+=/i);
     const css = await app.http.get('/admin/static/admin.css');

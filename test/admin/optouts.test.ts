@@ -1,4 +1,5 @@
 import { randomInt, randomUUID } from 'node:crypto';
+import { RETRY_ALL_LIMIT } from '../../src/admin/optout-routes';
 import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
 import { openhimPartnerEnv, startFakePartner, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
@@ -198,6 +199,18 @@ describe('staff pages: opt-outs', () => {
     expect((await operator.get(done.headers.location!)).text).toMatch(/3 opt-outs went back into the queue/);
     for (const row of rows) expect((await settled(row.id)).status).toBe('submitted');
     expect(await app.deps.db.auditEvent.count({ where: { action: 'optout_retry', target: { in: rows.map((row) => row.id) } } })).toBe(3);
+  });
+
+  it('retries at most RETRY_ALL_LIMIT failed opt-outs in one go, and says how many are left', async () => {
+    const urn = randomWhatsappUrn();
+    const apiClientId = (await app.deps.apiClients.authenticate(app.token))!.id;
+    await app.deps.db.optout.createMany({
+      data: Array.from({ length: RETRY_ALL_LIMIT + 1 }, () => ({ id: randomUUID(), contactUuid: randomUUID(), contactUrn: urn, apiClientId, status: 'failed' as const })),
+    });
+    const ask = await post(operator, '/admin/optouts/retry', { scope: 'failed', q: urn.slice(-9) });
+    expect(ask.status).toBe(200);
+    expect(ask.text).toMatch(/Retry 5,000 opt-outs\?/);
+    expect(ask.text).toMatch(/These are the oldest; 1 more failed opt-out can be retried in the next go/);
   });
 
   it('cancels a failed opt-out with a reason, and only a queued or failed one', async () => {

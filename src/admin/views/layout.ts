@@ -76,6 +76,11 @@ export function messagePage(ctx: PageContext, title: string, paragraphs: Array<s
   );
 }
 
+/** The options of a <select>, `selected` marked. */
+export function selectOptions(options: Array<[value: string, label: string]>, selected: string | undefined): Html[] {
+  return options.map(([value, label]) => html`<option value="${value}"${(selected ?? '') === value ? html` selected` : ''}>${label}</option>`);
+}
+
 /** Links to the previous and next page of a list. */
 export function pager(page: number, pageCount: number, hrefFor: (page: number) => string): Html {
   if (pageCount <= 1) return html``;

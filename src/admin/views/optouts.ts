@@ -1,10 +1,10 @@
 import { hasRole } from '../../auth/staff';
 import type { AuditEvent } from '../../generated/prisma/client';
-import type { Optout, OptoutAttempt } from '../../optouts/store';
+import { CANCELLABLE_STATUSES, OPTOUT_STATUSES, RETRYABLE_STATUSES, type Optout, type OptoutAttempt } from '../../optouts/store';
 import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
 import { phoneOf, plural, statusBadge, time } from '../format';
 import { html, urlWith, type Html } from '../html';
-import { csrfField, layout, pager, type PageContext } from './layout';
+import { csrfField, layout, pager, selectOptions, type PageContext } from './layout';
 
 /** The list's filter as the form sends it (and as links carry it). */
 export interface OptoutQuery {
@@ -24,8 +24,7 @@ export interface OptoutListView {
   failedMatching: number;
 }
 
-const STATUSES = ['queued', 'submitted', 'failed', 'cancelled'];
-const RETRYABLE = new Set(['failed', 'cancelled']);
+const RETRYABLE = new Set<string>(RETRYABLE_STATUSES);
 
 function filterFields(query: OptoutQuery): Html {
   return html`<input type="hidden" name="status" value="${query.status}">
@@ -34,10 +33,9 @@ function filterFields(query: OptoutQuery): Html {
 }
 
 function filterForm(query: OptoutQuery): Html {
-  const option = (value: string, label: string) =>
-    html`<option value="${value}"${(query.status ?? '') === value ? html` selected` : ''}>${label}</option>`;
+  const statuses: Array<[string, string]> = [['', 'Any'], ...OPTOUT_STATUSES.map((status): [string, string] => [status, status])];
   return html`<form class="filters" method="get" action="/admin/optouts" role="search">
-  <label>Status <select name="status">${option('', 'Any')}${STATUSES.map((status) => option(status, status))}</select></label>
+  <label>Status <select name="status">${selectOptions(statuses, query.status)}</select></label>
   <label>Received from <input type="date" name="from" value="${query.from}"></label>
   <label>to <input type="date" name="to" value="${query.to}"></label>
   <label class="wide">Contact UUID, opt-out id or phone number <input type="search" name="q" value="${query.q}" placeholder="e.g. 082 000 1001"></label>
@@ -95,7 +93,7 @@ function hasFilter(query: OptoutQuery): boolean {
 }
 
 /** Says how many opt-outs a retry will send again, before it does. */
-export function retryConfirmPage(ctx: PageContext, view: { scope: string; ids: string[]; query: OptoutQuery; count: number }) {
+export function retryConfirmPage(ctx: PageContext, view: { scope: string; ids: string[]; query: OptoutQuery; count: number; left: number }) {
   const back = urlWith('/admin/optouts', { ...view.query });
   return layout(
     ctx,
@@ -103,6 +101,7 @@ export function retryConfirmPage(ctx: PageContext, view: { scope: string; ids: s
     html`<section class="message">
 <p>${plural(view.count, 'opt-out')} will go back into the queue and be sent to DHIS2 again now, with a fresh set of tries.
 Their earlier attempts stay in their history.</p>
+${view.left > 0 && html`<p>These are the oldest; ${plural(view.left, 'more failed opt-out')} can be retried in the next go.</p>`}
 <form method="post" action="/admin/optouts/retry">${csrfField(ctx)}${filterFields(view.query)}
 <input type="hidden" name="scope" value="${view.scope}">${view.ids.map((id) => html`<input type="hidden" name="id" value="${id}">`)}
 <input type="hidden" name="confirmed" value="yes">
@@ -160,7 +159,7 @@ export function optoutDetailPage(ctx: PageContext, view: { optout: Optout; attem
 <p>Send it to DHIS2 again now, with a fresh set of tries.</p><button type="submit">Retry now</button></form>`;
   const cancel =
     operator &&
-    (optout.status === 'queued' || optout.status === 'failed') &&
+    CANCELLABLE_STATUSES.includes(optout.status) &&
     html`<form method="post" action="/admin/optouts/${optout.id}/cancel">${csrfField(ctx)}
 <label>Why should it not be sent? <textarea name="reason" required maxlength="500" rows="2"></textarea></label>
 <button type="submit" class="danger">Cancel this opt-out</button></form>`;

@@ -1,7 +1,7 @@
 import { STAFF_ROLES, type StaffMember, type StaffRole } from '../../auth/staff';
 import { time } from '../format';
 import { html, type Html } from '../html';
-import { csrfField, layout, type PageContext } from './layout';
+import { csrfField, layout, selectOptions, type PageContext } from './layout';
 
 export interface ApiClientRow {
   id: string;
@@ -50,9 +50,8 @@ ${
 }
 
 function roleSelect(selected: StaffRole, id?: string): Html {
-  return html`<select name="role"${id && html` id="${id}"`}>${STAFF_ROLES.map(
-    (role) => html`<option value="${role}"${role === selected ? html` selected` : ''}>${role}</option>`,
-  )}</select>`;
+  const roles = STAFF_ROLES.map((role): [string, string] => [role, role]);
+  return html`<select name="role"${id && html` id="${id}"`}>${selectOptions(roles, selected)}</select>`;
 }
 
 export function staffPage(ctx: PageContext, view: { members: StaffMember[]; isConfiguredAdmin: (email: string) => boolean }) {

@@ -4,8 +4,8 @@ import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
 import { maskPhone } from '../../ops/logger';
 import type { WhatsappSendRecord } from '../whatsapp-sends';
 import { plural, time } from '../format';
-import { html, urlWith, type Html } from '../html';
-import { layout, pager, type PageContext } from './layout';
+import { html, urlWith } from '../html';
+import { layout, pager, selectOptions, type PageContext } from './layout';
 
 interface Listing<Row, Query> {
   query: Query;
@@ -26,10 +26,6 @@ function details(event: AuditEvent): string {
   return Object.entries(value)
     .map(([key, item]) => `${key}: ${typeof item === 'string' ? item : JSON.stringify(item)}`)
     .join(' · ');
-}
-
-function selectOptions(options: Array<[string, string]>, selected: string | undefined): Html[] {
-  return options.map(([value, label]) => html`<option value="${value}"${(selected ?? '') === value ? html` selected` : ''}>${label}</option>`);
 }
 
 export function auditPage(ctx: PageContext, view: Listing<AuditEvent, AuditQuery>) {
