@@ -9,7 +9,7 @@ import { OPTOUT_STATUSES, RETRYABLE_STATUSES, type OptoutFilter, type OptoutStat
 import { plural } from './format';
 import { urlWith } from './html';
 import { dayRange, manyValues, optionalDate, optionalText, pageCountOf, pageNumber, pageOf } from './queries';
-import { flash, sendPage, type PageContextFor } from './render';
+import { redirectWithMessage, sendPage, type PageContextFor } from './render';
 import { optoutDetailPage, optoutListPage, retryConfirmPage, type OptoutQuery } from './views/optouts';
 
 const listQuerySchema = z.object({
@@ -95,8 +95,8 @@ export function optoutPages(deps: { optouts: OptoutService; store: OptoutStore; 
         ? await store.idsWithStatus(RETRYABLE_STATUSES, { ids: form.id })
         : await store.idsWithStatus(['failed'], { filter: failedFilter, limit: RETRY_ALL_LIMIT });
     if (ids.length === 0) {
-      flash(req, 'error', form.scope === 'selected' ? 'Nothing to retry: select failed or cancelled opt-outs first.' : 'Nothing to retry: no failed opt-outs match.');
-      res.redirect(303, back);
+      const text = form.scope === 'selected' ? 'Nothing to retry: select failed or cancelled opt-outs first.' : 'Nothing to retry: no failed opt-outs match.';
+      await redirectWithMessage(req, res, back, 'error', text);
       return;
     }
     if (!form.confirmed) {
@@ -108,8 +108,7 @@ export function optoutPages(deps: { optouts: OptoutService; store: OptoutStore; 
     const report = await optouts.retry(ids);
     await recordRetries(req, report, true);
     const message = describeRetry(report);
-    flash(req, message.kind, message.text);
-    res.redirect(303, back);
+    await redirectWithMessage(req, res, back, message.kind, message.text);
   });
 
   router.get('/:id', async (req, res) => {
@@ -123,8 +122,7 @@ export function optoutPages(deps: { optouts: OptoutService; store: OptoutStore; 
     const report = await optouts.retry([optout.id]);
     await recordRetries(req, report, false);
     const message = report.notRetryable.length > 0 ? { kind: 'error' as const, text: `Not retried: it is ${(await store.findById(optout.id))?.status} now.` } : describeRetry(report);
-    flash(req, message.kind, message.text);
-    res.redirect(303, `/admin/optouts/${optout.id}`);
+    await redirectWithMessage(req, res, `/admin/optouts/${optout.id}`, message.kind, message.text);
   });
 
   router.post('/:id/cancel', requireRole('operator'), async (req, res) => {
@@ -132,8 +130,7 @@ export function optoutPages(deps: { optouts: OptoutService; store: OptoutStore; 
     const { reason } = parseOrThrow(cancelFormSchema, req.body);
     await optouts.cancel(optout.id, reason);
     await audit.record({ actor: signedIn(req).email, action: 'optout_cancel', target: optout.id, details: { reason } });
-    flash(req, 'ok', 'Cancelled: it will not be sent.');
-    res.redirect(303, `/admin/optouts/${optout.id}`);
+    await redirectWithMessage(req, res, `/admin/optouts/${optout.id}`, 'ok', 'Cancelled: it will not be sent.');
   });
 
   return router;

@@ -5,7 +5,7 @@ import type { AuditLog } from '../audit/log';
 import { signedIn } from '../auth/guard';
 import { staffEmailSchema, staffRoleSchema, type StaffService } from '../auth/staff';
 import { parseOrThrow } from '../http/validate';
-import { flash, sendPage, type PageContextFor } from './render';
+import { redirectWithMessage, sendPage, type PageContextFor } from './render';
 import { apiClientsPage, staffPage } from './views/people';
 
 const clientNameSchema = z.string().trim().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash and underscore only');
@@ -36,11 +36,10 @@ export function apiClientPages(deps: { apiClients: ApiClientService; audit: Audi
     const { name } = parseOrThrow(revokeClientSchema, req.body);
     if (await apiClients.revoke(name)) {
       await audit.record({ actor: signedIn(req).email, action: 'api_client_revoke', target: name });
-      flash(req, 'ok', `Revoked “${name}”: its token no longer works.`);
+      await redirectWithMessage(req, res, '/admin/api-clients', 'ok', `Revoked “${name}”: its token no longer works.`);
     } else {
-      flash(req, 'error', `There is no active API client named “${name}”.`);
+      await redirectWithMessage(req, res, '/admin/api-clients', 'error', `There is no active API client named “${name}”.`);
     }
-    res.redirect(303, '/admin/api-clients');
   });
 
   return router;
@@ -60,23 +59,20 @@ export function staffPages(deps: { staff: StaffService; audit: AuditLog; pageCon
     await staff.grant(email, role);
     await audit.record({ actor: signedIn(req).email, action: 'staff_grant', target: email, details: { role } });
     const warning = staff.mayEverSignIn(email) ? '' : ' Note: they can sign in only with an account of an allowed Google Workspace domain.';
-    flash(req, 'ok', `${email} is now ${role === 'admin' ? 'an' : 'a'} ${role}.${warning}`);
-    res.redirect(303, '/admin/staff');
+    await redirectWithMessage(req, res, '/admin/staff', 'ok', `${email} is now ${role === 'admin' ? 'an' : 'a'} ${role}.${warning}`);
   });
 
   router.post('/:id/role', async (req, res) => {
     const { role } = parseOrThrow(roleSchema, req.body);
     const { member, previous } = await staff.setRole(signedIn(req).id, String(req.params.id), role);
     await audit.record({ actor: signedIn(req).email, action: 'staff_role_change', target: member.email, details: { from: previous, to: role } });
-    flash(req, 'ok', `${member.email} is now ${role === 'admin' ? 'an' : 'a'} ${role}.`);
-    res.redirect(303, '/admin/staff');
+    await redirectWithMessage(req, res, '/admin/staff', 'ok', `${member.email} is now ${role === 'admin' ? 'an' : 'a'} ${role}.`);
   });
 
   router.post('/:id/remove', async (req, res) => {
     const member = await staff.remove(signedIn(req).id, String(req.params.id));
     await audit.record({ actor: signedIn(req).email, action: 'staff_remove', target: member.email });
-    flash(req, 'ok', `${member.email} can no longer sign in.`);
-    res.redirect(303, '/admin/staff');
+    await redirectWithMessage(req, res, '/admin/staff', 'ok', `${member.email} can no longer sign in.`);
   });
 
   return router;

@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
-import type { Csrf } from '../auth/guard';
-import { staffOf } from '../auth/guard';
+import { staffOf, type Csrf } from '../auth/guard';
+import { redirectAfterSaving } from '../auth/sessions';
 import type { Html } from './html';
 import type { PageContext, Section } from './views/layout';
 
@@ -9,9 +9,10 @@ export function sendPage(res: Response, page: Html, status = 200): void {
   res.status(status).set('Cache-Control', 'no-store').type('html').send(page.value);
 }
 
-/** A message for the next page the browser shows (after a form's redirect). */
-export function flash(req: Request, kind: 'ok' | 'error', text: string): void {
+/** After a form: a message for the page the browser goes to next. */
+export function redirectWithMessage(req: Request, res: Response, location: string, kind: 'ok' | 'error', text: string): Promise<void> {
   req.session.flash = { kind, text };
+  return redirectAfterSaving(req, res, location);
 }
 
 /** Builds what a page needs of the request: the member, a CSRF token for its forms, a waiting message. */

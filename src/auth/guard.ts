@@ -1,6 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import { csrfSync } from 'csrf-sync';
 import { AppError } from '../errors';
+import { redirectAfterSaving } from './sessions';
 import { hasRole, type StaffMember, type StaffRole } from './staff';
 
 /** The signed-in staff member, when there is one. */
@@ -16,13 +17,17 @@ export function signedIn(req: Request): StaffMember {
 }
 
 /** Without a session every staff page sends the browser to sign in, and back here afterwards. */
-export const requireStaff: RequestHandler = (req, res, next) => {
+export const requireStaff: RequestHandler = async (req, res, next) => {
   if (staffOf(req)) {
     next();
     return;
   }
-  if (req.method === 'GET' && req.session) req.session.returnTo = req.originalUrl;
-  res.redirect(req.method === 'GET' ? 302 : 303, '/auth/google');
+  if (req.method !== 'GET') {
+    res.redirect(303, '/auth/google');
+    return;
+  }
+  req.session.returnTo = req.originalUrl;
+  await redirectAfterSaving(req, res, '/auth/google', 302);
 };
 
 export function requireRole(role: StaffRole): RequestHandler {

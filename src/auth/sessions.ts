@@ -1,6 +1,6 @@
 import connectPgSimple from 'connect-pg-simple';
 import session from 'express-session';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type pg from 'pg';
 import type { Logger } from '../ops/logger';
 
@@ -47,4 +47,13 @@ export function sessionMiddleware(options: { secret: string; publicUrl: string |
       maxAge: SESSION_IDLE_MS,
     },
   });
+}
+
+/**
+ * Saves the session, then redirects. express-session would otherwise send the redirect's headers
+ * before its store has the session, and the browser's next request could read the old one.
+ */
+export async function redirectAfterSaving(req: Request, res: Response, location: string, status = 303): Promise<void> {
+  await new Promise<void>((resolve, reject) => req.session.save((error) => (error ? reject(error) : resolve())));
+  res.redirect(status, location);
 }

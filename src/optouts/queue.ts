@@ -2,6 +2,8 @@ import { Queue, type ConnectionOptions } from 'bullmq';
 
 export const OPTOUT_QUEUE = 'optouts';
 const SUBMIT_JOB = 'submit';
+/** How long enqueueNow waits for a running job of the same opt-out to finish. */
+const ACTIVE_WAIT_MS = 2000;
 
 /** BullMQ job ids may be neither all digits nor contain ':'; a prefix keeps them apart from other jobs. */
 export function jobIdFor(optoutId: string): string {
@@ -20,8 +22,13 @@ export interface OptoutQueue {
   enqueue(optoutId: string): Promise<void>;
   /** Enqueues again unless a job for the opt-out is waiting, delayed or running; true when it did. */
   ensureQueued(optoutId: string): Promise<boolean>;
-  /** Like ensureQueued, but a job waiting out a retry delay runs as soon as a worker is free. */
-  enqueueNow(optoutId: string): Promise<void>;
+  /**
+   * For staff retries: like ensureQueued, but a job waiting out a retry delay runs as soon as a worker
+   * is free, and a job still running (it failed this opt-out a moment ago) is waited for briefly, so
+   * that it does not swallow the new try. False when that job was still running: the reconciler then
+   * enqueues the opt-out within a minute or two.
+   */
+  enqueueNow(optoutId: string): Promise<boolean>;
   /** Jobs waiting for a worker, waiting out a retry delay, and running. */
   depth(): Promise<{ waiting: number; delayed: number; active: number }>;
   close(): Promise<void>;
@@ -60,8 +67,16 @@ export function createOptoutQueue(options: { connection: ConnectionOptions; pref
     ensureQueued,
     async enqueueNow(optoutId) {
       const job = await queue.getJob(jobIdFor(optoutId));
-      if (job && (await job.getState()) === 'delayed') await job.promote();
-      else await ensureQueued(optoutId);
+      let state = await job?.getState();
+      for (let waited = 0; job && state === 'active' && waited < ACTIVE_WAIT_MS; waited += 50) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        state = await job.getState();
+      }
+      if (job && state === 'delayed') {
+        await job.promote();
+        return true;
+      }
+      return ensureQueued(optoutId);
     },
     async depth() {
       const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');

@@ -94,7 +94,9 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
       }
       for (const id of report.retried) {
         try {
-          await queue.enqueueNow(id);
+          if (!(await queue.enqueueNow(id))) {
+            logger.warn({ optoutId: id }, 'opt-out queued again while its last job was still running; the reconciler will enqueue it');
+          }
         } catch (error) {
           logger.warn({ err: error, optoutId: id }, 'opt-out queued again but not enqueued; the reconciler will enqueue it');
         }

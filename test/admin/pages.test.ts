@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
 import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
 import type { WhatsappSendFilter, WhatsappSendLog, WhatsappSendRecord } from '../../src/admin/whatsapp-sends';
 
@@ -53,6 +53,8 @@ describe('staff pages: overview, API clients, staff, audit log', () => {
     expect((await admin.get('/admin/api-clients')).text).not.toContain(token);
 
     expect((await app.http.get(`/api/v1/optouts/${randomUUID()}`).set('Authorization', `Token ${token}`)).status).toBe(404);
+    // The last use is written in the background of the request that used the token.
+    await eventually(async () => ((await app.deps.db.apiClient.findUnique({ where: { name } }))?.lastUsedAt ? true : undefined));
     const listed = await admin.get('/admin/api-clients');
     const row = listed.text.slice(listed.text.indexOf(`<td data-label="Name">${name}</td>`));
     expect(row).toMatch(/<td data-label="Last used"><time datetime=/);
