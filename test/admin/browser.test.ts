@@ -104,6 +104,10 @@ describe('staff pages in a real browser', () => {
       await page.getByRole('link', { name: section, exact: true }).click();
       await page.getByRole('heading', { level: 1, name: section }).waitFor();
     }
+    await page.getByRole('link', { name: 'API clients', exact: true }).click();
+    await page.getByRole('textbox', { name: 'Name' }).fill('rapidpro-nurseconnect');
+    await page.getByRole('button', { name: 'Create API client' }).click();
+    expect(await page.locator('code.token').textContent()).toMatch(/^cmp_/);
     expect(errors).toEqual([]);
     await context.close();
   });

@@ -66,10 +66,11 @@ export function optoutListPage(ctx: PageContext, view: OptoutListView) {
   const table = html`<table class="list">
 <thead><tr>${operator && html`<th scope="col"><span class="visually-hidden">Select</span></th>`}<th scope="col">Received</th><th scope="col">Contact</th><th scope="col">Reason</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Last error</th></tr></thead>
 <tbody>${rows}</tbody></table>`;
+  const anySelectable = view.rows.some((optout) => RETRYABLE.has(optout.status));
   const actions =
     operator &&
     html`<div class="actions">
-  <button type="submit" name="scope" value="selected">Retry selected</button>
+  ${anySelectable && html`<button type="submit" name="scope" value="selected">Retry selected</button>`}
   ${view.failedMatching > 0 && html`<button type="submit" name="scope" value="failed">Retry all ${plural(view.failedMatching, 'failed opt-out')}${hasFilter(view.query) ? ' that match' : ''}</button>`}
 </div>`;
   const results =

@@ -36,7 +36,7 @@ export function apiClientsPage(ctx: PageContext, view: { clients: ApiClientRow[]
     html`${created}
 <p>Each RapidPro workspace (or other system) that calls the companion's API has a client of its own, so that one can be revoked without the others.</p>
 <form class="inline-form" method="post" action="/admin/api-clients">${csrfField(ctx)}
-  <label>Name <input name="name" required maxlength="100" pattern="[A-Za-z0-9._\-]+" placeholder="rapidpro-nurseconnect"></label>
+  <label>Name <input name="name" required maxlength="100" pattern="[A-Za-z0-9._\\-]+" placeholder="rapidpro-nurseconnect"></label>
   <label>Role <input name="role" value="rapidpro" required maxlength="50"></label>
   <button type="submit">Create API client</button>
 </form>
