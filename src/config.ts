@@ -13,6 +13,12 @@ const optionalString = z
 const optionalUrl = optionalString.pipe(z.url({ protocol: /^https?$/ }).optional());
 const wholeNumber = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
 
+/** A WhatsApp template language: `en`, `pt_BR`, `zh_HK`, `fil` (the codes Meta lists for templates). */
+export const WHATSAPP_LANGUAGE = /^[a-z]{2,3}(_[A-Z]{2,4})?$/;
+/** The Graph API version the Cloud API is called with unless WHATSAPP_API_VERSION says otherwise. */
+const WHATSAPP_DEFAULT_API_VERSION = 'v26.0';
+const WHATSAPP_CLOUD_URL = 'https://graph.facebook.com';
+
 const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -55,6 +61,17 @@ const environmentSchema = z.object({
       .optional(),
   ),
 
+  WHATSAPP_API: z.enum(['cloud', 'onprem']).default('cloud'),
+  WHATSAPP_URL: optionalUrl,
+  WHATSAPP_API_VERSION: optionalString.pipe(z.string().regex(/^v\d+\.\d+$/, 'must look like v26.0').default(WHATSAPP_DEFAULT_API_VERSION)),
+  WHATSAPP_PHONE_NUMBER_ID: optionalString.pipe(z.string().regex(/^\d+$/, 'must be the numeric phone number ID').optional()),
+  WHATSAPP_TOKEN: optionalString,
+  WHATSAPP_NAMESPACE: optionalString,
+  WHATSAPP_DEFAULT_LANGUAGE: optionalString.pipe(
+    z.string().regex(WHATSAPP_LANGUAGE, 'must be a WhatsApp language code such as en or pt_BR').default('en'),
+  ),
+  WHATSAPP_TIMEOUT_MS: wholeNumber(10000, 1),
+
   OPTOUT_MAX_ATTEMPTS: wholeNumber(12, 1),
   OPTOUT_BACKOFF_MS: wholeNumber(30000, 1),
   WORKER_CONCURRENCY: wholeNumber(10, 1),
@@ -91,6 +108,16 @@ function shape(env: Environment) {
         orgUnit: env.DHIS2_ORG_UNIT,
         dataElements: env.DHIS2_DATA_ELEMENTS ?? {},
       },
+    },
+    whatsapp: {
+      api: env.WHATSAPP_API,
+      url: env.WHATSAPP_URL ?? (env.WHATSAPP_API === 'cloud' ? WHATSAPP_CLOUD_URL : undefined),
+      apiVersion: env.WHATSAPP_API_VERSION,
+      phoneNumberId: env.WHATSAPP_PHONE_NUMBER_ID,
+      token: env.WHATSAPP_TOKEN,
+      namespace: env.WHATSAPP_NAMESPACE,
+      defaultLanguage: env.WHATSAPP_DEFAULT_LANGUAGE,
+      timeoutMs: env.WHATSAPP_TIMEOUT_MS,
     },
     optouts: {
       maxAttempts: env.OPTOUT_MAX_ATTEMPTS,
@@ -151,4 +178,19 @@ export function missingOptoutSettings(config: Config): string[] {
     if (!tracker.programStage) missing.push('DHIS2_PROGRAM_STAGE');
   }
   return missing;
+}
+
+/**
+ * The WhatsApp settings still missing, by variable name. The service starts without them; the
+ * template route answers 503 naming them until they are set.
+ */
+export function missingWhatsappSettings(config: Config): string[] {
+  const { whatsapp } = config;
+  const required =
+    whatsapp.api === 'cloud'
+      ? { WHATSAPP_TOKEN: whatsapp.token, WHATSAPP_PHONE_NUMBER_ID: whatsapp.phoneNumberId }
+      : { WHATSAPP_URL: whatsapp.url, WHATSAPP_TOKEN: whatsapp.token, WHATSAPP_NAMESPACE: whatsapp.namespace };
+  return Object.entries(required)
+    .filter(([, value]) => !value)
+    .map(([name]) => name);
 }

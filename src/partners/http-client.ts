@@ -55,7 +55,15 @@ export function createPartnerHttp(options: {
 /** Sends a JSON request and reads the answer as a PartnerAnswer; network failures throw got's RequestError. */
 export async function sendJson(
   client: Got,
-  request: { method: 'GET' | 'POST'; url: string; json?: unknown; headers?: Record<string, string>; signal?: AbortSignal },
+  request: {
+    method: 'GET' | 'POST';
+    url: string;
+    json?: unknown;
+    headers?: Record<string, string>;
+    signal?: AbortSignal;
+    /** Replaces the client's timeout for this request (what is left of a deadline, say). */
+    timeoutMs?: number;
+  },
 ): Promise<PartnerAnswer> {
   const response = await client(request.url, {
     method: request.method,
@@ -63,6 +71,7 @@ export async function sendJson(
     headers: request.headers,
     signal: request.signal,
     responseType: 'text',
+    ...(request.timeoutMs === undefined ? {} : { timeout: { request: request.timeoutMs } }),
   });
   const text = response.body;
   return { status: response.statusCode, body: parseJsonOrText(text), excerpt: text.slice(0, EXCERPT_LIMIT), headers: response.headers };
