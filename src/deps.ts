@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { type Config, missingOptoutSettings } from './config';
+import { type Config, missingOptoutSettings, missingWhatsappSettings } from './config';
 import { createDatabase, type Database } from './db/client';
 import { connectRedis } from './db/connections';
 import { createLogger, type Logger } from './ops/logger';
@@ -11,6 +11,9 @@ import { createRapidProClient } from './partners/rapidpro';
 import { createOpenhimClient } from './partners/openhim';
 import { createDhis2TrackerClient } from './partners/dhis2';
 import { createOptoutSubmitter, type OptoutSubmitter } from './optouts/submitter';
+import { createWhatsappClient, type WhatsappClient } from './partners/whatsapp';
+import { createWhatsappSendStore } from './whatsapp/store';
+import { createWhatsappService, type WhatsappService } from './whatsapp/service';
 
 /** Everything the web process, the worker, the CLI and the tests are built from. */
 export interface Deps {
@@ -25,6 +28,7 @@ export interface Deps {
   optouts: OptoutService;
   /** Undefined while opt-out settings are missing: opt-outs then wait in the queue. */
   optoutSubmitter: OptoutSubmitter | undefined;
+  whatsapp: WhatsappService;
   close(): Promise<void>;
 }
 
@@ -68,6 +72,20 @@ function createSubmitter(config: Config, logger: Logger, store: OptoutStore): Op
   return createOptoutSubmitter({ store, rapidpro: rapidproClient, upstream, policy: config.optouts, leaseMs, logger });
 }
 
+function createWhatsapp(config: Config, logger: Logger, db: Database): WhatsappService {
+  const missing = missingWhatsappSettings(config);
+  const { whatsapp } = config;
+  let client: WhatsappClient | undefined;
+  if (missing.length > 0) {
+    logger.warn({ missing }, `WhatsApp templates answer 503 until these are set: ${missing.join(', ')}`);
+  } else if (whatsapp.api === 'cloud') {
+    client = createWhatsappClient({ ...whatsapp, api: 'cloud', url: whatsapp.url!, phoneNumberId: whatsapp.phoneNumberId!, token: whatsapp.token! }, logger);
+  } else {
+    client = createWhatsappClient({ ...whatsapp, api: 'onprem', url: whatsapp.url!, namespace: whatsapp.namespace!, token: whatsapp.token! }, logger);
+  }
+  return createWhatsappService({ api: whatsapp.api, client, missing, store: createWhatsappSendStore(db), logger });
+}
+
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const redis = await connectRedis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
@@ -84,6 +102,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     optoutQueue,
     optouts: createOptoutService({ store: optoutStore, queue: optoutQueue, logger }),
     optoutSubmitter: createSubmitter(config, logger, optoutStore),
+    whatsapp: createWhatsapp(config, logger, db),
     async close() {
       await optoutQueue.close();
       redis.disconnect();

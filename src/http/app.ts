@@ -4,6 +4,7 @@ import { pinoHttp } from 'pino-http';
 import type { Deps } from '../deps';
 import { healthRoutes } from '../ops/health';
 import { optoutRoutes } from '../optouts/routes';
+import { whatsappRoutes } from '../whatsapp/routes';
 import { requireApiToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { jsonBody } from './json-body';
@@ -41,6 +42,7 @@ export function createApp(deps: Deps): Express {
   api.use(requireApiToken(deps.apiClients));
   api.use(jsonBody());
   api.use('/v1/optouts', optoutRoutes(deps.optouts));
+  api.use('/v1/whatsapp', whatsappRoutes(deps.whatsapp, deps.config.whatsapp.defaultLanguage));
   api.use(notFound);
   app.use('/api', api);
 
