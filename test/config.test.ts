@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { CONFIG_VARIABLES, ConfigError, loadConfig, missingOptoutSettings } from '../src/config';
+import { CONFIG_VARIABLES, ConfigError, loadConfig, missingOptoutSettings, missingWhatsappSettings } from '../src/config';
 
 describe('configuration', () => {
   it('has the contract defaults when nothing is set', () => {
@@ -38,6 +38,38 @@ describe('configuration', () => {
     expect(missingOptoutSettings(loadConfig({}))).toEqual(['RAPIDPRO_URL', 'RAPIDPRO_TOKEN', 'OPENHIM_URL', 'OPENHIM_USERNAME', 'OPENHIM_PASSWORD']);
     const tracker = loadConfig({ DHIS2_MODE: 'tracker', RAPIDPRO_URL: 'http://rp', RAPIDPRO_TOKEN: 't', DHIS2_URL: 'http://d2', DHIS2_USERNAME: 'u' });
     expect(missingOptoutSettings(tracker)).toEqual(['DHIS2_TOKEN (or DHIS2_USERNAME and DHIS2_PASSWORD)', 'DHIS2_PROGRAM', 'DHIS2_PROGRAM_STAGE']);
+  });
+
+  it('has WhatsApp defaults: the Cloud API on graph.facebook.com, English, 10 s', () => {
+    expect(loadConfig({}).whatsapp).toEqual({
+      api: 'cloud',
+      url: 'https://graph.facebook.com',
+      apiVersion: 'v26.0',
+      phoneNumberId: undefined,
+      token: undefined,
+      namespace: undefined,
+      defaultLanguage: 'en',
+      timeoutMs: 10000,
+    });
+    // As in a copied .env.example: empty means unset.
+    expect(loadConfig({ WHATSAPP_API_VERSION: '', WHATSAPP_DEFAULT_LANGUAGE: '' }).whatsapp).toMatchObject({ apiVersion: 'v26.0', defaultLanguage: 'en' });
+    expect(loadConfig({ WHATSAPP_API: 'onprem' }).whatsapp.url).toBeUndefined();
+  });
+
+  it('names invalid WhatsApp settings', () => {
+    const env = { WHATSAPP_API: 'twilio', WHATSAPP_API_VERSION: '26', WHATSAPP_PHONE_NUMBER_ID: '+27820001001', WHATSAPP_DEFAULT_LANGUAGE: 'English', WHATSAPP_TIMEOUT_MS: '0' };
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    try {
+      loadConfig(env);
+    } catch (error) {
+      expect((error as ConfigError).problems.map((line) => line.split(':')[0]).sort()).toEqual(Object.keys(env).sort());
+    }
+  });
+
+  it('lists the WhatsApp settings still missing, per API', () => {
+    expect(missingWhatsappSettings(loadConfig({}))).toEqual(['WHATSAPP_TOKEN', 'WHATSAPP_PHONE_NUMBER_ID']);
+    expect(missingWhatsappSettings(loadConfig({ WHATSAPP_TOKEN: 't', WHATSAPP_PHONE_NUMBER_ID: '1065' }))).toEqual([]);
+    expect(missingWhatsappSettings(loadConfig({ WHATSAPP_API: 'onprem', WHATSAPP_TOKEN: 't' }))).toEqual(['WHATSAPP_URL', 'WHATSAPP_NAMESPACE']);
   });
 
   it('documents every variable in .env.example, and nothing else', () => {
