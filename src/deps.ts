@@ -83,7 +83,7 @@ function createWhatsapp(config: Config, logger: Logger, db: Database): WhatsappS
   } else {
     client = createWhatsappClient({ ...whatsapp, api: 'onprem', url: whatsapp.url!, namespace: whatsapp.namespace!, token: whatsapp.token! }, logger);
   }
-  return createWhatsappService({ api: whatsapp.api, client, missing, store: createWhatsappSendStore(db), logger });
+  return createWhatsappService({ api: whatsapp.api, client, missing, store: createWhatsappSendStore(db) });
 }
 
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {

@@ -17,6 +17,8 @@ export interface ProxyAnswer {
 export interface SendContext {
   apiClientId: string;
   simulated: boolean;
+  /** The request's logger, so that the send's log lines carry its request id. */
+  log: Logger;
 }
 
 const ERROR_LIMIT = 500;
@@ -29,7 +31,7 @@ const isJsonObject = (body: unknown): body is object => typeof body === 'object'
  * The contract's answer for a result: the upstream's status and JSON body unchanged, except a 2xx
  * that reports an error (502), no answer in time (504), no connection (502), and an invalid contact (404).
  */
-export function answerFor(result: WhatsappResult): ProxyAnswer {
+function answerFor(result: WhatsappResult): ProxyAnswer {
   switch (result.kind) {
     case 'timeout':
       return { status: 504, body: { error: 'upstream timeout' }, headers: {} };
@@ -45,7 +47,8 @@ export function answerFor(result: WhatsappResult): ProxyAnswer {
       const passed: Record<string, string> = retryAfter ? { 'retry-after': retryAfter } : {};
       // A body that is not JSON (a proxy's HTML error page, say) cannot be passed on as JSON.
       if (!isJsonObject(body)) {
-        return { status: isSuccess(status) ? 502 : status, body: { error: `upstream answered HTTP ${status} without a JSON object` }, headers: passed };
+        const error = `upstream answered HTTP ${status} without a JSON object`;
+        return { status: isSuccess(status) ? 502 : status, body: { error }, headers: passed };
       }
       return { status: isSuccess(status) && bodyReportsError(body) ? 502 : status, body, headers: passed };
     }
@@ -108,19 +111,18 @@ export function createWhatsappService(deps: {
   client: WhatsappClient | undefined;
   missing: readonly string[];
   store: WhatsappSendStore;
-  logger: Logger;
 }) {
-  const { api, client, store, logger } = deps;
+  const { api, client, store } = deps;
   const notConfigured = `WhatsApp is not configured: set ${deps.missing.join(', ')}`;
 
-  async function record(send: WhatsappSendRecord): Promise<void> {
+  async function record(send: WhatsappSendRecord, log: Logger): Promise<void> {
     try {
       await store.record(send);
     } catch (error) {
       // The message went (or not) whatever the database says: RapidPro gets the upstream's answer.
       // Prisma's messages may quote the row, phone number included: log only what identifies the failure.
       const { name, code } = error as { name?: string; code?: string };
-      logger.error(
+      log.error(
         { errorName: name, errorCode: code, template: send.template, status: send.status, messageId: send.messageId },
         'whatsapp send not recorded',
       );
@@ -140,9 +142,12 @@ export function createWhatsappService(deps: {
       const answer = answerFor(result);
       const outcome = outcomeOf(result, answer);
       if (outcome.error) {
-        logger.warn({ api, recipient: maskPhone(request.to), template: request.name, status: answer.status, error: outcome.error, durationMs }, 'whatsapp template not sent');
+        context.log.warn(
+          { api, recipient: maskPhone(request.to), template: request.name, status: answer.status, error: outcome.error, durationMs },
+          'whatsapp template not sent',
+        );
       }
-      await record({
+      const send: WhatsappSendRecord = {
         createdAt,
         api,
         recipient: request.to,
@@ -153,7 +158,8 @@ export function createWhatsappService(deps: {
         status: answer.status,
         durationMs,
         ...outcome,
-      });
+      };
+      await record(send, context.log);
       return answer;
     },
   };

@@ -28,13 +28,12 @@ describe('recording a send', () => {
       client: createWhatsappClient(settings, logs.logger),
       missing: [],
       store: createWhatsappSendStore(db),
-      logger: logs.logger,
     });
     const to = freshNumber();
     try {
       const answer = await service.send(
         { to, name: 'hello_world', language: 'en', params: [], contactUuid: null },
-        { apiClientId: '00000000-0000-4000-8000-000000000000', simulated: false },
+        { apiClientId: '00000000-0000-4000-8000-000000000000', simulated: false, log: logs.logger },
       );
       expect(answer).toEqual({ status: 200, body: { messaging_product: 'whatsapp', messages: [{ id: 'wamid.sent' }] }, headers: {} });
       expect(upstream.received(ROUTE).filter((request) => (request.body as { to: string }).to === to)).toHaveLength(1);
