@@ -1,6 +1,6 @@
 import { startTestApp, type TestApp } from '../helpers/app';
 import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
-import { capturingLogger, closedPortUrl, freshNumber, rapidproDefaultBody } from './support';
+import { capturingLogger, closedPortUrl, freshNumber, postTemplate, rapidproDefaultBody, recordedSends, withTestApp } from './support';
 
 const TOKEN = 'EAAG-cloud-secret-token-0123456789';
 const PHONE_NUMBER_ID = '106540352242922';
@@ -34,10 +34,9 @@ afterAll(async () => {
   await upstream.stop();
 });
 
-const post = (body: object, query = '') =>
-  app.http.post(`/api/v1/whatsapp/templates${query}`).set('Authorization', `Token ${app.token}`).send(body);
+const post = (body: object, query = '') => postTemplate(app, body, query);
 const sentTo = (to: string) => upstream.received(ROUTE).filter((request) => (request.body as { to?: string }).to === to);
-const rowsFor = (recipient: string) => app.deps.db.whatsappSend.findMany({ where: { recipient } });
+const rowsFor = (recipient: string) => recordedSends(app, recipient);
 
 describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
   it('sends exactly the Cloud API body with parameters and answers with the upstream answer', async () => {
@@ -228,38 +227,21 @@ describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
 
 describe('POST /api/v1/whatsapp/templates, upstream down or unset', () => {
   it('answers 502 upstream unavailable when nothing listens, and records it', async () => {
-    const broken = await startTestApp({
-      env: { WHATSAPP_URL: await closedPortUrl(), WHATSAPP_TOKEN: TOKEN, WHATSAPP_PHONE_NUMBER_ID: PHONE_NUMBER_ID },
-    });
-    try {
+    const env = { WHATSAPP_URL: await closedPortUrl(), WHATSAPP_TOKEN: TOKEN, WHATSAPP_PHONE_NUMBER_ID: PHONE_NUMBER_ID };
+    await withTestApp(env, async (broken) => {
       const to = freshNumber();
-      const response = await broken.http
-        .post('/api/v1/whatsapp/templates')
-        .set('Authorization', `Token ${broken.token}`)
-        .send({ to, template: { name: 'hello_world' } });
+      const response = await postTemplate(broken, { to, template: { name: 'hello_world' } });
       expect(response.status).toBe(502);
       expect(response.body).toEqual({ error: 'upstream unavailable' });
-      expect((await broken.deps.db.whatsappSend.findMany({ where: { recipient: to } }))[0]).toMatchObject({
-        upstreamStatus: null,
-        status: 502,
-        error: 'upstream unavailable (ECONNREFUSED)',
-      });
-    } finally {
-      await broken.stop();
-    }
+      expect((await recordedSends(broken, to))[0]).toMatchObject({ upstreamStatus: null, status: 502, error: 'upstream unavailable (ECONNREFUSED)' });
+    });
   });
 
   it('starts without WhatsApp settings and answers 503 naming what is missing', async () => {
-    const unset = await startTestApp();
-    try {
-      const response = await unset.http
-        .post('/api/v1/whatsapp/templates')
-        .set('Authorization', `Token ${unset.token}`)
-        .send({ to: '+27820001001', template: { name: 'hello_world' } });
+    await withTestApp({}, async (unset) => {
+      const response = await postTemplate(unset, { to: '+27820001001', template: { name: 'hello_world' } });
       expect(response.status).toBe(503);
       expect(response.body).toEqual({ error: 'WhatsApp is not configured: set WHATSAPP_TOKEN, WHATSAPP_PHONE_NUMBER_ID' });
-    } finally {
-      await unset.stop();
-    }
+    });
   });
 });

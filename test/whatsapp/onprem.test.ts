@@ -1,6 +1,6 @@
 import { startTestApp, type TestApp } from '../helpers/app';
 import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
-import { freshNumber, rapidproDefaultBody } from './support';
+import { freshNumber, postTemplate, rapidproDefaultBody, recordedSends, withTestApp } from './support';
 
 const TOKEN = 'turn-secret-token-0123456789';
 const NAMESPACE = 'c8ae5f90_307a_ca4c_b8f6_d1e2a2573574';
@@ -40,11 +40,10 @@ afterAll(async () => {
   await upstream.stop();
 });
 
-const post = (body: object, query = '') =>
-  app.http.post(`/api/v1/whatsapp/templates${query}`).set('Authorization', `Token ${app.token}`).send(body);
+const post = (body: object, query = '') => postTemplate(app, body, query);
 const checked = (to: string) => upstream.received(CONTACTS).filter((request) => (request.body as { contacts: string[] }).contacts[0] === to);
 const sentTo = (to: string) => upstream.received(MESSAGES).filter((request) => (request.body as { to?: string }).to === to.slice(1));
-const rowsFor = (recipient: string) => app.deps.db.whatsappSend.findMany({ where: { recipient } });
+const rowsFor = (recipient: string) => recordedSends(app, recipient);
 
 describe('POST /api/v1/whatsapp/templates (On-Premises API / Turn)', () => {
   it('checks the contact, then sends exactly the template message to its wa_id', async () => {
@@ -162,16 +161,10 @@ describe('POST /api/v1/whatsapp/templates (On-Premises API / Turn)', () => {
 
 describe('on-prem settings', () => {
   it('answers 503 naming the on-prem variables that are missing', async () => {
-    const unset = await startTestApp({ env: { WHATSAPP_API: 'onprem', WHATSAPP_TOKEN: TOKEN } });
-    try {
-      const response = await unset.http
-        .post('/api/v1/whatsapp/templates')
-        .set('Authorization', `Token ${unset.token}`)
-        .send({ to: '+27820001001', template: { name: 'hello_world' } });
+    await withTestApp({ WHATSAPP_API: 'onprem', WHATSAPP_TOKEN: TOKEN }, async (unset) => {
+      const response = await postTemplate(unset, { to: '+27820001001', template: { name: 'hello_world' } });
       expect(response.status).toBe(503);
       expect(response.body).toEqual({ error: 'WhatsApp is not configured: set WHATSAPP_URL, WHATSAPP_NAMESPACE' });
-    } finally {
-      await unset.stop();
-    }
+    });
   });
 });

@@ -2,6 +2,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../src/ops/logger';
+import { startTestApp, type TestApp } from '../helpers/app';
 
 /** A South African mobile number nobody else in the run uses, so that rows and requests are told apart. */
 export function freshNumber(): string {
@@ -40,4 +41,24 @@ export async function closedPortUrl(): Promise<string> {
   const { port } = server.address() as { port: number };
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return `http://127.0.0.1:${port}`;
+}
+
+/** POST /api/v1/whatsapp/templates with the app's token. */
+export function postTemplate(app: TestApp, body: object, query = '') {
+  return app.http.post(`/api/v1/whatsapp/templates${query}`).set('Authorization', `Token ${app.token}`).send(body);
+}
+
+/** The sends recorded for a recipient. */
+export function recordedSends(app: TestApp, recipient: string) {
+  return app.deps.db.whatsappSend.findMany({ where: { recipient } });
+}
+
+/** Runs `work` against an app of its own with these settings, and stops it afterwards. */
+export async function withTestApp<T>(env: Record<string, string>, work: (app: TestApp) => Promise<T>): Promise<T> {
+  const app = await startTestApp({ env });
+  try {
+    return await work(app);
+  } finally {
+    await app.stop();
+  }
 }
