@@ -213,6 +213,8 @@ async function main(): Promise<number> {
     };
     const proxied = { url: `${proxyUrl}/api/v1/whatsapp/templates`, headers: { authorization: `Token ${token}` }, body: { to: TO, template: TEMPLATE } };
 
+    // Other work on the machine takes CPU from the proxy: the figures say how busy it was.
+    const loadBefore = os.loadavg()[0]!;
     console.log(`warming up (${WARMUP_S} s each)…`);
     await load({ ...direct, seconds: WARMUP_S });
     await load({ ...proxied, seconds: WARMUP_S });
@@ -232,7 +234,7 @@ async function main(): Promise<number> {
     const lines = [
       '',
       `WhatsApp template proxy benchmark, ${new Date().toISOString()}`,
-      `machine: ${machine}; Node ${process.version}`,
+      `machine: ${machine}; Node ${process.version}; load average ${loadBefore.toFixed(2)} before, ${os.loadavg()[0]!.toFixed(2)} after`,
       `load: autocannon, ${connections} connections, ${durationS} s per run; fake Cloud API answering after ${upstreamDelayMs} ms; all on 127.0.0.1`,
       '',
       `${'target'.padEnd(16)}${'req/s'.padStart(8)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'errors'.padStart(8)}${'non-2xx'.padStart(8)}`,
@@ -248,7 +250,7 @@ async function main(): Promise<number> {
     const resultsDir = path.join(ROOT, 'bench', 'results');
     fs.mkdirSync(resultsDir, { recursive: true });
     const file = path.join(resultsDir, `whatsapp-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    fs.writeFileSync(file, JSON.stringify({ machine, node: process.version, connections, durationS, upstreamDelayMs, direct: straight, proxy: through, ratio, addedP50, addedP99, cpuPerRequestMs }, null, 2));
+    fs.writeFileSync(file, JSON.stringify({ machine, node: process.version, loadBefore, loadAfter: os.loadavg()[0], connections, durationS, upstreamDelayMs, direct: straight, proxy: through, ratio, addedP50, addedP99, cpuPerRequestMs }, null, 2));
     console.log(`results: ${path.relative(ROOT, file)}`);
     const failed = straight.errors + straight.timeouts + straight.non2xx + through.errors + through.timeouts + through.non2xx;
     if (failed > 0) console.error(`${failed} requests failed: the figures above are not comparable`);
