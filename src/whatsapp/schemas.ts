@@ -31,10 +31,9 @@ const paramList = z.array(paramText).max(MAX_PARAMS);
 export const templateBodySchema = z
   .object({
     to: z
-      .string()
-      .max(64)
+      .union([z.string().max(64), z.number()])
       .transform((value, ctx) => {
-        const e164 = toE164(value);
+        const e164 = toE164(String(value));
         if (e164) return e164;
         ctx.addIssue({ code: 'custom', message: 'must be a phone number in E.164 (+27820001001) or a whatsapp:/tel: URN' });
         return z.NEVER;
@@ -65,7 +64,9 @@ export const templateQuerySchema = z
     template: templateName.optional(),
     language: languageCode.optional(),
     param: z
-      .preprocess((value) => (value === undefined || Array.isArray(value) ? value : [value]), paramList.optional())
+      .union([paramText, paramList])
+      .transform((value) => (Array.isArray(value) ? value : [value]))
+      .optional()
       .describe('A body variable; repeat it for each, in order.'),
   })
   .describe('Template settings for flows that keep the default body; the body wins field by field.');

@@ -33,6 +33,7 @@ describe('the recipient', () => {
   it.each([
     ['to in E.164', { to: '+27820001001' }],
     ['to as digits', { to: '27820001001' }],
+    ['to as a JSON number', { to: 27820001001 }],
     ['to with spaces and dashes', { to: '+27 82-000 1001' }],
     ['to as a whatsapp: URN', { to: 'whatsapp:27820001001' }],
     ['to as a tel: URN', { to: 'tel:+27820001001' }],
