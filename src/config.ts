@@ -24,6 +24,7 @@ const environmentSchema = z.object({
   REDIS_URL: z.string().default('redis://127.0.0.1:6379').pipe(z.url({ protocol: /^rediss?$/ })),
   QUEUE_PREFIX: z.string().regex(/^[\w{}-]{1,64}$/, 'letters, digits, _, - and {} only').default('companion'),
   SHUTDOWN_TIMEOUT_MS: wholeNumber(25000, 1),
+  METRICS_TOKEN: optionalString,
 
   RAPIDPRO_URL: optionalUrl,
   RAPIDPRO_TOKEN: optionalString,
@@ -76,6 +77,7 @@ function shape(env: Environment) {
     redisUrl: env.REDIS_URL,
     queuePrefix: env.QUEUE_PREFIX,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    metricsToken: env.METRICS_TOKEN,
     partnerTimeoutMs: env.PARTNER_TIMEOUT_MS,
     rapidpro: { url: env.RAPIDPRO_URL, token: env.RAPIDPRO_TOKEN },
     dhis2: {

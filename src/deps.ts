@@ -3,6 +3,7 @@ import { type Config, missingOptoutSettings } from './config';
 import { createDatabase, type Database } from './db/client';
 import { connectRedis } from './db/connections';
 import { createLogger, type Logger } from './ops/logger';
+import { createMetrics, type Metrics } from './ops/metrics';
 import { createApiClientService, type ApiClientService } from './api-clients/service';
 import { createOptoutStore, type OptoutStore } from './optouts/store';
 import { createOptoutQueue, type OptoutQueue } from './optouts/queue';
@@ -16,6 +17,7 @@ import { createOptoutSubmitter, type OptoutSubmitter } from './optouts/submitter
 export interface Deps {
   config: Config;
   logger: Logger;
+  metrics: Metrics;
   db: Database;
   /** Shared by the web process and the queue producer; commands fail fast while Redis is away. */
   redis: Redis;
@@ -32,7 +34,7 @@ export interface DepsOverrides {
   logger?: Logger;
 }
 
-function createSubmitter(config: Config, logger: Logger, store: OptoutStore): OptoutSubmitter | undefined {
+function createSubmitter(config: Config, logger: Logger, metrics: Metrics, store: OptoutStore): OptoutSubmitter | undefined {
   const missing = missingOptoutSettings(config);
   if (missing.length > 0) {
     logger.warn({ missing }, `opt-outs are accepted but not submitted until these are set: ${missing.join(', ')}`);
@@ -40,7 +42,7 @@ function createSubmitter(config: Config, logger: Logger, store: OptoutStore): Op
   }
   const timeoutMs = config.partnerTimeoutMs;
   const { rapidpro, dhis2 } = config;
-  const rapidproClient = createRapidProClient({ url: rapidpro.url!, token: rapidpro.token!, timeoutMs, logger });
+  const rapidproClient = createRapidProClient({ url: rapidpro.url!, token: rapidpro.token!, timeoutMs, logger, metrics });
   const upstream =
     dhis2.mode === 'openhim'
       ? {
@@ -51,11 +53,12 @@ function createSubmitter(config: Config, logger: Logger, store: OptoutStore): Op
             password: dhis2.openhim.password!,
             timeoutMs,
             logger,
+            metrics,
           }),
         }
       : {
           mode: 'tracker' as const,
-          client: createDhis2TrackerClient({ ...dhis2.tracker, url: dhis2.tracker.url!, timeoutMs, logger }),
+          client: createDhis2TrackerClient({ ...dhis2.tracker, url: dhis2.tracker.url!, timeoutMs, logger, metrics }),
           settings: {
             program: dhis2.tracker.program!,
             programStage: dhis2.tracker.programStage!,
@@ -65,25 +68,30 @@ function createSubmitter(config: Config, logger: Logger, store: OptoutStore): Op
         };
   // One try makes at most two partner calls; the lease outlasts both.
   const leaseMs = 2 * timeoutMs + 30_000;
-  return createOptoutSubmitter({ store, rapidpro: rapidproClient, upstream, policy: config.optouts, leaseMs, logger });
+  return createOptoutSubmitter({ store, rapidpro: rapidproClient, upstream, policy: config.optouts, leaseMs, logger, metrics });
 }
 
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
+  const metrics = createMetrics();
   const redis = await connectRedis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
   const db = createDatabase({ url: config.databaseUrl, poolSize: config.optouts.workerConcurrency + 10 });
   const optoutStore = createOptoutStore(db);
   const optoutQueue = createOptoutQueue({ connection: redis, prefix: config.queuePrefix, maxAttempts: config.optouts.maxAttempts });
+  metrics.watchQueue(optoutQueue.bullQueue.name, () =>
+    optoutQueue.bullQueue.getJobCounts('waiting', 'delayed', 'active', 'completed', 'failed', 'prioritized'),
+  );
   return {
     config,
     logger,
+    metrics,
     db,
     redis,
     apiClients: createApiClientService(db),
     optoutStore,
     optoutQueue,
-    optouts: createOptoutService({ store: optoutStore, queue: optoutQueue, logger }),
-    optoutSubmitter: createSubmitter(config, logger, optoutStore),
+    optouts: createOptoutService({ store: optoutStore, queue: optoutQueue, logger, metrics }),
+    optoutSubmitter: createSubmitter(config, logger, metrics, optoutStore),
     async close() {
       await optoutQueue.close();
       redis.disconnect();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../ops/logger';
+import type { Metrics } from '../ops/metrics';
 import { isUniqueViolation } from '../db/client';
 import type { OptoutWebhook } from './schemas';
 import type { Optout, OptoutStore } from './store';
@@ -15,8 +16,8 @@ export type AcceptResult =
   | { kind: 'created'; optout: Pick<Optout, 'id' | 'contactUuid' | 'status'> }
   | { kind: 'duplicate'; optout: Optout };
 
-export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue; logger: Logger }) {
-  const { store, queue, logger } = deps;
+export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue; logger: Logger; metrics: Metrics }) {
+  const { store, queue, logger, metrics } = deps;
 
   async function findDuplicate(contactUuid: string, idempotencyKey: string | undefined): Promise<Optout | null> {
     const byKey = idempotencyKey ? await store.findByIdempotencyKey(idempotencyKey) : null;
@@ -57,6 +58,7 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
         throw error;
       }
 
+      metrics.optoutsAccepted.inc();
       try {
         await queue.enqueue(optout.id);
       } catch (error) {
