@@ -4,22 +4,32 @@ import { pinoHttp } from 'pino-http';
 import type { Deps } from '../deps';
 import { opsRoutes } from '../ops/routes';
 import { httpMetrics } from '../ops/metrics';
+import { optoutOperations } from '../optouts/openapi';
 import { optoutRoutes } from '../optouts/routes';
+import { VERSION } from '../version';
 import { requireApiToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { jsonBody } from './json-body';
+import { buildOpenApiDocument, openApiRoutes, type ApiOperation } from './openapi';
 
 const REQUEST_ID = /^[\w.-]{1,128}$/;
 /** Probed every few seconds: not worth a log line each. */
 const OPS_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
+/** The /api features: where each is mounted, its router, and the operations it documents. */
+export function apiFeatures(deps: Deps): Array<{ prefix: string; router: express.Router; operations: ApiOperation[] }> {
+  return [{ prefix: '/v1/optouts', router: optoutRoutes(deps.optouts), operations: optoutOperations }];
+}
+
 /** The HTTP face of the companion. Middleware order: metrics, request id and log, ops endpoints, then /api behind token auth. */
 export function createApp(deps: Deps): Express {
   const app = baseApp(deps);
+  const features = apiFeatures(deps);
   const api = express.Router();
+  api.use(openApiRoutes(buildOpenApiDocument(features.flatMap((feature) => feature.operations), VERSION)));
   api.use(requireApiToken(deps.apiClients));
   api.use(jsonBody());
-  api.use('/v1/optouts', optoutRoutes(deps.optouts));
+  for (const feature of features) api.use(feature.prefix, feature.router);
   api.use(notFound);
   app.use('/api', api);
   return finish(app);

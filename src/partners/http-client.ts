@@ -3,8 +3,9 @@ import https from 'node:https';
 import got, { type Got, RequestError } from 'got';
 import type { Logger } from '../ops/logger';
 import { partnerOutcome, type Metrics } from '../ops/metrics';
+import { VERSION } from '../version';
 
-export const USER_AGENT = 'companion/0.1';
+export const USER_AGENT = `companion/${VERSION}`;
 
 /** A partner's answer, whatever its status: clients decide what it means. */
 export interface PartnerAnswer {
