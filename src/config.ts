@@ -21,6 +21,7 @@ const environmentSchema = z.object({
     .string()
     .default('postgresql://postgres@127.0.0.1:5432/companion')
     .pipe(z.url({ protocol: /^postgres(ql)?$/ })),
+  DATABASE_POOL_SIZE: wholeNumber(10, 1),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379').pipe(z.url({ protocol: /^rediss?$/ })),
   QUEUE_PREFIX: z.string().regex(/^[\w{}-]{1,64}$/, 'letters, digits, _, - and {} only').default('companion'),
   SHUTDOWN_TIMEOUT_MS: wholeNumber(25000, 1),
@@ -74,6 +75,7 @@ function shape(env: Environment) {
     logLevel: env.LOG_LEVEL,
     port: env.PORT,
     databaseUrl: env.DATABASE_URL,
+    databasePoolSize: env.DATABASE_POOL_SIZE,
     redisUrl: env.REDIS_URL,
     queuePrefix: env.QUEUE_PREFIX,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,

@@ -77,6 +77,8 @@ export async function serve(deps: Deps, role: Role): Promise<Running> {
     async stop() {
       work?.stopReconciler();
       await Promise.all([closeServer(http.server), work?.worker?.close()]);
+      // A client that hung up closes its connection before its opt-out is enqueued: wait for those too.
+      await deps.optouts.settle();
       await deps.close();
     },
   };
