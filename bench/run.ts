@@ -7,13 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { loadConfig } from '../src/config';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
 import { createApiClientService } from '../src/api-clients/service';
 import { OPTOUT_QUEUE, jobIdFor } from '../src/optouts/queue';
 import { startFakePartner } from '../test/helpers/fake-partner';
-import { load, peakRssMb, startChild, until, type Child } from './lib';
+import { load, peakRssMb, startChild, until } from './lib';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
