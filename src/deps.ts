@@ -1,7 +1,6 @@
-import type { Redis } from 'ioredis';
 import { type Config, missingOptoutSettings } from './config';
 import { createDatabase, type Database } from './db/client';
-import { connectRedis } from './db/connections';
+import { connectRedis, type RedisConnection } from './db/connections';
 import { createLogger, type Logger } from './ops/logger';
 import { createMetrics, type Metrics } from './ops/metrics';
 import { createApiClientService, type ApiClientService } from './api-clients/service';
@@ -20,7 +19,7 @@ export interface Deps {
   metrics: Metrics;
   db: Database;
   /** Shared by the web process and the queue producer; commands fail fast while Redis is away. */
-  redis: Redis;
+  redis: RedisConnection;
   apiClients: ApiClientService;
   optoutStore: OptoutStore;
   optoutQueue: OptoutQueue;
@@ -74,7 +73,7 @@ function createSubmitter(config: Config, logger: Logger, metrics: Metrics, store
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const metrics = createMetrics();
-  const redis = await connectRedis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const redis = await connectRedis(config.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
   const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize });
   const optoutStore = createOptoutStore(db);
   const optoutQueue = createOptoutQueue({ connection: redis, prefix: config.queuePrefix, maxAttempts: config.optouts.maxAttempts });

@@ -47,12 +47,13 @@ async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconcile
     logger.warn('worker: not submitting opt-outs until their settings are complete (see the warning above)');
     return { stopReconciler };
   }
-  const connection = await connectRedis(config.redisUrl, { maxRetriesPerRequest: null });
+  const connection = await connectRedis(config.redis, { maxRetriesPerRequest: null });
   const worker = createOptoutWorker({
     submitter: deps.optoutSubmitter,
     connection,
     prefix: config.queuePrefix,
     concurrency: config.optouts.workerConcurrency,
+    rateLimitPerSecond: config.optouts.rateLimitPerSecond,
     policy: config.optouts,
     logger,
   });

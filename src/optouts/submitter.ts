@@ -29,7 +29,8 @@ export type SubmitOutcome =
   | { kind: 'finished'; status: 'submitted' | 'failed' }
   /** Nothing to do: the opt-out is gone, or no longer queued (submitted, failed or cancelled). */
   | { kind: 'skipped' }
-  | { kind: 'retry'; delayMs: number; reason: string };
+  /** Try again after delayMs; rateLimited when the partner answered 429, which slows every worker. */
+  | { kind: 'retry'; delayMs: number; reason: string; rateLimited?: boolean };
 
 export interface OptoutSubmitter {
   submit(optoutId: string): Promise<SubmitOutcome>;
@@ -144,9 +145,14 @@ export function createOptoutSubmitter(deps: {
         }
         await finish('transient', { status: 'queued', lastError: description }, error.answer);
         metrics.optoutsRetried.inc();
-        const delayMs = retryDelayMs(number, policy, error.retryAfterMs);
-        log.info({ partner, status: error.answer?.status, delayMs }, 'opt-out will be retried');
-        return { kind: 'retry', delayMs, reason: description };
+        // A 429 pauses every worker, so it waits what the partner asked (or one base backoff), not
+        // this opt-out's own exponential delay.
+        const rateLimited = error.answer?.status === 429;
+        const delayMs = rateLimited
+          ? Math.min(policy.maxBackoffMs, error.retryAfterMs ?? policy.backoffMs)
+          : retryDelayMs(number, policy, error.retryAfterMs);
+        log.info({ partner, status: error.answer?.status, delayMs, rateLimited }, 'opt-out will be retried');
+        return { kind: 'retry', delayMs, reason: description, rateLimited };
       }
     },
   };
