@@ -12,6 +12,17 @@ const optionalString = z
   .optional();
 const optionalUrl = optionalString.pipe(z.url({ protocol: /^https?$/ }).optional());
 const wholeNumber = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+/** `host:port,host:port` → [{ host, port }]. */
+const hostPortList = z
+  .string()
+  .transform((text) => text.split(',').map((entry) => entry.trim()))
+  .pipe(z.array(z.string().regex(/^[\w.-]+:\d{1,5}$/, 'must be host:port, comma-separated')).min(1))
+  .transform((entries) =>
+    entries.map((entry) => {
+      const separator = entry.lastIndexOf(':');
+      return { host: entry.slice(0, separator), port: Number(entry.slice(separator + 1)) };
+    }),
+  );
 
 /** A WhatsApp template language: `en`, `pt_BR`, `zh_HK`, `fil` (the codes Meta lists for templates). */
 export const WHATSAPP_LANGUAGE = /^[a-z]{2,3}(_[A-Z]{2,4})?$/;
@@ -27,9 +38,14 @@ const environmentSchema = z.object({
     .string()
     .default('postgresql://postgres@127.0.0.1:5432/companion')
     .pipe(z.url({ protocol: /^postgres(ql)?$/ })),
+  DATABASE_POOL_SIZE: wholeNumber(10, 1),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379').pipe(z.url({ protocol: /^rediss?$/ })),
+  REDIS_SENTINELS: optionalString.pipe(hostPortList.optional()),
+  REDIS_SENTINEL_NAME: optionalString,
+  REDIS_CLUSTER_NODES: optionalString.pipe(hostPortList.optional()),
   QUEUE_PREFIX: z.string().regex(/^[\w{}-]{1,64}$/, 'letters, digits, _, - and {} only').default('companion'),
   SHUTDOWN_TIMEOUT_MS: wholeNumber(25000, 1),
+  METRICS_TOKEN: optionalString,
 
   RAPIDPRO_URL: optionalUrl,
   RAPIDPRO_TOKEN: optionalString,
@@ -75,7 +91,16 @@ const environmentSchema = z.object({
   OPTOUT_MAX_ATTEMPTS: wholeNumber(12, 1),
   OPTOUT_BACKOFF_MS: wholeNumber(30000, 1),
   WORKER_CONCURRENCY: wholeNumber(10, 1),
-});
+  OPENHIM_RATE_LIMIT: optionalString.pipe(z.coerce.number<string>().positive().optional()),
+})
+  .superRefine((env, ctx) => {
+    if (env.REDIS_SENTINELS && env.REDIS_CLUSTER_NODES) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'set either REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both' });
+    }
+    if (env.REDIS_SENTINELS && !env.REDIS_SENTINEL_NAME) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_SENTINEL_NAME'], message: 'required with REDIS_SENTINELS (the name of the monitored primary)' });
+    }
+  });
 
 type Environment = z.infer<typeof environmentSchema>;
 
@@ -90,9 +115,17 @@ function shape(env: Environment) {
     logLevel: env.LOG_LEVEL,
     port: env.PORT,
     databaseUrl: env.DATABASE_URL,
-    redisUrl: env.REDIS_URL,
-    queuePrefix: env.QUEUE_PREFIX,
+    databasePoolSize: env.DATABASE_POOL_SIZE,
+    redis: {
+      url: env.REDIS_URL,
+      sentinels: env.REDIS_SENTINELS,
+      sentinelName: env.REDIS_SENTINEL_NAME,
+      clusterNodes: env.REDIS_CLUSTER_NODES,
+    },
+    // In Redis Cluster every key of a queue must hash to one slot: BullMQ's documented `{prefix}` form.
+    queuePrefix: env.REDIS_CLUSTER_NODES && !env.QUEUE_PREFIX.includes('{') ? `{${env.QUEUE_PREFIX}}` : env.QUEUE_PREFIX,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    metricsToken: env.METRICS_TOKEN,
     partnerTimeoutMs: env.PARTNER_TIMEOUT_MS,
     rapidpro: { url: env.RAPIDPRO_URL, token: env.RAPIDPRO_TOKEN },
     dhis2: {
@@ -124,6 +157,8 @@ function shape(env: Environment) {
       backoffMs: env.OPTOUT_BACKOFF_MS,
       maxBackoffMs: SIX_HOURS_MS,
       workerConcurrency: env.WORKER_CONCURRENCY,
+      /** Submissions per second across all workers (BullMQ's global limiter); undefined: no limit. */
+      rateLimitPerSecond: env.OPENHIM_RATE_LIMIT,
     },
   };
 }

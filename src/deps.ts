@@ -1,8 +1,8 @@
-import type { Redis } from 'ioredis';
 import { type Config, missingOptoutSettings, missingWhatsappSettings } from './config';
 import { createDatabase, type Database } from './db/client';
-import { connectRedis } from './db/connections';
+import { connectRedis, type RedisConnection } from './db/connections';
 import { createLogger, type Logger } from './ops/logger';
+import { createMetrics, type Metrics } from './ops/metrics';
 import { createApiClientService, type ApiClientService } from './api-clients/service';
 import { createOptoutStore, type OptoutStore } from './optouts/store';
 import { createOptoutQueue, type OptoutQueue } from './optouts/queue';
@@ -19,9 +19,10 @@ import { createWhatsappService, type WhatsappService } from './whatsapp/service'
 export interface Deps {
   config: Config;
   logger: Logger;
+  metrics: Metrics;
   db: Database;
   /** Shared by the web process and the queue producer; commands fail fast while Redis is away. */
-  redis: Redis;
+  redis: RedisConnection;
   apiClients: ApiClientService;
   optoutStore: OptoutStore;
   optoutQueue: OptoutQueue;
@@ -36,7 +37,7 @@ export interface DepsOverrides {
   logger?: Logger;
 }
 
-function createSubmitter(config: Config, logger: Logger, store: OptoutStore): OptoutSubmitter | undefined {
+function createSubmitter(config: Config, logger: Logger, metrics: Metrics, store: OptoutStore): OptoutSubmitter | undefined {
   const missing = missingOptoutSettings(config);
   if (missing.length > 0) {
     logger.warn({ missing }, `opt-outs are accepted but not submitted until these are set: ${missing.join(', ')}`);
@@ -44,7 +45,7 @@ function createSubmitter(config: Config, logger: Logger, store: OptoutStore): Op
   }
   const timeoutMs = config.partnerTimeoutMs;
   const { rapidpro, dhis2 } = config;
-  const rapidproClient = createRapidProClient({ url: rapidpro.url!, token: rapidpro.token!, timeoutMs, logger });
+  const rapidproClient = createRapidProClient({ url: rapidpro.url!, token: rapidpro.token!, timeoutMs, logger, metrics });
   const upstream =
     dhis2.mode === 'openhim'
       ? {
@@ -55,11 +56,12 @@ function createSubmitter(config: Config, logger: Logger, store: OptoutStore): Op
             password: dhis2.openhim.password!,
             timeoutMs,
             logger,
+            metrics,
           }),
         }
       : {
           mode: 'tracker' as const,
-          client: createDhis2TrackerClient({ ...dhis2.tracker, url: dhis2.tracker.url!, timeoutMs, logger }),
+          client: createDhis2TrackerClient({ ...dhis2.tracker, url: dhis2.tracker.url!, timeoutMs, logger, metrics }),
           settings: {
             program: dhis2.tracker.program!,
             programStage: dhis2.tracker.programStage!,
@@ -69,40 +71,48 @@ function createSubmitter(config: Config, logger: Logger, store: OptoutStore): Op
         };
   // One try makes at most two partner calls; the lease outlasts both.
   const leaseMs = 2 * timeoutMs + 30_000;
-  return createOptoutSubmitter({ store, rapidpro: rapidproClient, upstream, policy: config.optouts, leaseMs, logger });
+  return createOptoutSubmitter({ store, rapidpro: rapidproClient, upstream, policy: config.optouts, leaseMs, logger, metrics });
 }
 
-function createWhatsapp(config: Config, logger: Logger, db: Database): WhatsappService {
+function createWhatsapp(config: Config, logger: Logger, metrics: Metrics, db: Database): WhatsappService {
   const missing = missingWhatsappSettings(config);
   const { whatsapp } = config;
+  const observers = { logger, metrics };
   let client: WhatsappClient | undefined;
   if (missing.length > 0) {
     logger.warn({ missing }, `WhatsApp templates answer 503 until these are set: ${missing.join(', ')}`);
   } else if (whatsapp.api === 'cloud') {
-    client = createWhatsappClient({ ...whatsapp, api: 'cloud', url: whatsapp.url!, phoneNumberId: whatsapp.phoneNumberId!, token: whatsapp.token! }, logger);
+    const settings = { ...whatsapp, api: 'cloud' as const, url: whatsapp.url!, phoneNumberId: whatsapp.phoneNumberId!, token: whatsapp.token! };
+    client = createWhatsappClient(settings, observers);
   } else {
-    client = createWhatsappClient({ ...whatsapp, api: 'onprem', url: whatsapp.url!, namespace: whatsapp.namespace!, token: whatsapp.token! }, logger);
+    const settings = { ...whatsapp, api: 'onprem' as const, url: whatsapp.url!, namespace: whatsapp.namespace!, token: whatsapp.token! };
+    client = createWhatsappClient(settings, observers);
   }
   return createWhatsappService({ api: whatsapp.api, client, missing, store: createWhatsappSendStore(db) });
 }
 
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
-  const redis = await connectRedis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-  const db = createDatabase({ url: config.databaseUrl, poolSize: config.optouts.workerConcurrency + 10 });
+  const metrics = createMetrics();
+  const redis = await connectRedis(config.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize });
   const optoutStore = createOptoutStore(db);
   const optoutQueue = createOptoutQueue({ connection: redis, prefix: config.queuePrefix, maxAttempts: config.optouts.maxAttempts });
+  metrics.watchQueue(optoutQueue.bullQueue.name, () =>
+    optoutQueue.bullQueue.getJobCounts('waiting', 'delayed', 'active', 'completed', 'failed', 'prioritized'),
+  );
   return {
     config,
     logger,
+    metrics,
     db,
     redis,
     apiClients: createApiClientService(db),
     optoutStore,
     optoutQueue,
-    optouts: createOptoutService({ store: optoutStore, queue: optoutQueue, logger }),
-    optoutSubmitter: createSubmitter(config, logger, optoutStore),
-    whatsapp: createWhatsapp(config, logger, db),
+    optouts: createOptoutService({ store: optoutStore, queue: optoutQueue, logger, metrics }),
+    optoutSubmitter: createSubmitter(config, logger, metrics, optoutStore),
+    whatsapp: createWhatsapp(config, logger, metrics, db),
     async close() {
       await optoutQueue.close();
       redis.disconnect();

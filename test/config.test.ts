@@ -8,7 +8,7 @@ describe('configuration', () => {
     expect(config).toMatchObject({
       port: 3000,
       databaseUrl: 'postgresql://postgres@127.0.0.1:5432/companion',
-      redisUrl: 'redis://127.0.0.1:6379',
+      redis: { url: 'redis://127.0.0.1:6379' },
       dhis2: { mode: 'openhim' },
       optouts: { maxAttempts: 12, backoffMs: 30000, maxBackoffMs: 6 * 3600 * 1000 },
     });

@@ -1,4 +1,5 @@
 import type { Logger } from '../ops/logger';
+import type { Metrics } from '../ops/metrics';
 import { createPartnerHttp, isNetworkError, isTimeout, sendJson, type PartnerAnswer } from './http-client';
 import { bodyReportsError } from './failures';
 import {
@@ -46,12 +47,12 @@ async function exchange(send: () => Promise<PartnerAnswer>): Promise<PartnerAnsw
 
 const answered = (answer: PartnerAnswer): boolean => answer.status >= 200 && answer.status < 300 && !bodyReportsError(answer.body);
 
-export function createWhatsappClient(settings: WhatsappSettings, logger: Logger): WhatsappClient {
+export function createWhatsappClient(settings: WhatsappSettings, observers: { logger: Logger; metrics: Metrics }): WhatsappClient {
   const http = createPartnerHttp({
     partner: `whatsapp-${settings.api}`,
     timeoutMs: settings.timeoutMs,
     headers: { authorization: `Bearer ${settings.token}` },
-    logger,
+    ...observers,
   });
   const base = settings.url.replace(/\/+$/, '');
 

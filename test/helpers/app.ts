@@ -18,12 +18,12 @@ export interface TestApp {
 
 /** Starts the real companion (web, and worker for role 'all') on a free port, as `serve` does. */
 export async function startTestApp(
-  options: { env?: Record<string, string | undefined>; role?: Role; logger?: Logger } = {},
+  options: { env?: Record<string, string | undefined>; role?: Role; createToken?: boolean; logger?: Logger } = {},
 ): Promise<TestApp> {
   const config = loadConfig(testEnvironment(options.env));
   const deps = await createDeps(config, { logger: options.logger });
   const running = await serve(deps, options.role ?? 'web');
-  const { token } = await deps.apiClients.create(`test-${randomUUID()}`);
+  const token = options.createToken === false ? '' : (await deps.apiClients.create(`test-${randomUUID()}`)).token;
   const baseUrl = `http://127.0.0.1:${running.port}`;
   return { deps, http: supertest(baseUrl), baseUrl, token, stop: () => running.stop() };
 }

@@ -1,4 +1,5 @@
 import { createDatabase } from '../../src/db/client';
+import { createMetrics } from '../../src/ops/metrics';
 import { createWhatsappClient } from '../../src/partners/whatsapp';
 import { createWhatsappService } from '../../src/whatsapp/service';
 import { createWhatsappSendStore } from '../../src/whatsapp/store';
@@ -25,7 +26,7 @@ describe('recording a send', () => {
     const settings = { api: 'cloud' as const, url: upstream.url, apiVersion: 'v26.0', phoneNumberId: '106540352242922', token: 't0ken-secret', timeoutMs: 2000 };
     const service = createWhatsappService({
       api: 'cloud',
-      client: createWhatsappClient(settings, logs.logger),
+      client: createWhatsappClient(settings, { logger: logs.logger, metrics: createMetrics() }),
       missing: [],
       store: createWhatsappSendStore(db),
     });
