@@ -1,6 +1,6 @@
-// A stand-in for the WhatsApp Cloud API for the benchmark: answers every POST with a Cloud API
-// success after FAKE_DELAY_MS, as Meta's servers would after their own work. Started by whatsapp.ts
-// with fork(); reports its port over IPC and listens on 127.0.0.1 only.
+// A stand-in for the WhatsApp Cloud API for `npm run bench:whatsapp`: answers every POST with a Cloud
+// API success after FAKE_DELAY_MS, as Meta's servers would after their own work. A process of its own,
+// on 127.0.0.1; its "listening" line carries its port (bench/lib.ts startChild reads it).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -30,8 +30,10 @@ const server = http.createServer((req, res) => {
   });
 });
 server.keepAliveTimeout = 65_000;
-server.listen(0, '127.0.0.1', () => {
-  process.send?.({ port: (server.address() as AddressInfo).port });
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port, msg: 'fake whatsapp: listening' })}\n`);
 });
-// Ends with its parent, whatever happens to the parent.
-process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});

@@ -56,7 +56,17 @@ export const templateBodySchema = z
       .optional()
       .describe('The template; each field may come from the query string instead.'),
   })
-  .describe('A template message to send. Everything else RapidPro sends is ignored.');
+  .meta({
+    description: 'A template message to send. Everything else RapidPro sends is ignored.',
+    examples: [
+      {
+        contact: { uuid: '5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f', name: 'Jane', urn: 'whatsapp:27820001001' },
+        flow: { uuid: 'bead76f5-dac4-4c9d-996c-c62b326e8c0a', name: 'Appointment reminders' },
+        template: { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] },
+      },
+      { to: '+27820001001', template: { name: 'hello_world' } },
+    ],
+  });
 
 /** `?template=NAME&language=en&param=A&param=B`: so that a flow can keep RapidPro's default body. */
 export const templateQuerySchema = z
