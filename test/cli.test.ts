@@ -1,12 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import pg from 'pg';
 import { dropDatabase } from '../src/db/migrate';
 import { TEST_DATABASE_URL, testEnvironment } from './helpers/env';
-
-/** The built CLI (`npm test` builds first), as `npm run companion --` runs it. */
-const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
+import { MAIN, startCompanion } from './helpers/process';
 
 function companion(args: string[], env: Record<string, string | undefined> = {}) {
   const result = spawnSync(process.execPath, [MAIN, ...args], {
@@ -124,23 +121,12 @@ describe('companion CLI', () => {
   });
 
   it('serves without partner settings, says which are missing, and stops cleanly on SIGTERM', async () => {
-    const child = spawn(process.execPath, [MAIN, 'serve', '--role', 'all'], {
-      env: { PATH: process.env.PATH, ...testEnvironment({ LOG_LEVEL: 'info', PORT: '0' }) },
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${output}`)), 20000);
-      child.stdout.on('data', () => {
-        if (output.includes('web: listening')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    expect(output).toMatch(/not submitted until these are set: RAPIDPRO_URL, RAPIDPRO_TOKEN, OPENHIM_URL, OPENHIM_USERNAME, OPENHIM_PASSWORD/);
-    child.kill('SIGTERM');
-    const [code] = await new Promise<[number | null]>((resolve) => child.on('exit', (exitCode) => resolve([exitCode])));
-    expect(code).toBe(0);
+    const companionProcess = startCompanion(['serve', '--role', 'all']);
+    await companionProcess.listening;
+    expect(companionProcess.output()).toMatch(
+      /not submitted until these are set: RAPIDPRO_URL, RAPIDPRO_TOKEN, OPENHIM_URL, OPENHIM_USERNAME, OPENHIM_PASSWORD/,
+    );
+    companionProcess.child.kill('SIGTERM');
+    expect(await companionProcess.exited).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { CONFIG_VARIABLES, ConfigError, loadConfig, missingOptoutSettings, missingSignInSettings } from '../src/config';
+import { CONFIG_VARIABLES, ConfigError, loadConfig, missingOptoutSettings, missingSignInSettings, missingWhatsappSettings } from '../src/config';
 
 describe('configuration', () => {
   it('has the contract defaults when nothing is set', () => {
@@ -8,7 +8,7 @@ describe('configuration', () => {
     expect(config).toMatchObject({
       port: 3000,
       databaseUrl: 'postgresql://postgres@127.0.0.1:5432/companion',
-      redisUrl: 'redis://127.0.0.1:6379',
+      redis: { url: 'redis://127.0.0.1:6379' },
       dhis2: { mode: 'openhim' },
       optouts: { maxAttempts: 12, backoffMs: 30000, maxBackoffMs: 6 * 3600 * 1000 },
     });
@@ -80,6 +80,38 @@ describe('configuration', () => {
     expect(() => loadConfig({ ADMIN_EMAILS: 'boss@gmail.com, not-an-address' })).toThrow(/ADMIN_EMAILS: must be email addresses/);
     expect(() => loadConfig({ ADMIN_GOOGLE_DOMAINS: 'https://example.org' })).toThrow(/ADMIN_GOOGLE_DOMAINS: must be domain names/);
     expect(() => loadConfig({ GOOGLE_TOKEN_URL: 'ftp://x' })).toThrow(/GOOGLE_TOKEN_URL/);
+  });
+
+  it('has WhatsApp defaults: the Cloud API on graph.facebook.com, English, 10 s', () => {
+    expect(loadConfig({}).whatsapp).toEqual({
+      api: 'cloud',
+      url: 'https://graph.facebook.com',
+      apiVersion: 'v26.0',
+      phoneNumberId: undefined,
+      token: undefined,
+      namespace: undefined,
+      defaultLanguage: 'en',
+      timeoutMs: 10000,
+    });
+    // As in a copied .env.example: empty means unset.
+    expect(loadConfig({ WHATSAPP_API_VERSION: '', WHATSAPP_DEFAULT_LANGUAGE: '' }).whatsapp).toMatchObject({ apiVersion: 'v26.0', defaultLanguage: 'en' });
+    expect(loadConfig({ WHATSAPP_API: 'onprem' }).whatsapp.url).toBeUndefined();
+  });
+
+  it('names invalid WhatsApp settings', () => {
+    const env = { WHATSAPP_API: 'twilio', WHATSAPP_API_VERSION: '26', WHATSAPP_PHONE_NUMBER_ID: '+27820001001', WHATSAPP_DEFAULT_LANGUAGE: 'English', WHATSAPP_TIMEOUT_MS: '0' };
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    try {
+      loadConfig(env);
+    } catch (error) {
+      expect((error as ConfigError).problems.map((line) => line.split(':')[0]).sort()).toEqual(Object.keys(env).sort());
+    }
+  });
+
+  it('lists the WhatsApp settings still missing, per API', () => {
+    expect(missingWhatsappSettings(loadConfig({}))).toEqual(['WHATSAPP_TOKEN', 'WHATSAPP_PHONE_NUMBER_ID']);
+    expect(missingWhatsappSettings(loadConfig({ WHATSAPP_TOKEN: 't', WHATSAPP_PHONE_NUMBER_ID: '1065' }))).toEqual([]);
+    expect(missingWhatsappSettings(loadConfig({ WHATSAPP_API: 'onprem', WHATSAPP_TOKEN: 't' }))).toEqual(['WHATSAPP_URL', 'WHATSAPP_NAMESPACE']);
   });
 
   it('documents every variable in .env.example, and nothing else', () => {

@@ -85,16 +85,11 @@ function readPages(deps: Deps, pageContext: PageContextFor): Router {
     to: optionalDate,
   });
   router.get('/whatsapp', async (req, res) => {
-    const sends = deps.whatsappSends;
-    if (!sends) {
-      sendPage(res, whatsappPage(pageContext(req, 'whatsapp'), undefined));
-      return;
-    }
     const query = whatsappQuery.parse(req.query);
     const page = pageNumber.parse(req.query.page);
     const { start, end } = dayRange(query.from, query.to);
     const filter = { outcome: query.outcome, template: query.template || undefined, recipient: query.recipient?.replace(/\D/g, '') || undefined, sentFrom: start, sentBefore: end };
-    const { total, rows } = await sends.list(filter, pageOf(page));
+    const { total, rows } = await deps.whatsappSends.list(filter, pageOf(page));
     sendPage(res, whatsappPage(pageContext(req, 'whatsapp'), { query, rows, total, page, pageCount: pageCountOf(total) }));
   });
 

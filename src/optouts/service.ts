@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../ops/logger';
+import type { Metrics } from '../ops/metrics';
 import { isUniqueViolation } from '../db/client';
 import { AppError } from '../errors';
 import type { OptoutWebhook } from './schemas';
@@ -26,54 +27,70 @@ export interface RetryReport {
   notRetryable: string[];
 }
 
-export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue; logger: Logger }) {
-  const { store, queue, logger } = deps;
+export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue; logger: Logger; metrics: Metrics }) {
+  const { store, queue, logger, metrics } = deps;
 
   async function findDuplicate(contactUuid: string, idempotencyKey: string | undefined): Promise<Optout | null> {
     const byKey = idempotencyKey ? await store.findByIdempotencyKey(idempotencyKey) : null;
     return byKey ?? store.findQueuedForContact(contactUuid);
   }
 
+  /** Accepts still running: a client that hung up does not stop them, and shutdown waits for them. */
+  const inFlight = new Set<Promise<AcceptResult>>();
+
+  /**
+   * Commits the opt-out, then hands it to the queue. A failed hand-over is logged, not raised: the
+   * row is committed and the reconciler enqueues every queued row that has no live job.
+   */
+  async function accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
+    const contactUuid = webhook.contact.uuid;
+    if (context.simulated) {
+      return { kind: 'created', optout: { id: randomUUID(), contactUuid, status: 'queued' } };
+    }
+    const earlier = await findDuplicate(contactUuid, context.idempotencyKey);
+    if (earlier) return { kind: 'duplicate', optout: earlier };
+
+    let optout: Optout;
+    try {
+      optout = await store.create({
+        id: randomUUID(),
+        contactUuid,
+        contactUrn: webhook.contact.urn ?? null,
+        contactFields: webhook.contact.fields ?? null,
+        reasonCategory: webhook.results?.optout_reason?.category ?? null,
+        reasonValue: webhook.results?.optout_reason?.value ?? null,
+        flowUuid: webhook.flow?.uuid ?? null,
+        runUuid: webhook.run?.uuid ?? null,
+        apiClientId: context.apiClientId,
+        idempotencyKey: context.idempotencyKey ?? null,
+      });
+    } catch (error) {
+      // Two identical webhooks raced: the database let one in; answer with that one.
+      const winner = isUniqueViolation(error) ? await findDuplicate(contactUuid, context.idempotencyKey) : null;
+      if (winner) return { kind: 'duplicate', optout: winner };
+      throw error;
+    }
+
+    metrics.optoutsAccepted.inc();
+    try {
+      await queue.enqueue(optout.id);
+    } catch (error) {
+      logger.warn({ err: error, optoutId: optout.id }, 'opt-out committed but not enqueued; the reconciler will enqueue it');
+    }
+    return { kind: 'created', optout };
+  }
+
   return {
-    /**
-     * Commits the opt-out, then hands it to the queue. A failed hand-over is logged, not raised: the
-     * row is committed and the reconciler enqueues every queued row that has no live job.
-     */
-    async accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
-      const contactUuid = webhook.contact.uuid;
-      if (context.simulated) {
-        return { kind: 'created', optout: { id: randomUUID(), contactUuid, status: 'queued' } };
-      }
-      const earlier = await findDuplicate(contactUuid, context.idempotencyKey);
-      if (earlier) return { kind: 'duplicate', optout: earlier };
+    accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
+      const work = accept(webhook, context);
+      inFlight.add(work);
+      void work.finally(() => inFlight.delete(work)).catch(() => undefined);
+      return work;
+    },
 
-      let optout: Optout;
-      try {
-        optout = await store.create({
-          id: randomUUID(),
-          contactUuid,
-          contactUrn: webhook.contact.urn ?? null,
-          contactFields: webhook.contact.fields ?? null,
-          reasonCategory: webhook.results?.optout_reason?.category ?? null,
-          reasonValue: webhook.results?.optout_reason?.value ?? null,
-          flowUuid: webhook.flow?.uuid ?? null,
-          runUuid: webhook.run?.uuid ?? null,
-          apiClientId: context.apiClientId,
-          idempotencyKey: context.idempotencyKey ?? null,
-        });
-      } catch (error) {
-        // Two identical webhooks raced: the database let one in; answer with that one.
-        const winner = isUniqueViolation(error) ? await findDuplicate(contactUuid, context.idempotencyKey) : null;
-        if (winner) return { kind: 'duplicate', optout: winner };
-        throw error;
-      }
-
-      try {
-        await queue.enqueue(optout.id);
-      } catch (error) {
-        logger.warn({ err: error, optoutId: optout.id }, 'opt-out committed but not enqueued; the reconciler will enqueue it');
-      }
-      return { kind: 'created', optout };
+    /** Resolves once every accept under way has committed and enqueued (or failed). */
+    async settle(): Promise<void> {
+      await Promise.allSettled([...inFlight]);
     },
 
     get: (id: string) => store.findById(id),

@@ -170,13 +170,15 @@ export function createOptoutStore(db: Database) {
      * (their last update; a failed opt-out changes only when staff act on it).
      */
     async dailyCounts(since: Date): Promise<{ received: DailyCounts; failed: DailyCounts }> {
+      // As text: a Date parameter would reach PostgreSQL as a timestamp without time zone.
+      const from = since.toISOString();
       const [received, failed] = await Promise.all([
         db.$queryRaw<Array<{ day: string; n: number }>>`
           SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*)::int AS n
-          FROM optouts WHERE created_at >= ${since} GROUP BY 1`,
+          FROM optouts WHERE created_at >= ${from}::timestamptz GROUP BY 1`,
         db.$queryRaw<Array<{ day: string; n: number }>>`
           SELECT to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*)::int AS n
-          FROM optouts WHERE status = 'failed' AND updated_at >= ${since} GROUP BY 1`,
+          FROM optouts WHERE status = 'failed' AND updated_at >= ${from}::timestamptz GROUP BY 1`,
       ]);
       const toMap = (rows: Array<{ day: string; n: number }>) => new Map(rows.map((row) => [row.day, row.n]));
       return { received: toMap(received), failed: toMap(failed) };

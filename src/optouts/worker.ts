@@ -1,5 +1,5 @@
 import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../db/connections';
 import type { Logger } from '../ops/logger';
 import { OPTOUT_QUEUE, type SubmitJobData } from './queue';
 import { retryDelayMs, type RetryPolicy } from './retry-policy';
@@ -16,12 +16,19 @@ export class RetryLater extends Error {
   }
 }
 
+/** A rate in jobs per second as BullMQ's limiter: whole jobs per window, the window stretched for rates below 1/s. */
+export function limiterFor(perSecond: number): { max: number; duration: number } {
+  return perSecond >= 1 ? { max: Math.floor(perSecond), duration: 1000 } : { max: 1, duration: Math.round(1000 / perSecond) };
+}
+
 /** Runs the submitter for each queued job, turning its "retry" outcomes into BullMQ's delayed retries. */
 export function createOptoutWorker(deps: {
   submitter: OptoutSubmitter;
-  connection: Redis;
+  connection: RedisConnection;
   prefix?: string;
   concurrency: number;
+  /** Submissions per second across every worker sharing the queue; undefined for no limit. */
+  rateLimitPerSecond?: number;
   policy: RetryPolicy;
   logger: Logger;
 }): Worker<SubmitJobData, SubmitOutcome> {
@@ -29,13 +36,20 @@ export function createOptoutWorker(deps: {
     OPTOUT_QUEUE,
     async (job: Job<SubmitJobData>) => {
       const outcome = await deps.submitter.submit(job.data.optoutId);
-      if (outcome.kind === 'retry') throw new RetryLater(outcome.delayMs, outcome.reason);
-      return outcome;
+      if (outcome.kind !== 'retry') return outcome;
+      if (outcome.rateLimited) {
+        // The partner said "too many": every worker on the queue pauses, and the job goes back to wait.
+        await worker.rateLimit(outcome.delayMs);
+        throw Worker.RateLimitError();
+      }
+      throw new RetryLater(outcome.delayMs, outcome.reason);
     },
     {
       connection: deps.connection,
       prefix: deps.prefix,
       concurrency: deps.concurrency,
+      // BullMQ keeps the limiter in Redis, so the limit holds across all worker processes.
+      ...(deps.rateLimitPerSecond ? { limiter: limiterFor(deps.rateLimitPerSecond) } : {}),
       // The database records each attempt; BullMQ's own records of finished jobs are kept short.
       removeOnComplete: { age: 24 * 3600, count: 10000 },
       removeOnFail: { age: 7 * 24 * 3600, count: 10000 },

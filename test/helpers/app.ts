@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import supertest from 'supertest';
 import { loadConfig } from '../../src/config';
 import { createDeps, type Deps } from '../../src/deps';
+import type { Logger } from '../../src/ops/logger';
 import { serve, type Role } from '../../src/runtime';
 import { testEnvironment } from './env';
 
@@ -15,18 +16,14 @@ export interface TestApp {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the real companion (web, and worker for role 'all') on a free port, as `serve` does;
- * `prepare` may add what the composition root does not build yet.
- */
+/** Starts the real companion (web, and worker for role 'all') on a free port, as `serve` does. */
 export async function startTestApp(
-  options: { env?: Record<string, string | undefined>; role?: Role; prepare?: (deps: Deps) => void } = {},
+  options: { env?: Record<string, string | undefined>; role?: Role; createToken?: boolean; logger?: Logger } = {},
 ): Promise<TestApp> {
   const config = loadConfig(testEnvironment(options.env));
-  const deps = await createDeps(config);
-  options.prepare?.(deps);
+  const deps = await createDeps(config, { logger: options.logger });
   const running = await serve(deps, options.role ?? 'web');
-  const { token } = await deps.apiClients.create(`test-${randomUUID()}`);
+  const token = options.createToken === false ? '' : (await deps.apiClients.create(`test-${randomUUID()}`)).token;
   const baseUrl = `http://127.0.0.1:${running.port}`;
   return { deps, http: supertest(baseUrl), baseUrl, token, stop: () => running.stop() };
 }

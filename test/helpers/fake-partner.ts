@@ -11,6 +11,8 @@ export interface ReceivedRequest {
   headers: http.IncomingHttpHeaders;
   body: unknown;
   receivedAt: number;
+  /** The client's port: requests that share it came over one kept-alive connection. */
+  remotePort: number | undefined;
 }
 
 export interface FakeAnswer {
@@ -80,6 +82,7 @@ export class FakePartner {
       headers: req.headers,
       body: text ? safeJson(text) : undefined,
       receivedAt: Date.now(),
+      remotePort: req.socket.remotePort,
     };
     this.requests.push(request);
     const route = `${request.method} ${path}`;

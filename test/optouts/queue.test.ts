@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { connectRedis } from '../../src/db/connections';
+import { Redis } from 'ioredis';
 import { OPTOUT_QUEUE, createOptoutQueue, jobIdFor, type OptoutQueue, type SubmitJobData } from '../../src/optouts/queue';
 import { eventually } from '../helpers/app';
 import { TEST_REDIS_URL } from '../helpers/env';
@@ -14,8 +13,8 @@ describe('opt-out queue: enqueueNow (staff retries)', () => {
   let worker: Worker<SubmitJobData> | undefined;
 
   beforeAll(async () => {
-    connection = await connectRedis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
-    workerConnection = await connectRedis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    workerConnection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
     queue = createOptoutQueue({ connection, prefix, maxAttempts: 3 });
   });
   afterEach(async () => {

@@ -2,7 +2,7 @@ import type { AuditEvent } from '../../generated/prisma/client';
 import { hasRole } from '../../auth/staff';
 import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
 import { maskPhone } from '../../ops/logger';
-import type { WhatsappSendRecord } from '../whatsapp-sends';
+import type { WhatsappSend } from '../../whatsapp/store';
 import { plural, time } from '../format';
 import { html, urlWith } from '../html';
 import { layout, pager, selectOptions, type PageContext } from './layout';
@@ -65,16 +65,12 @@ export interface WhatsappQuery {
   to?: string;
 }
 
-/** `view` is undefined while the WhatsApp proxy does not record its sends. */
-export function whatsappPage(ctx: PageContext, view: Listing<WhatsappSendRecord, WhatsappQuery> | undefined) {
-  if (!view) {
-    return layout(ctx, 'WhatsApp sends', html`<p class="empty">This version of the companion does not record WhatsApp template sends yet.</p>`);
-  }
+export function whatsappPage(ctx: PageContext, view: Listing<WhatsappSend, WhatsappQuery>) {
   const admin = hasRole(ctx.member!, 'admin');
   const { query } = view;
   const rows = view.rows.map(
     (send) => html`<tr>
-  <td data-label="Sent">${time(send.sentAt)}</td>
+  <td data-label="Sent">${time(send.createdAt)}</td>
   <td data-label="To">${admin ? send.recipient : maskPhone(send.recipient)}</td>
   <td data-label="Template">${send.template} <span class="muted">${send.language}</span></td>
   <td data-label="Answer"><span class="status ${send.status < 300 ? 'status-submitted' : 'status-failed'}">${send.status}</span></td>
