@@ -48,8 +48,9 @@ export function createOptoutWorker(deps: {
       connection: deps.connection,
       prefix: deps.prefix,
       concurrency: deps.concurrency,
-      // BullMQ keeps the limiter in Redis, so the limit holds across all worker processes.
-      ...(deps.rateLimitPerSecond ? { limiter: limiterFor(deps.rateLimitPerSecond) } : {}),
+      // BullMQ keeps the limiter in Redis, so the limit holds across all worker processes. Without a
+      // limiter BullMQ ignores worker.rateLimit() (the 429 pause), so "no limit" is a limit never reached.
+      limiter: deps.rateLimitPerSecond ? limiterFor(deps.rateLimitPerSecond) : { max: Number.MAX_SAFE_INTEGER, duration: 1000 },
       // The database records each attempt; BullMQ's own records of finished jobs are kept short.
       removeOnComplete: { age: 24 * 3600, count: 10000 },
       removeOnFail: { age: 7 * 24 * 3600, count: 10000 },
