@@ -2,14 +2,16 @@
 // the build machines): every runtime dependency is on the current major of its package, and the
 // install printed no "deprecated" warning. Deployments that reach the audit endpoint run
 // `npm audit --omit=dev` as well (see README.md).
-// Usage: node scripts/check-deps.ts [file holding the output of `npm ci`]
+// Usage: tsx scripts/check-deps.ts [file holding the output of `npm ci`]
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 
 interface Outdated {
   current?: string;
   wanted: string;
   latest: string;
+  location?: string;
 }
 
 const major = (version: string | undefined) => Number.parseInt(version ?? '', 10);
@@ -29,8 +31,12 @@ function behindOnMajor(names: string[]): string[] {
     output = (error as { stdout?: string }).stdout ?? '';
     if (!output.trim()) throw error;
   }
-  const outdated = JSON.parse(output.trim() || '{}') as Record<string, Outdated>;
+  // One entry per package name, or a list of them when several copies are outdated.
+  const outdated = JSON.parse(output.trim() || '{}') as Record<string, Outdated | Outdated[]>;
   return Object.entries(outdated)
+    .flatMap(([name, found]) => (Array.isArray(found) ? found : [found]).map((info): [string, Outdated] => [name, info]))
+    // Our own copy only: npm also reports a copy that another package pins for itself.
+    .filter(([name, info]) => !info.location || info.location === path.join(process.cwd(), 'node_modules', name))
     .filter(([, info]) => major(info.current ?? info.wanted) < major(info.latest))
     .map(([name, info]) => `${name} ${info.current ?? info.wanted} (latest ${info.latest})`);
 }

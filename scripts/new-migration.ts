@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { loadConfig } from '../src/config';
 import { dropDatabase, ensureDatabase, NO_FILTER, readMigrationList, withSchemaEngine } from '../src/db/migrate';
 
 // As `prisma migrate` writes it.
@@ -20,8 +21,7 @@ async function main(): Promise<void> {
   const schemaPath = path.join(root, 'prisma/schema.prisma');
   const migrationsDir = path.join(root, 'prisma/migrations');
   if (fs.existsSync(path.join(root, '.env'))) process.loadEnvFile(path.join(root, '.env'));
-  const databaseUrl = process.env.DATABASE_URL;
-  if (!databaseUrl) throw new Error('DATABASE_URL is not set: it names the server for the shadow database');
+  const databaseUrl = loadConfig().databaseUrl;
 
   const shadowUrl = new URL(databaseUrl);
   const database = decodeURIComponent(shadowUrl.pathname.slice(1)) || 'companion';

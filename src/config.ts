@@ -12,6 +12,38 @@ const optionalString = z
   .optional();
 const optionalUrl = optionalString.pipe(z.url({ protocol: /^https?$/ }).optional());
 const wholeNumber = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+/** `host:port,host:port` → [{ host, port }]. */
+const hostPortList = z
+  .string()
+  .transform((text) => text.split(',').map((entry) => entry.trim()))
+  .pipe(z.array(z.string().regex(/^[\w.-]+:\d{1,5}$/, 'must be host:port, comma-separated')).min(1))
+  .transform((entries) =>
+    entries.map((entry) => {
+      const separator = entry.lastIndexOf(':');
+      return { host: entry.slice(0, separator), port: Number(entry.slice(separator + 1)) };
+    }),
+  );
+
+/** A WhatsApp template language: `en`, `pt_BR`, `zh_HK`, `fil` (the codes Meta lists for templates). */
+export const WHATSAPP_LANGUAGE = /^[a-z]{2,3}(_[A-Z]{2,4})?$/;
+/** The Graph API version the Cloud API is called with unless WHATSAPP_API_VERSION says otherwise. */
+const WHATSAPP_DEFAULT_API_VERSION = 'v26.0';
+const WHATSAPP_CLOUD_URL = 'https://graph.facebook.com';
+
+/** A comma-separated list, lower-cased, each item checked by `item`. */
+const lowerCaseList = (item: z.ZodType<string, string>) =>
+  z
+    .string()
+    .default('')
+    .transform((text) => text.split(',').map((part) => part.trim().toLowerCase()).filter(Boolean))
+    .pipe(z.array(item));
+
+/** Google's own OAuth 2.0 endpoints; tests and staging point GOOGLE_*_URL elsewhere. */
+const GOOGLE_ENDPOINTS = {
+  authorizationUrl: 'https://accounts.google.com/o/oauth2/v2/auth',
+  tokenUrl: 'https://oauth2.googleapis.com/token',
+  userinfoUrl: 'https://openidconnect.googleapis.com/v1/userinfo',
+};
 
 const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -21,9 +53,14 @@ const environmentSchema = z.object({
     .string()
     .default('postgresql://postgres@127.0.0.1:5432/companion')
     .pipe(z.url({ protocol: /^postgres(ql)?$/ })),
+  DATABASE_POOL_SIZE: wholeNumber(10, 1),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379').pipe(z.url({ protocol: /^rediss?$/ })),
+  REDIS_SENTINELS: optionalString.pipe(hostPortList.optional()),
+  REDIS_SENTINEL_NAME: optionalString,
+  REDIS_CLUSTER_NODES: optionalString.pipe(hostPortList.optional()),
   QUEUE_PREFIX: z.string().regex(/^[\w{}-]{1,64}$/, 'letters, digits, _, - and {} only').default('companion'),
   SHUTDOWN_TIMEOUT_MS: wholeNumber(25000, 1),
+  METRICS_TOKEN: optionalString,
 
   RAPIDPRO_URL: optionalUrl,
   RAPIDPRO_TOKEN: optionalString,
@@ -55,16 +92,46 @@ const environmentSchema = z.object({
       .optional(),
   ),
 
+  WHATSAPP_API: z.enum(['cloud', 'onprem']).default('cloud'),
+  WHATSAPP_URL: optionalUrl,
+  WHATSAPP_API_VERSION: optionalString.pipe(z.string().regex(/^v\d+\.\d+$/, 'must look like v26.0').default(WHATSAPP_DEFAULT_API_VERSION)),
+  WHATSAPP_PHONE_NUMBER_ID: optionalString.pipe(z.string().regex(/^\d+$/, 'must be the numeric phone number ID').optional()),
+  WHATSAPP_TOKEN: optionalString,
+  WHATSAPP_NAMESPACE: optionalString,
+  WHATSAPP_DEFAULT_LANGUAGE: optionalString.pipe(
+    z.string().regex(WHATSAPP_LANGUAGE, 'must be a WhatsApp language code such as en or pt_BR').default('en'),
+  ),
+  WHATSAPP_TIMEOUT_MS: wholeNumber(10000, 1),
+
+  PUBLIC_URL: optionalUrl,
+  SESSION_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  GOOGLE_CLIENT_ID: optionalString,
+  GOOGLE_CLIENT_SECRET: optionalString,
+  GOOGLE_AUTHORIZATION_URL: optionalUrl,
+  GOOGLE_TOKEN_URL: optionalUrl,
+  GOOGLE_USERINFO_URL: optionalUrl,
+  ADMIN_GOOGLE_DOMAINS: lowerCaseList(z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/, 'must be domain names, comma-separated')),
+  ADMIN_EMAILS: lowerCaseList(z.email('must be email addresses, comma-separated')),
+
   OPTOUT_MAX_ATTEMPTS: wholeNumber(12, 1),
   OPTOUT_BACKOFF_MS: wholeNumber(30000, 1),
   WORKER_CONCURRENCY: wholeNumber(10, 1),
+  OPENHIM_RATE_LIMIT: optionalString.pipe(z.coerce.number<string>().positive().optional()),
   WORKER_LOCK_MS: wholeNumber(30000, 1000),
   RECONCILE_INTERVAL_MS: wholeNumber(60000, 100),
   RECONCILE_GRACE_MS: wholeNumber(30000),
 
   AUTH_FAILURE_LIMIT: wholeNumber(20, 1),
   AUTH_FAILURE_WINDOW_MS: wholeNumber(15 * 60 * 1000, 1000),
-});
+})
+  .superRefine((env, ctx) => {
+    if (env.REDIS_SENTINELS && env.REDIS_CLUSTER_NODES) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_CLUSTER_NODES'], message: 'set either REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both' });
+    }
+    if (env.REDIS_SENTINELS && !env.REDIS_SENTINEL_NAME) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_SENTINEL_NAME'], message: 'required with REDIS_SENTINELS (the name of the monitored primary)' });
+    }
+  });
 
 type Environment = z.infer<typeof environmentSchema>;
 
@@ -79,9 +146,17 @@ function shape(env: Environment) {
     logLevel: env.LOG_LEVEL,
     port: env.PORT,
     databaseUrl: env.DATABASE_URL,
-    redisUrl: env.REDIS_URL,
-    queuePrefix: env.QUEUE_PREFIX,
+    databasePoolSize: env.DATABASE_POOL_SIZE,
+    redis: {
+      url: env.REDIS_URL,
+      sentinels: env.REDIS_SENTINELS,
+      sentinelName: env.REDIS_SENTINEL_NAME,
+      clusterNodes: env.REDIS_CLUSTER_NODES,
+    },
+    // In Redis Cluster every key of a queue must hash to one slot: BullMQ's documented `{prefix}` form.
+    queuePrefix: env.REDIS_CLUSTER_NODES && !env.QUEUE_PREFIX.includes('{') ? `{${env.QUEUE_PREFIX}}` : env.QUEUE_PREFIX,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    metricsToken: env.METRICS_TOKEN,
     partnerTimeoutMs: env.PARTNER_TIMEOUT_MS,
     rapidpro: { url: env.RAPIDPRO_URL, token: env.RAPIDPRO_TOKEN },
     dhis2: {
@@ -98,11 +173,36 @@ function shape(env: Environment) {
         dataElements: env.DHIS2_DATA_ELEMENTS ?? {},
       },
     },
+    whatsapp: {
+      api: env.WHATSAPP_API,
+      url: env.WHATSAPP_URL ?? (env.WHATSAPP_API === 'cloud' ? WHATSAPP_CLOUD_URL : undefined),
+      apiVersion: env.WHATSAPP_API_VERSION,
+      phoneNumberId: env.WHATSAPP_PHONE_NUMBER_ID,
+      token: env.WHATSAPP_TOKEN,
+      namespace: env.WHATSAPP_NAMESPACE,
+      defaultLanguage: env.WHATSAPP_DEFAULT_LANGUAGE,
+      timeoutMs: env.WHATSAPP_TIMEOUT_MS,
+    },
+    staffSignIn: {
+      publicUrl: env.PUBLIC_URL?.replace(/\/+$/, ''),
+      sessionSecret: env.SESSION_SECRET,
+      google: {
+        clientId: env.GOOGLE_CLIENT_ID,
+        clientSecret: env.GOOGLE_CLIENT_SECRET,
+        authorizationUrl: env.GOOGLE_AUTHORIZATION_URL ?? GOOGLE_ENDPOINTS.authorizationUrl,
+        tokenUrl: env.GOOGLE_TOKEN_URL ?? GOOGLE_ENDPOINTS.tokenUrl,
+        userinfoUrl: env.GOOGLE_USERINFO_URL ?? GOOGLE_ENDPOINTS.userinfoUrl,
+      },
+      domains: env.ADMIN_GOOGLE_DOMAINS,
+      adminEmails: env.ADMIN_EMAILS,
+    },
     optouts: {
       maxAttempts: env.OPTOUT_MAX_ATTEMPTS,
       backoffMs: env.OPTOUT_BACKOFF_MS,
       maxBackoffMs: SIX_HOURS_MS,
       workerConcurrency: env.WORKER_CONCURRENCY,
+      /** Submissions per second across all workers (BullMQ's global limiter); undefined: no limit. */
+      rateLimitPerSecond: env.OPENHIM_RATE_LIMIT,
       workerLockMs: env.WORKER_LOCK_MS,
       reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
       reconcileGraceMs: env.RECONCILE_GRACE_MS,
@@ -137,7 +237,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parsed.error.issues.map((issue) => `${String(issue.path[0] ?? 'environment')}: ${issue.message}`),
     );
   }
-  return deepFreeze(shape(parsed.data));
+  const config = shape(parsed.data);
+  if (config.env === 'production') {
+    const missing = missingSignInSettings(config);
+    if (missing.length > 0) throw new ConfigError(missing.map((name) => `${name}: required when NODE_ENV=production`));
+  }
+  return deepFreeze(config);
+}
+
+/**
+ * The staff sign-in settings that are still missing, by variable name. Required in production; in
+ * development the staff pages say that sign-in is not configured until they are set. Without
+ * PUBLIC_URL (development only) the callback URL is taken from the request's host.
+ */
+export function missingSignInSettings(config: Pick<Config, 'env' | 'staffSignIn'>): string[] {
+  const { google, sessionSecret, publicUrl, domains, adminEmails } = config.staffSignIn;
+  const missing: string[] = [];
+  if (!google.clientId) missing.push('GOOGLE_CLIENT_ID');
+  if (!google.clientSecret) missing.push('GOOGLE_CLIENT_SECRET');
+  if (!sessionSecret) missing.push('SESSION_SECRET');
+  if (!publicUrl && config.env === 'production') missing.push('PUBLIC_URL');
+  if (domains.length === 0 && adminEmails.length === 0) missing.push('ADMIN_GOOGLE_DOMAINS (or ADMIN_EMAILS)');
+  return missing;
 }
 
 /**
@@ -161,4 +282,19 @@ export function missingOptoutSettings(config: Config): string[] {
     if (!tracker.programStage) missing.push('DHIS2_PROGRAM_STAGE');
   }
   return missing;
+}
+
+/**
+ * The WhatsApp settings still missing, by variable name. The service starts without them; the
+ * template route answers 503 naming them until they are set.
+ */
+export function missingWhatsappSettings(config: Config): string[] {
+  const { whatsapp } = config;
+  const required =
+    whatsapp.api === 'cloud'
+      ? { WHATSAPP_TOKEN: whatsapp.token, WHATSAPP_PHONE_NUMBER_ID: whatsapp.phoneNumberId }
+      : { WHATSAPP_URL: whatsapp.url, WHATSAPP_TOKEN: whatsapp.token, WHATSAPP_NAMESPACE: whatsapp.namespace };
+  return Object.entries(required)
+    .filter(([, value]) => !value)
+    .map(([name]) => name);
 }

@@ -1,8 +1,10 @@
-import type { Redis } from 'ioredis';
-import { type Config, missingOptoutSettings } from './config';
+import pg from 'pg';
+import type { Store as SessionStore } from 'express-session';
+import { type Config, missingOptoutSettings, missingWhatsappSettings } from './config';
 import { createDatabase, type Database } from './db/client';
-import { connectRedis } from './db/connections';
+import { connectRedis, type RedisConnection } from './db/connections';
 import { createLogger, type Logger } from './ops/logger';
+import { createMetrics, type Metrics } from './ops/metrics';
 import { createApiClientService, type ApiClientService } from './api-clients/service';
 import { createOptoutStore, type OptoutStore } from './optouts/store';
 import { createOptoutQueue, type OptoutQueue } from './optouts/queue';
@@ -11,20 +13,34 @@ import { createRapidProClient } from './partners/rapidpro';
 import { createOpenhimClient } from './partners/openhim';
 import { createDhis2TrackerClient } from './partners/dhis2';
 import { createOptoutSubmitter, type OptoutSubmitter } from './optouts/submitter';
+import { createWhatsappClient, type WhatsappClient } from './partners/whatsapp';
+import { createWhatsappSendLog, createWhatsappSendStore, type WhatsappSendLog } from './whatsapp/store';
+import { createWhatsappService, type WhatsappService } from './whatsapp/service';
+import { createAuditLog, type AuditLog } from './audit/log';
+import { createStaffService, type StaffService } from './auth/staff';
+import { createSessionStore } from './auth/sessions';
 
 /** Everything the web process, the worker, the CLI and the tests are built from. */
 export interface Deps {
   config: Config;
   logger: Logger;
+  metrics: Metrics;
   db: Database;
   /** Shared by the web process and the queue producer; commands fail fast while Redis is away. */
-  redis: Redis;
+  redis: RedisConnection;
   apiClients: ApiClientService;
   optoutStore: OptoutStore;
   optoutQueue: OptoutQueue;
   optouts: OptoutService;
   /** Undefined while opt-out settings are missing: opt-outs then wait in the queue. */
   optoutSubmitter: OptoutSubmitter | undefined;
+  whatsapp: WhatsappService;
+  staff: StaffService;
+  audit: AuditLog;
+  /** Staff sign-in sessions, in PostgreSQL. */
+  sessionStore: SessionStore;
+  /** The record of WhatsApp sends, as the staff pages read it. */
+  whatsappSends: WhatsappSendLog;
   close(): Promise<void>;
 }
 
@@ -32,7 +48,7 @@ export interface DepsOverrides {
   logger?: Logger;
 }
 
-function createSubmitter(config: Config, logger: Logger, store: OptoutStore): OptoutSubmitter | undefined {
+function createSubmitter(config: Config, logger: Logger, metrics: Metrics, store: OptoutStore): OptoutSubmitter | undefined {
   const missing = missingOptoutSettings(config);
   if (missing.length > 0) {
     logger.warn({ missing }, `opt-outs are accepted but not submitted until these are set: ${missing.join(', ')}`);
@@ -40,7 +56,7 @@ function createSubmitter(config: Config, logger: Logger, store: OptoutStore): Op
   }
   const timeoutMs = config.partnerTimeoutMs;
   const { rapidpro, dhis2 } = config;
-  const rapidproClient = createRapidProClient({ url: rapidpro.url!, token: rapidpro.token!, timeoutMs, logger });
+  const rapidproClient = createRapidProClient({ url: rapidpro.url!, token: rapidpro.token!, timeoutMs, logger, metrics });
   const upstream =
     dhis2.mode === 'openhim'
       ? {
@@ -51,11 +67,12 @@ function createSubmitter(config: Config, logger: Logger, store: OptoutStore): Op
             password: dhis2.openhim.password!,
             timeoutMs,
             logger,
+            metrics,
           }),
         }
       : {
           mode: 'tracker' as const,
-          client: createDhis2TrackerClient({ ...dhis2.tracker, url: dhis2.tracker.url!, timeoutMs, logger }),
+          client: createDhis2TrackerClient({ ...dhis2.tracker, url: dhis2.tracker.url!, timeoutMs, logger, metrics }),
           settings: {
             program: dhis2.tracker.program!,
             programStage: dhis2.tracker.programStage!,
@@ -66,13 +83,31 @@ function createSubmitter(config: Config, logger: Logger, store: OptoutStore): Op
   // One try makes at most two partner calls, each cut off at the timeout; the lease outlasts both
   // and the few database writes around them. A worker killed mid-try holds its opt-outs this long.
   const leaseMs = 2 * timeoutMs + 10_000;
-  return createOptoutSubmitter({ store, rapidpro: rapidproClient, upstream, policy: config.optouts, leaseMs, logger });
+  return createOptoutSubmitter({ store, rapidpro: rapidproClient, upstream, policy: config.optouts, leaseMs, logger, metrics });
+}
+
+function createWhatsapp(config: Config, logger: Logger, metrics: Metrics, db: Database): WhatsappService {
+  const missing = missingWhatsappSettings(config);
+  const { whatsapp } = config;
+  const observers = { logger, metrics };
+  let client: WhatsappClient | undefined;
+  if (missing.length > 0) {
+    logger.warn({ missing }, `WhatsApp templates answer 503 until these are set: ${missing.join(', ')}`);
+  } else if (whatsapp.api === 'cloud') {
+    const settings = { ...whatsapp, api: 'cloud' as const, url: whatsapp.url!, phoneNumberId: whatsapp.phoneNumberId!, token: whatsapp.token! };
+    client = createWhatsappClient(settings, observers);
+  } else {
+    const settings = { ...whatsapp, api: 'onprem' as const, url: whatsapp.url!, namespace: whatsapp.namespace!, token: whatsapp.token! };
+    client = createWhatsappClient(settings, observers);
+  }
+  return createWhatsappService({ api: whatsapp.api, client, missing, store: createWhatsappSendStore(db) });
 }
 
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
-  const redis = await connectRedis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-  const db = createDatabase({ url: config.databaseUrl, poolSize: config.optouts.workerConcurrency + 10 });
+  const metrics = createMetrics();
+  const redis = await connectRedis(config.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize });
   const optoutStore = createOptoutStore(db);
   const optoutQueue = createOptoutQueue({
     connection: redis,
@@ -80,18 +115,32 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     maxAttempts: config.optouts.maxAttempts,
     logger,
   });
+  metrics.watchQueue(optoutQueue.bullQueue.name, () =>
+    optoutQueue.bullQueue.getJobCounts('waiting', 'delayed', 'active', 'completed', 'failed', 'prioritized'),
+  );
+  // connect-pg-simple needs a pg pool of its own (Prisma's adapter keeps its pool to itself); it
+  // connects only when a staff page is used.
+  const sessionPool = new pg.Pool({ connectionString: config.databaseUrl, max: 4, connectionTimeoutMillis: 5000 });
+  sessionPool.on('error', (error) => logger.warn({ err: error }, 'session database connection dropped'));
   return {
     config,
     logger,
+    metrics,
     db,
     redis,
     apiClients: createApiClientService(db),
     optoutStore,
     optoutQueue,
-    optouts: createOptoutService({ store: optoutStore, queue: optoutQueue }),
-    optoutSubmitter: createSubmitter(config, logger, optoutStore),
+    optouts: createOptoutService({ store: optoutStore, queue: optoutQueue, logger, metrics }),
+    optoutSubmitter: createSubmitter(config, logger, metrics, optoutStore),
+    staff: createStaffService(db, config.staffSignIn),
+    audit: createAuditLog(db),
+    sessionStore: createSessionStore(sessionPool, logger),
+    whatsapp: createWhatsapp(config, logger, metrics, db),
+    whatsappSends: createWhatsappSendLog(db),
     async close() {
       await optoutQueue.close();
+      await sessionPool.end();
       redis.disconnect();
       await db.$disconnect();
     },

@@ -6,6 +6,9 @@ import { migrateDatabase } from './db/migrate';
 import { createDeps } from './deps';
 import { createLogger } from './ops/logger';
 import { serve, type Role } from './runtime';
+import { CLI_ACTOR } from './audit/log';
+import { AppError } from './errors';
+import { staffEmailSchema, staffRoleSchema } from './auth/staff';
 
 const USAGE = `usage: companion <command> [options]
 
@@ -13,7 +16,9 @@ const USAGE = `usage: companion <command> [options]
   serve --role web|worker|all                run the web server, the worker, or both
   tokens:create --name NAME [--role ROLE]    create an API client; prints its token once, last
   tokens:list                                list API clients (never their secrets)
-  tokens:revoke --name NAME                  revoke an API client`;
+  tokens:revoke --name NAME                  revoke an API client
+  users:grant --email E --role viewer|operator|admin
+                                             give a staff member a role (before or after their first sign-in)`;
 
 class UsageError extends Error {}
 
@@ -117,6 +122,22 @@ async function main(argv: string[]): Promise<void> {
       out(`revoked ${name}`);
       return;
     }
+    case 'users:grant': {
+      const email = staffEmailSchema.safeParse(option(values, 'email'));
+      if (!email.success) throw new UsageError('--email must be an email address');
+      const role = staffRoleSchema.safeParse(option(values, 'role'));
+      if (!role.success) throw new UsageError('--role must be viewer, operator or admin');
+      const member = await withDeps(config, async (deps) => {
+        const granted = await deps.staff.grant(email.data, role.data);
+        await deps.audit.record({ actor: CLI_ACTOR, action: 'staff_grant', target: granted.email, details: { role: granted.role } });
+        if (!deps.staff.mayEverSignIn(granted.email)) {
+          process.stderr.write(`note: ${granted.email} can sign in only with an account of one of ADMIN_GOOGLE_DOMAINS\n`);
+        }
+        return granted;
+      });
+      out(`${member.email} is now ${member.role}`);
+      return;
+    }
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -127,7 +148,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     for (const problem of error.problems) process.stderr.write(`configuration error: ${problem}\n`);
   } else if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
-  } else if (error instanceof StartupError) {
+  } else if (error instanceof StartupError || error instanceof AppError) {
     process.stderr.write(`${error.message}\n`);
   } else {
     process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);

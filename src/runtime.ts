@@ -3,27 +3,28 @@ import type { Server } from 'node:http';
 import type { Worker } from 'bullmq';
 import type { Deps } from './deps';
 import { connectRedis } from './db/connections';
-import { createApp } from './http/app';
+import type { Express } from 'express';
+import { createApp, createOpsApp } from './http/app';
 import { createOptoutWorker } from './optouts/worker';
 import { reconcileOptouts } from './optouts/reconciler';
 
 export type Role = 'web' | 'worker' | 'all';
 
 export interface Running {
-  /** The port the web role listens on (undefined for a worker). */
-  port: number | undefined;
+  /** The port the process listens on: the whole app, or (for a worker) the operations endpoints. */
+  port: number;
   /** Stops taking work, lets in-flight requests and jobs finish, then closes every connection. */
   stop(): Promise<void>;
 }
 
-async function startWeb(deps: Deps): Promise<{ server: Server; port: number }> {
-  const server = createApp(deps).listen(deps.config.port);
+async function listen(deps: Deps, app: Express, role: Role): Promise<{ server: Server; port: number }> {
+  const server = app.listen(deps.config.port);
   await once(server, 'listening');
   // Longer than a load balancer's idle timeout, so that it closes idle connections first.
   server.keepAliveTimeout = 65_000;
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : deps.config.port;
-  deps.logger.info({ port }, 'web: listening');
+  deps.logger.info({ port, role }, role === 'worker' ? 'worker: operations endpoints listening' : 'web: listening');
   return { server, port };
 }
 
@@ -49,12 +50,13 @@ async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconcile
     logger.warn('worker: not submitting opt-outs until their settings are complete (see the warning above)');
     return { stopReconciler };
   }
-  const connection = await connectRedis(config.redisUrl, { maxRetriesPerRequest: null });
+  const connection = await connectRedis(config.redis, { maxRetriesPerRequest: null });
   const worker = createOptoutWorker({
     submitter: deps.optoutSubmitter,
     connection,
     prefix: config.queuePrefix,
     concurrency: config.optouts.workerConcurrency,
+    rateLimitPerSecond: config.optouts.rateLimitPerSecond,
     lockMs: config.optouts.workerLockMs,
     policy: config.optouts,
     logger,
@@ -73,12 +75,14 @@ function closeServer(server: Server): Promise<void> {
 }
 
 export async function serve(deps: Deps, role: Role): Promise<Running> {
-  const web = role === 'worker' ? undefined : await startWeb(deps);
+  const http = await listen(deps, role === 'worker' ? createOpsApp(deps) : createApp(deps), role);
   const work = role === 'web' ? undefined : await startWorker(deps);
   return {
-    port: web?.port,
+    port: http.port,
     async stop() {
-      await Promise.all([web && closeServer(web.server), work?.worker?.close(), work?.stopReconciler()]);
+      await Promise.all([closeServer(http.server), work?.worker?.close(), work?.stopReconciler()]);
+      // A client that hung up closes its connection before its opt-out is enqueued: wait for those too.
+      await deps.optouts.settle();
       await deps.close();
     },
   };

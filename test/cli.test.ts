@@ -1,12 +1,9 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import pg from 'pg';
 import { dropDatabase } from '../src/db/migrate';
 import { TEST_DATABASE_URL, testEnvironment } from './helpers/env';
-
-/** The built CLI (`npm test` builds first), as `npm run companion --` runs it. */
-const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
+import { MAIN, startCompanion } from './helpers/process';
 
 function companion(args: string[], env: Record<string, string | undefined> = {}) {
   const result = spawnSync(process.execPath, [MAIN, ...args], {
@@ -53,7 +50,8 @@ describe('companion CLI', () => {
     const listed = companion(['tokens:list']);
     expect(listed.status).toBe(0);
     expect(listed.stdout).toMatch(new RegExp(`^${name}\\trole=rapidpro\\tactive`, 'm'));
-    expect(listed.stdout).not.toContain(token.split('_')[2]);
+    // The secret is everything after `cmp_<key id>_` (it may itself contain `_`).
+    expect(listed.stdout).not.toContain(token.slice('cmp_'.length + 16 + 1));
 
     expect(companion(['tokens:create', '--name', name]).stderr).toMatch(/already exists/);
     expect(companion(['tokens:revoke', '--name', name]).status).toBe(0);
@@ -61,6 +59,37 @@ describe('companion CLI', () => {
     const again = companion(['tokens:revoke', '--name', name]);
     expect(again.status).toBe(1);
     expect(again.stderr).toMatch(/no active API client named/);
+  });
+
+  it('gives a staff member a role, before their first sign-in, and records it', async () => {
+    const email = `Grant-${randomUUID().slice(0, 8)}@programme.example.org`;
+    const env = { ADMIN_GOOGLE_DOMAINS: 'programme.example.org', ADMIN_EMAILS: 'boss.person@gmail.com' };
+    const granted = companion(['users:grant', '--email', email, '--role', 'operator'], env);
+    expect(granted.stderr).toBe('');
+    expect(granted.status).toBe(0);
+    const lastLine = (stdout: string) => stdout.trimEnd().split('\n').at(-1);
+    expect(lastLine(granted.stdout)).toBe(`${email.toLowerCase()} is now operator`);
+    expect(lastLine(companion(['users:grant', '--email', email, '--role', 'admin'], env).stdout)).toBe(`${email.toLowerCase()} is now admin`);
+
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    const member = await client.query('SELECT role FROM staff_members WHERE email = $1', [email.toLowerCase()]);
+    const audit = await client.query("SELECT actor, details FROM audit_events WHERE target = $1 AND action = 'staff_grant' ORDER BY at", [email.toLowerCase()]);
+    await client.end();
+    expect(member.rows).toEqual([{ role: 'admin' }]);
+    expect(audit.rows).toEqual([
+      { actor: 'cli', details: { role: 'operator' } },
+      { actor: 'cli', details: { role: 'admin' } },
+    ]);
+
+    const outsider = companion(['users:grant', '--email', 'someone@elsewhere.example', '--role', 'viewer'], env);
+    expect(outsider.status).toBe(0);
+    expect(outsider.stderr).toMatch(/can sign in only with an account of one of ADMIN_GOOGLE_DOMAINS/);
+    const configured = companion(['users:grant', '--email', 'boss.person@gmail.com', '--role', 'viewer'], env);
+    expect(configured.status).toBe(1);
+    expect(configured.stderr).toMatch(/is listed in ADMIN_EMAILS and is always an admin/);
+    expect(companion(['users:grant', '--email', email, '--role', 'owner']).stderr).toMatch(/--role must be viewer, operator or admin/);
+    expect(companion(['users:grant', '--email', 'nobody', '--role', 'viewer']).stderr).toMatch(/--email must be an email address/);
   });
 
   it('explains its usage for a missing option or an unknown command', () => {
@@ -92,23 +121,12 @@ describe('companion CLI', () => {
   });
 
   it('serves without partner settings, says which are missing, and stops cleanly on SIGTERM', async () => {
-    const child = spawn(process.execPath, [MAIN, 'serve', '--role', 'all'], {
-      env: { PATH: process.env.PATH, ...testEnvironment({ LOG_LEVEL: 'info', PORT: '0' }) },
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no start within 20 s:\n${output}`)), 20000);
-      child.stdout.on('data', () => {
-        if (output.includes('web: listening')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    expect(output).toMatch(/not submitted until these are set: RAPIDPRO_URL, RAPIDPRO_TOKEN, OPENHIM_URL, OPENHIM_USERNAME, OPENHIM_PASSWORD/);
-    child.kill('SIGTERM');
-    const [code] = await new Promise<[number | null]>((resolve) => child.on('exit', (exitCode) => resolve([exitCode])));
-    expect(code).toBe(0);
+    const companionProcess = startCompanion(['serve', '--role', 'all']);
+    await companionProcess.listening;
+    expect(companionProcess.output()).toMatch(
+      /not submitted until these are set: RAPIDPRO_URL, RAPIDPRO_TOKEN, OPENHIM_URL, OPENHIM_USERNAME, OPENHIM_PASSWORD/,
+    );
+    companionProcess.child.kill('SIGTERM');
+    expect(await companionProcess.exited).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { CONFIG_VARIABLES, ConfigError, loadConfig, missingOptoutSettings } from '../src/config';
+import { CONFIG_VARIABLES, ConfigError, loadConfig, missingOptoutSettings, missingSignInSettings, missingWhatsappSettings } from '../src/config';
 
 describe('configuration', () => {
   it('has the contract defaults when nothing is set', () => {
@@ -8,7 +8,7 @@ describe('configuration', () => {
     expect(config).toMatchObject({
       port: 3000,
       databaseUrl: 'postgresql://postgres@127.0.0.1:5432/companion',
-      redisUrl: 'redis://127.0.0.1:6379',
+      redis: { url: 'redis://127.0.0.1:6379' },
       dhis2: { mode: 'openhim' },
       optouts: { maxAttempts: 12, backoffMs: 30000, maxBackoffMs: 6 * 3600 * 1000 },
     });
@@ -38,6 +38,80 @@ describe('configuration', () => {
     expect(missingOptoutSettings(loadConfig({}))).toEqual(['RAPIDPRO_URL', 'RAPIDPRO_TOKEN', 'OPENHIM_URL', 'OPENHIM_USERNAME', 'OPENHIM_PASSWORD']);
     const tracker = loadConfig({ DHIS2_MODE: 'tracker', RAPIDPRO_URL: 'http://rp', RAPIDPRO_TOKEN: 't', DHIS2_URL: 'http://d2', DHIS2_USERNAME: 'u' });
     expect(missingOptoutSettings(tracker)).toEqual(['DHIS2_TOKEN (or DHIS2_USERNAME and DHIS2_PASSWORD)', 'DHIS2_PROGRAM', 'DHIS2_PROGRAM_STAGE']);
+  });
+
+  it('requires the Google sign-in settings and SESSION_SECRET in production, one line each', () => {
+    const problems = (() => {
+      try {
+        loadConfig({ NODE_ENV: 'production' });
+      } catch (caught) {
+        return (caught as ConfigError).problems;
+      }
+      throw new Error('loadConfig accepted production without sign-in settings');
+    })();
+    expect(problems).toEqual([
+      'GOOGLE_CLIENT_ID: required when NODE_ENV=production',
+      'GOOGLE_CLIENT_SECRET: required when NODE_ENV=production',
+      'SESSION_SECRET: required when NODE_ENV=production',
+      'PUBLIC_URL: required when NODE_ENV=production',
+      'ADMIN_GOOGLE_DOMAINS (or ADMIN_EMAILS): required when NODE_ENV=production',
+    ]);
+    const production = loadConfig({
+      NODE_ENV: 'production',
+      GOOGLE_CLIENT_ID: 'id',
+      GOOGLE_CLIENT_SECRET: 'secret',
+      SESSION_SECRET: 'x'.repeat(32),
+      PUBLIC_URL: 'https://companion.example.org/',
+      ADMIN_GOOGLE_DOMAINS: ' Programme.Example.org , other.example.org',
+      ADMIN_EMAILS: 'Boss@Gmail.com',
+    });
+    expect(production.staffSignIn).toMatchObject({
+      publicUrl: 'https://companion.example.org',
+      domains: ['programme.example.org', 'other.example.org'],
+      adminEmails: ['boss@gmail.com'],
+      google: { authorizationUrl: 'https://accounts.google.com/o/oauth2/v2/auth' },
+    });
+    // In development the staff pages say what is missing instead (PUBLIC_URL may then be left out).
+    expect(missingSignInSettings(loadConfig({ GOOGLE_CLIENT_ID: 'id', GOOGLE_CLIENT_SECRET: 's', ADMIN_EMAILS: 'a@b.org' }))).toEqual(['SESSION_SECRET']);
+  });
+
+  it('checks the sign-in settings it is given', () => {
+    expect(() => loadConfig({ SESSION_SECRET: 'short' })).toThrow(/SESSION_SECRET: must be at least 32 characters/);
+    expect(() => loadConfig({ ADMIN_EMAILS: 'boss@gmail.com, not-an-address' })).toThrow(/ADMIN_EMAILS: must be email addresses/);
+    expect(() => loadConfig({ ADMIN_GOOGLE_DOMAINS: 'https://example.org' })).toThrow(/ADMIN_GOOGLE_DOMAINS: must be domain names/);
+    expect(() => loadConfig({ GOOGLE_TOKEN_URL: 'ftp://x' })).toThrow(/GOOGLE_TOKEN_URL/);
+  });
+
+  it('has WhatsApp defaults: the Cloud API on graph.facebook.com, English, 10 s', () => {
+    expect(loadConfig({}).whatsapp).toEqual({
+      api: 'cloud',
+      url: 'https://graph.facebook.com',
+      apiVersion: 'v26.0',
+      phoneNumberId: undefined,
+      token: undefined,
+      namespace: undefined,
+      defaultLanguage: 'en',
+      timeoutMs: 10000,
+    });
+    // As in a copied .env.example: empty means unset.
+    expect(loadConfig({ WHATSAPP_API_VERSION: '', WHATSAPP_DEFAULT_LANGUAGE: '' }).whatsapp).toMatchObject({ apiVersion: 'v26.0', defaultLanguage: 'en' });
+    expect(loadConfig({ WHATSAPP_API: 'onprem' }).whatsapp.url).toBeUndefined();
+  });
+
+  it('names invalid WhatsApp settings', () => {
+    const env = { WHATSAPP_API: 'twilio', WHATSAPP_API_VERSION: '26', WHATSAPP_PHONE_NUMBER_ID: '+27820001001', WHATSAPP_DEFAULT_LANGUAGE: 'English', WHATSAPP_TIMEOUT_MS: '0' };
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    try {
+      loadConfig(env);
+    } catch (error) {
+      expect((error as ConfigError).problems.map((line) => line.split(':')[0]).sort()).toEqual(Object.keys(env).sort());
+    }
+  });
+
+  it('lists the WhatsApp settings still missing, per API', () => {
+    expect(missingWhatsappSettings(loadConfig({}))).toEqual(['WHATSAPP_TOKEN', 'WHATSAPP_PHONE_NUMBER_ID']);
+    expect(missingWhatsappSettings(loadConfig({ WHATSAPP_TOKEN: 't', WHATSAPP_PHONE_NUMBER_ID: '1065' }))).toEqual([]);
+    expect(missingWhatsappSettings(loadConfig({ WHATSAPP_API: 'onprem', WHATSAPP_TOKEN: 't' }))).toEqual(['WHATSAPP_URL', 'WHATSAPP_NAMESPACE']);
   });
 
   it('documents every variable in .env.example, and nothing else', () => {

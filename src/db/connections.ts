@@ -1,4 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Config } from '../config';
 import pg from 'pg';
 
 /** `postgresql://user:secret@host/db` → `postgresql://user:***@host/db`: safe for logs and error messages. */
@@ -35,20 +36,58 @@ export async function checkPostgres(url: string): Promise<void> {
   }
 }
 
+/** A Redis connection of any supported topology: a plain server, a Sentinel-managed primary, or a Cluster. */
+export type RedisConnection = Redis | Cluster;
+
+/** Where the connection goes, for messages: the URL, the sentinels or the cluster nodes (passwords masked). */
+export function describeRedis(redis: Config['redis']): string {
+  const list = (nodes: ReadonlyArray<{ host: string; port: number }>) => nodes.map((node) => `${node.host}:${node.port}`).join(',');
+  if (redis.sentinels) return `sentinels ${list(redis.sentinels)} (primary "${redis.sentinelName}")`;
+  if (redis.clusterNodes) return `cluster ${list(redis.clusterNodes)}`;
+  return maskUrl(redis.url);
+}
+
 /**
- * Opens a Redis connection and waits until it answers. `options` differ by use: BullMQ workers need
- * `maxRetriesPerRequest: null`; the web process wants commands to fail fast while Redis is away.
+ * A Redis connection for the configured topology. REDIS_URL supplies the credentials, TLS (rediss://)
+ * and database in every topology; its host is used only without sentinels or cluster nodes.
+ * `options` differ by use: BullMQ workers need `maxRetriesPerRequest: null`; the web process wants
+ * commands to fail fast while Redis is away.
  */
-export async function connectRedis(url: string, options: RedisOptions = {}): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 5000, ...options });
+export function createRedis(redis: Config['redis'], options: RedisOptions = {}): RedisConnection {
+  const url = new URL(redis.url);
+  const common: RedisOptions = {
+    username: decodeURIComponent(url.username) || undefined,
+    password: decodeURIComponent(url.password) || undefined,
+    db: Number(url.pathname.slice(1)) || 0,
+    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+    lazyConnect: true,
+    connectTimeout: 5000,
+    ...options,
+  };
+  if (redis.clusterNodes) {
+    const { enableOfflineQueue, ...nodeOptions } = common;
+    return new Cluster(
+      redis.clusterNodes.map((node) => ({ ...node })),
+      { redisOptions: nodeOptions, enableOfflineQueue, lazyConnect: true },
+    );
+  }
+  if (redis.sentinels) {
+    return new Redis({ ...common, sentinels: redis.sentinels.map((node) => ({ ...node })), name: redis.sentinelName });
+  }
+  return new Redis({ ...common, host: url.hostname, port: Number(url.port) || 6379 });
+}
+
+/** Opens a Redis connection (see createRedis) and waits until it answers. */
+export async function connectRedis(redis: Config['redis'], options: RedisOptions = {}): Promise<RedisConnection> {
+  const connection = createRedis(redis, options);
   try {
-    await redis.connect();
-    await redis.ping();
-    return redis;
+    await connection.connect();
+    await connection.ping();
+    return connection;
   } catch (error) {
-    redis.disconnect();
+    connection.disconnect();
     throw new StartupError(
-      `Redis is not reachable at ${maskUrl(url)} (${(error as Error).message}). ` +
+      `Redis is not reachable at ${describeRedis(redis)} (${(error as Error).message}). ` +
         'Start it (for example `redis-server --daemonize yes`) or set REDIS_URL.',
     );
   }

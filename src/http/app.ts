@@ -2,20 +2,71 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Deps } from '../deps';
-import { healthRoutes } from '../ops/health';
+import { opsRoutes } from '../ops/routes';
+import { httpMetrics } from '../ops/metrics';
+import { optoutOperations } from '../optouts/openapi';
 import { optoutRoutes } from '../optouts/routes';
+import { staffRoutes } from '../admin/routes';
+import { VERSION } from '../version';
+import { whatsappOperations } from '../whatsapp/openapi';
+import { whatsappRoutes } from '../whatsapp/routes';
 import { requireApiToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { jsonBody } from './json-body';
+import { buildOpenApiDocument, openApiRoutes, type ApiOperation } from './openapi';
 
 const REQUEST_ID = /^[\w.-]{1,128}$/;
+/** Probed every few seconds: not worth a log line each. */
+const OPS_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
-/** The HTTP face of the companion. Middleware order: request id and log, health, then /api behind token auth. */
+/** The /api features: where each is mounted, its router, and the operations it documents. */
+export function apiFeatures(deps: Deps): Array<{ prefix: string; router: express.Router; operations: ApiOperation[] }> {
+  return [
+    { prefix: '/v1/optouts', router: optoutRoutes(deps.optouts), operations: optoutOperations },
+    {
+      prefix: '/v1/whatsapp',
+      router: whatsappRoutes(deps.whatsapp, deps.config.whatsapp.defaultLanguage),
+      operations: whatsappOperations,
+    },
+  ];
+}
+
+/**
+ * The HTTP face of the companion. Middleware order: metrics, request id and log, ops endpoints, /api
+ * behind token auth, then the staff pages (/admin, /auth) behind Google sign-in.
+ */
 export function createApp(deps: Deps): Express {
+  const app = baseApp(deps);
+  const features = apiFeatures(deps);
+  const api = express.Router();
+  api.use(openApiRoutes(buildOpenApiDocument(features.flatMap((feature) => feature.operations), VERSION)));
+  api.use(requireApiToken(deps.apiClients, deps.config.failedAuth));
+  api.use(jsonBody());
+  for (const feature of features) api.use(feature.prefix, feature.router);
+  api.use(notFound);
+  app.use('/api', api);
+  app.use(staffRoutes(deps));
+  return finish(app);
+}
+
+/** What a worker serves on PORT: the operations endpoints alone. */
+export function createOpsApp(deps: Deps): Express {
+  return finish(baseApp(deps));
+}
+
+function finish(app: Express): Express {
+  app.use(notFound);
+  app.use(errorHandler);
+  return app;
+}
+
+/** Request id and log, metrics, and the operations endpoints: common to every role. */
+function baseApp(deps: Deps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 1);
 
+  app.use(httpMetrics(deps.metrics));
   app.use(
     pinoHttp({
       logger: deps.logger,
@@ -31,20 +82,9 @@ export function createApp(deps: Deps): Express {
         res: (res: { statusCode: number }) => ({ status: res.statusCode }),
       },
       customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : 'info'),
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
+      autoLogging: { ignore: (req) => OPS_PATHS.has(req.url ?? '') },
     }),
   );
-
-  app.use(healthRoutes(deps));
-
-  const api = express.Router();
-  api.use(requireApiToken(deps.apiClients, deps.config.failedAuth));
-  api.use(jsonBody());
-  api.use('/v1/optouts', optoutRoutes(deps.optouts));
-  api.use(notFound);
-  app.use('/api', api);
-
-  app.use(notFound);
-  app.use(errorHandler);
+  app.use(opsRoutes(deps));
   return app;
 }

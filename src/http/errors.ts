@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
 import { AppError } from '../errors';
 import { isDatabaseUnavailable } from '../db/client';
 
@@ -14,35 +14,51 @@ const BODY_ERRORS: Record<string, { status: number; error: string }> = {
   'stream.encoding.set': { status: 500, error: 'internal error' },
 };
 
-/** How long a caller should wait before trying again while PostgreSQL is away. */
-const DATABASE_RETRY_AFTER_S = '5';
-
 export const notFound: RequestHandler = (_req, res) => {
   res.status(404).json({ error: 'not found' });
 };
 
-/** The one place where errors become answers. Anything unexpected is logged and answered 500 without details. */
-export const errorHandler: ErrorRequestHandler = (error: unknown, req, res, _next) => {
-  if (res.headersSent) {
-    req.log.error({ err: error }, 'error after the answer had started');
-    res.destroy();
-    return;
-  }
-  if (error instanceof AppError) {
-    res.status(error.status).json({ error: error.publicMessage, ...(error.details ? { details: error.details } : {}) });
-    return;
-  }
+export interface ErrorAnswer {
+  status: number;
+  /** Safe to show. */
+  message: string;
+  details?: AppError['details'];
+  headers?: Record<string, string>;
+}
+
+/** How long a caller should wait before trying again while PostgreSQL is away. */
+const DATABASE_RETRY_AFTER_S = '5';
+
+/** What an error answers, when it is one we expect; undefined for anything else (a logged 500). */
+function describeError(error: unknown): ErrorAnswer | undefined {
+  if (error instanceof AppError) return { status: error.status, message: error.publicMessage, details: error.details };
   const bodyError = typeof error === 'object' && error !== null && 'type' in error ? BODY_ERRORS[String(error.type)] : undefined;
-  if (bodyError && bodyError.status < 500) {
-    res.status(bodyError.status).json({ error: bodyError.error });
-    return;
-  }
-  if (isDatabaseUnavailable(error)) {
-    // Nothing was written (or a write was rolled back with its connection): the caller may try again.
-    req.log.warn({ err: error }, 'database unavailable');
-    res.status(503).set('Retry-After', DATABASE_RETRY_AFTER_S).json({ error: 'database unavailable' });
-    return;
-  }
-  req.log.error({ err: error }, 'unhandled error');
-  res.status(500).json({ error: 'internal error' });
-};
+  if (bodyError && bodyError.status < 500) return { status: bodyError.status, message: bodyError.error };
+  // A single write either committed or did not; the caller may try again later (an Idempotency-Key,
+  // or the one-queued-opt-out-per-contact rule, makes a repeat harmless).
+  if (isDatabaseUnavailable(error)) return { status: 503, message: 'database unavailable', headers: { 'Retry-After': DATABASE_RETRY_AFTER_S } };
+  return undefined;
+}
+
+/**
+ * The one place where errors become answers; `present` only chooses the format (JSON for the API,
+ * a page for staff). Anything unexpected is logged and answered 500 without details.
+ */
+export function errorHandlerWith(present: (req: Request, res: Response, answer: ErrorAnswer) => void): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    if (res.headersSent) {
+      req.log.error({ err: error }, 'error after the answer had started');
+      res.destroy();
+      return;
+    }
+    const described = describeError(error);
+    if (!described) req.log.error({ err: error }, 'unhandled error');
+    else if (described.status >= 500) req.log.warn({ err: error }, described.message);
+    if (described?.headers) res.set(described.headers);
+    present(req, res, described ?? { status: 500, message: 'internal error' });
+  };
+}
+
+export const errorHandler = errorHandlerWith((_req, res, { status, message, details }) => {
+  res.status(status).json({ error: message, ...(details ? { details } : {}) });
+});

@@ -1,10 +1,12 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../db/connections';
 import type { Logger } from '../ops/logger';
 import { logConnectionErrors } from '../db/connections';
 
 export const OPTOUT_QUEUE = 'optouts';
 const SUBMIT_JOB = 'submit';
+/** How long enqueueNow waits for a running job of the same opt-out to finish. */
+const ACTIVE_WAIT_MS = 2000;
 
 /** Finished jobs only need to stay long enough to dedupe a late duplicate enqueue; the database keeps the record. */
 export const FINISHED_JOB_RETENTION = {
@@ -31,23 +33,38 @@ export interface SubmitJobData {
  * opt-out again while its job is kept is a no-op: nothing here can double a submission.
  */
 export interface OptoutQueue {
+  enqueue(optoutId: string): Promise<void>;
   /**
    * Queues a newly committed opt-out. Never throws: when Redis is away the opt-out is kept and queued
    * as soon as Redis answers again (and the reconciler queues it should this process stop first).
    * True when it was queued now.
    */
   handOver(optoutId: string): Promise<boolean>;
-  /** Queues again unless a job for the opt-out is waiting, delayed or running; true when it did. */
-  ensureQueued(optoutId: string): Promise<boolean>;
   /** Opt-outs waiting for Redis to come back before they can be handed over. */
   readonly pendingHandOvers: number;
+  /** Enqueues again unless a job for the opt-out is waiting, delayed or running; true when it did. */
+  ensureQueued(optoutId: string): Promise<boolean>;
+  /**
+   * For staff retries: like ensureQueued, but a job waiting out a retry delay runs as soon as a worker
+   * is free, and a job still running (it failed this opt-out a moment ago) is waited for briefly, so
+   * that it does not swallow the new try. False when that job was still running: the reconciler then
+   * enqueues the opt-out within a minute or two.
+   */
+  enqueueNow(optoutId: string): Promise<boolean>;
+  /** Jobs waiting for a worker, waiting out a retry delay, and running. */
+  depth(): Promise<{ waiting: number; delayed: number; active: number }>;
   close(): Promise<void>;
   readonly bullQueue: Queue<SubmitJobData>;
 }
 
 const LIVE_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
 
-export function createOptoutQueue(options: { connection: Redis; prefix?: string; maxAttempts: number; logger: Logger }): OptoutQueue {
+export function createOptoutQueue(options: {
+  connection: RedisConnection;
+  prefix?: string;
+  maxAttempts: number;
+  logger: Logger;
+}): OptoutQueue {
   const { connection, logger } = options;
   const queue = new Queue<SubmitJobData>(OPTOUT_QUEUE, {
     connection,
@@ -62,6 +79,14 @@ export function createOptoutQueue(options: { connection: Redis; prefix?: string;
   logConnectionErrors(queue, logger, 'opt-out queue');
   const enqueue = async (optoutId: string) => {
     await queue.add(SUBMIT_JOB, { optoutId }, { jobId: jobIdFor(optoutId) });
+  };
+  const ensureQueued = async (optoutId: string) => {
+    const state = await queue.getJobState(jobIdFor(optoutId));
+    if (LIVE_STATES.has(state)) return false;
+    // A finished job would swallow the new one (same id): clear it first.
+    if (state !== 'unknown') await queue.remove(jobIdFor(optoutId));
+    await enqueue(optoutId);
+    return true;
   };
 
   const pending = new Set<string>();
@@ -105,6 +130,8 @@ export function createOptoutQueue(options: { connection: Redis; prefix?: string;
 
   return {
     bullQueue: queue,
+    enqueue,
+    ensureQueued,
     get pendingHandOvers() {
       return pending.size;
     },
@@ -123,13 +150,22 @@ export function createOptoutQueue(options: { connection: Redis; prefix?: string;
         return false;
       }
     },
-    async ensureQueued(optoutId) {
-      const state = await queue.getJobState(jobIdFor(optoutId));
-      if (LIVE_STATES.has(state)) return false;
-      // A finished job would swallow the new one (same id): clear it first.
-      if (state !== 'unknown') await queue.remove(jobIdFor(optoutId));
-      await enqueue(optoutId);
-      return true;
+    async enqueueNow(optoutId) {
+      const job = await queue.getJob(jobIdFor(optoutId));
+      let state = await job?.getState();
+      for (let waited = 0; job && state === 'active' && waited < ACTIVE_WAIT_MS; waited += 50) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        state = await job.getState();
+      }
+      if (job && state === 'delayed') {
+        await job.promote();
+        return true;
+      }
+      return ensureQueued(optoutId);
+    },
+    async depth() {
+      const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+      return { waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0), delayed: counts.delayed ?? 0, active: counts.active ?? 0 };
     },
     async close() {
       closed = true;

@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { Logger } from '../ops/logger';
+import type { Metrics } from '../ops/metrics';
 import { isUniqueViolation } from '../db/client';
+import { AppError } from '../errors';
 import type { OptoutWebhook } from './schemas';
 import type { Optout, OptoutStore } from './store';
 import type { OptoutQueue } from './queue';
@@ -14,55 +17,117 @@ export type AcceptResult =
   | { kind: 'created'; optout: Pick<Optout, 'id' | 'contactUuid' | 'status'> }
   | { kind: 'duplicate'; optout: Optout };
 
-export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue }) {
-  const { store, queue } = deps;
+/** What a staff retry did, per opt-out id. */
+export interface RetryReport {
+  /** Back in the queue. */
+  retried: string[];
+  /** Left as they were: their contact has another opt-out in the queue already. */
+  contactHasQueued: string[];
+  /** Left as they were: no longer failed or cancelled (submitted or queued meanwhile), or unknown. */
+  notRetryable: string[];
+}
+
+export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue; logger: Logger; metrics: Metrics }) {
+  const { store, queue, logger, metrics } = deps;
 
   async function findDuplicate(contactUuid: string, idempotencyKey: string | undefined): Promise<Optout | null> {
     const byKey = idempotencyKey ? await store.findByIdempotencyKey(idempotencyKey) : null;
     return byKey ?? store.findQueuedForContact(contactUuid);
   }
 
+  /** Accepts still running: a client that hung up does not stop them, and shutdown waits for them. */
+  const inFlight = new Set<Promise<AcceptResult>>();
+
+  /**
+   * Commits the opt-out, then hands it to the queue. A failed hand-over is not raised: the row is
+   * committed, the queue hands it over once Redis is back, and the reconciler enqueues every queued
+   * row that has no live job.
+   */
+  async function accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
+    const contactUuid = webhook.contact.uuid;
+    if (context.simulated) {
+      return { kind: 'created', optout: { id: randomUUID(), contactUuid, status: 'queued' } };
+    }
+    const earlier = await findDuplicate(contactUuid, context.idempotencyKey);
+    if (earlier) return { kind: 'duplicate', optout: earlier };
+
+    let optout: Optout;
+    try {
+      optout = await store.create({
+        id: randomUUID(),
+        contactUuid,
+        contactUrn: webhook.contact.urn ?? null,
+        contactFields: webhook.contact.fields ?? null,
+        reasonCategory: webhook.results?.optout_reason?.category ?? null,
+        reasonValue: webhook.results?.optout_reason?.value ?? null,
+        flowUuid: webhook.flow?.uuid ?? null,
+        runUuid: webhook.run?.uuid ?? null,
+        apiClientId: context.apiClientId,
+        idempotencyKey: context.idempotencyKey ?? null,
+      });
+    } catch (error) {
+      // Two identical webhooks raced: the database let one in; answer with that one.
+      const winner = isUniqueViolation(error) ? await findDuplicate(contactUuid, context.idempotencyKey) : null;
+      if (winner) return { kind: 'duplicate', optout: winner };
+      throw error;
+    }
+
+    metrics.optoutsAccepted.inc();
+    // Never fails the request: while Redis is away the queue keeps the hand-over for when it is back.
+    await queue.handOver(optout.id);
+    return { kind: 'created', optout };
+  }
+
   return {
-    /**
-     * Commits the opt-out, then hands it to the queue. A failed hand-over is not raised: the row is
-     * committed, the queue hands it over once Redis is back, and the reconciler enqueues every queued
-     * row that has no live job.
-     */
-    async accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
-      const contactUuid = webhook.contact.uuid;
-      if (context.simulated) {
-        return { kind: 'created', optout: { id: randomUUID(), contactUuid, status: 'queued' } };
-      }
-      const earlier = await findDuplicate(contactUuid, context.idempotencyKey);
-      if (earlier) return { kind: 'duplicate', optout: earlier };
+    accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
+      const work = accept(webhook, context);
+      inFlight.add(work);
+      void work.finally(() => inFlight.delete(work)).catch(() => undefined);
+      return work;
+    },
 
-      let optout: Optout;
-      try {
-        optout = await store.create({
-          id: randomUUID(),
-          contactUuid,
-          contactUrn: webhook.contact.urn ?? null,
-          contactFields: webhook.contact.fields ?? null,
-          reasonCategory: webhook.results?.optout_reason?.category ?? null,
-          reasonValue: webhook.results?.optout_reason?.value ?? null,
-          flowUuid: webhook.flow?.uuid ?? null,
-          runUuid: webhook.run?.uuid ?? null,
-          apiClientId: context.apiClientId,
-          idempotencyKey: context.idempotencyKey ?? null,
-        });
-      } catch (error) {
-        // Two identical webhooks raced: the database let one in; answer with that one.
-        const winner = isUniqueViolation(error) ? await findDuplicate(contactUuid, context.idempotencyKey) : null;
-        if (winner) return { kind: 'duplicate', optout: winner };
-        throw error;
-      }
-
-      // Never fails the request: while Redis is away the queue keeps the hand-over for when it is back.
-      await queue.handOver(optout.id);
-      return { kind: 'created', optout };
+    /** Resolves once every accept under way has committed and enqueued (or failed). */
+    async settle(): Promise<void> {
+      await Promise.allSettled([...inFlight]);
     },
 
     get: (id: string) => store.findById(id),
+
+    /**
+     * Staff send failed or cancelled opt-outs again, now. Each is queued on its own, so that one
+     * whose contact already has a queued opt-out (the database allows one) leaves the others be.
+     */
+    async retry(ids: string[]): Promise<RetryReport> {
+      const report: RetryReport = { retried: [], contactHasQueued: [], notRetryable: [] };
+      for (const id of ids) {
+        try {
+          (await store.requeue(id) ? report.retried : report.notRetryable).push(id);
+        } catch (error) {
+          if (!isUniqueViolation(error)) throw error;
+          report.contactHasQueued.push(id);
+        }
+      }
+      for (const id of report.retried) {
+        try {
+          if (!(await queue.enqueueNow(id))) {
+            logger.warn({ optoutId: id }, 'opt-out queued again while its last job was still running; the reconciler will enqueue it');
+          }
+        } catch (error) {
+          logger.warn({ err: error, optoutId: id }, 'opt-out queued again but not enqueued; the reconciler will enqueue it');
+        }
+      }
+      return report;
+    },
+
+    /** Staff decide not to send it. Only a queued or failed opt-out can be cancelled. */
+    async cancel(id: string, reason: string): Promise<Optout> {
+      if (!(await store.cancel(id, reason))) {
+        const optout = await store.findById(id);
+        if (!optout) throw AppError.notFound();
+        throw new AppError(409, `This opt-out is ${optout.status}: only a queued or failed opt-out can be cancelled.`);
+      }
+      return (await store.findById(id))!;
+    },
   };
 }
 

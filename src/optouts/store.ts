@@ -1,8 +1,16 @@
 import type { Database } from '../db/client';
 import type { Prisma } from '../generated/prisma/client';
-import type { AttemptOutcome, Optout, OptoutAttempt, OptoutStatus } from '../generated/prisma/client';
+import type { AttemptOutcome, Optout, OptoutAttempt } from '../generated/prisma/client';
+import { OptoutStatus } from '../generated/prisma/enums';
 
-export type { Optout, OptoutAttempt, OptoutStatus, AttemptOutcome };
+export type { Optout, OptoutAttempt, AttemptOutcome };
+export { OptoutStatus };
+
+export const OPTOUT_STATUSES = Object.values(OptoutStatus);
+/** Only staff move a row out of these: back to queued. */
+export const RETRYABLE_STATUSES: OptoutStatus[] = ['failed', 'cancelled'];
+/** What staff may cancel. */
+export const CANCELLABLE_STATUSES: OptoutStatus[] = ['queued', 'failed'];
 
 export interface NewOptout {
   id: string;
@@ -27,6 +35,37 @@ export interface AttemptRecord {
   response: string | null;
   error: string | null;
 }
+
+/** What the staff pages filter opt-outs by. */
+export interface OptoutFilter {
+  status?: OptoutStatus;
+  /** Received on or after. */
+  receivedFrom?: Date;
+  /** Received before. */
+  receivedBefore?: Date;
+  /** An opt-out or contact UUID, or digits of the phone number. */
+  search?: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function whereOf(filter: OptoutFilter): Prisma.OptoutWhereInput {
+  const where: Prisma.OptoutWhereInput = {};
+  if (filter.status) where.status = filter.status;
+  if (filter.receivedFrom || filter.receivedBefore) where.createdAt = { gte: filter.receivedFrom, lt: filter.receivedBefore };
+  const search = filter.search?.trim();
+  if (search && UUID.test(search)) {
+    where.OR = [{ id: search.toLowerCase() }, { contactUuid: search.toLowerCase() }];
+  } else if (search) {
+    // Leading zeros dropped, so that a national number (082…) finds the international URN (27 82…).
+    const digits = search.replace(/\D/g, '').replace(/^0+/, '');
+    where.contactUrn = { contains: digits || search };
+  }
+  return where;
+}
+
+/** Opt-outs per day (UTC), keyed YYYY-MM-DD. */
+export type DailyCounts = Map<string, number>;
 
 /** What an attempt does to its opt-out: it stays queued (to retry), or ends submitted or failed. */
 export type AttemptResult = { status: 'queued' | 'submitted' | 'failed'; lastError: string | null };
@@ -75,6 +114,77 @@ export function createOptoutStore(db: Database) {
         }),
       ]);
     },
+
+    async search(filter: OptoutFilter, page: { offset: number; limit: number }): Promise<{ total: number; rows: Optout[] }> {
+      const where = whereOf(filter);
+      const [total, rows] = await Promise.all([
+        db.optout.count({ where }),
+        db.optout.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], skip: page.offset, take: page.limit }),
+      ]);
+      return { total, rows };
+    },
+
+    count: (filter: OptoutFilter) => db.optout.count({ where: whereOf(filter) }),
+
+    /** Ids of the opt-outs that match, oldest first, limited to these statuses (and to `ids` when given). */
+    async idsWithStatus(statuses: OptoutStatus[], scope: { filter?: OptoutFilter; ids?: string[]; limit?: number }): Promise<string[]> {
+      const where: Prisma.OptoutWhereInput = { ...whereOf(scope.filter ?? {}), status: { in: statuses } };
+      if (scope.ids) where.id = { in: scope.ids };
+      const rows = await db.optout.findMany({ where, orderBy: { createdAt: 'asc' }, select: { id: true }, take: scope.limit });
+      return rows.map((row) => row.id);
+    },
+
+    /**
+     * Puts a failed or cancelled opt-out back in the queue for a fresh round of OPTOUT_MAX_ATTEMPTS
+     * tries; its attempts so far stay recorded. False when it is in neither status (any more).
+     * Throws a unique violation when its contact has another queued opt-out.
+     */
+    async requeue(id: string): Promise<boolean> {
+      const optout = await db.optout.findUnique({ where: { id }, select: { attempts: true } });
+      if (!optout) return false;
+      const { count } = await db.optout.updateMany({
+        where: { id, status: { in: RETRYABLE_STATUSES }, attempts: optout.attempts },
+        data: { status: 'queued', priorAttempts: optout.attempts, cancelReason: null, updatedAt: new Date() },
+      });
+      return count === 1;
+    },
+
+    /** Staff chose not to send it; only a queued or failed opt-out can be cancelled. False otherwise. */
+    async cancel(id: string, reason: string): Promise<boolean> {
+      const { count } = await db.optout.updateMany({
+        where: { id, status: { in: CANCELLABLE_STATUSES } },
+        data: { status: 'cancelled', cancelReason: reason, updatedAt: new Date() },
+      });
+      return count === 1;
+    },
+
+    async countsByStatus(): Promise<Record<OptoutStatus, number>> {
+      const groups = await db.optout.groupBy({ by: ['status'], _count: { _all: true } });
+      const counts: Record<OptoutStatus, number> = { queued: 0, submitted: 0, failed: 0, cancelled: 0 };
+      for (const group of groups) counts[group.status] = group._count._all;
+      return counts;
+    },
+
+    /**
+     * Per day since `since`: opt-outs received, and opt-outs now failed by the day they failed
+     * (their last update; a failed opt-out changes only when staff act on it).
+     */
+    async dailyCounts(since: Date): Promise<{ received: DailyCounts; failed: DailyCounts }> {
+      // As text: a Date parameter would reach PostgreSQL as a timestamp without time zone.
+      const from = since.toISOString();
+      const [received, failed] = await Promise.all([
+        db.$queryRaw<Array<{ day: string; n: number }>>`
+          SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*)::int AS n
+          FROM optouts WHERE created_at >= ${from}::timestamptz GROUP BY 1`,
+        db.$queryRaw<Array<{ day: string; n: number }>>`
+          SELECT to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*)::int AS n
+          FROM optouts WHERE status = 'failed' AND updated_at >= ${from}::timestamptz GROUP BY 1`,
+      ]);
+      const toMap = (rows: Array<{ day: string; n: number }>) => new Map(rows.map((row) => [row.day, row.n]));
+      return { received: toMap(received), failed: toMap(failed) };
+    },
+
+    oldestQueued: () => db.optout.findFirst({ where: { status: 'queued' }, orderBy: { createdAt: 'asc' } }),
 
     attemptsOf: (id: string) => db.optoutAttempt.findMany({ where: { optoutId: id }, orderBy: { number: 'asc' } }),
 

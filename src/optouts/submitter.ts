@@ -2,6 +2,7 @@ import { setTimeout } from 'node:timers/promises';
 import { isDatabaseUnavailable } from '../db/client';
 import type { Logger } from '../ops/logger';
 import { maskPhone } from '../ops/logger';
+import type { Metrics } from '../ops/metrics';
 import type { RapidProClient } from '../partners/rapidpro';
 import type { OpenhimClient } from '../partners/openhim';
 import type { Dhis2TrackerClient } from '../partners/dhis2';
@@ -30,7 +31,8 @@ export type SubmitOutcome =
   | { kind: 'finished'; status: 'submitted' | 'failed' }
   /** Nothing to do: the opt-out is gone, or no longer queued (submitted, failed or cancelled). */
   | { kind: 'skipped' }
-  | { kind: 'retry'; delayMs: number; reason: string };
+  /** Try again after delayMs; rateLimited when the partner answered 429, which slows every worker. */
+  | { kind: 'retry'; delayMs: number; reason: string; rateLimited?: boolean };
 
 export interface OptoutSubmitter {
   submit(optoutId: string): Promise<SubmitOutcome>;
@@ -88,8 +90,9 @@ export function createOptoutSubmitter(deps: {
   /** How long one try may hold an opt-out; past it another worker may take over. */
   leaseMs: number;
   logger: Logger;
+  metrics: Metrics;
 }): OptoutSubmitter {
-  const { store, rapidpro, upstream, policy, logger } = deps;
+  const { store, rapidpro, upstream, policy, logger, metrics } = deps;
   const upstreamName = upstream.mode === 'openhim' ? 'openhim' : 'dhis2';
 
   function send(optoutId: string, details: ContactDetails): Promise<PartnerAnswer> {
@@ -144,26 +147,37 @@ export function createOptoutSubmitter(deps: {
         partner = upstreamName;
         const answer = await send(optoutId, details);
         await finish('success', { status: 'submitted', lastError: null }, answer);
+        metrics.optoutsSubmitted.inc();
         log.info({ partner, msisdn: maskPhone(details.msisdn), status: answer.status }, 'opt-out submitted');
         return { kind: 'finished', status: 'submitted' };
       } catch (error) {
         if (error instanceof MissingContactData) {
           await finish('permanent', { status: 'failed', lastError: error.message });
+          metrics.optoutsFailed.inc({ reason: 'contact_data' });
           log.warn({ partner, reason: error.message }, 'opt-out failed: contact data missing');
           return { kind: 'finished', status: 'failed' };
         }
         if (!(error instanceof PartnerError)) throw error;
         const description = describeFailure(error);
-        if (error.kind === 'permanent' || number >= policy.maxAttempts) {
-          const lastError = error.kind === 'permanent' ? description : `gave up after ${number} attempts: ${description}`;
+        // Staff retries start a fresh round: only the tries since the last one count.
+        const tries = number - optout.priorAttempts;
+        if (error.kind === 'permanent' || tries >= policy.maxAttempts) {
+          const lastError = error.kind === 'permanent' ? description : `gave up after ${tries} attempts: ${description}`;
           await finish(error.kind, { status: 'failed', lastError }, error.answer);
+          metrics.optoutsFailed.inc({ reason: error.kind === 'permanent' ? 'rejected' : 'attempts_exhausted' });
           log.warn({ partner, status: error.answer?.status, kind: error.kind }, 'opt-out failed');
           return { kind: 'finished', status: 'failed' };
         }
         await finish('transient', { status: 'queued', lastError: description }, error.answer);
-        const delayMs = retryDelayMs(number, policy, error.retryAfterMs);
-        log.info({ partner, status: error.answer?.status, delayMs }, 'opt-out will be retried');
-        return { kind: 'retry', delayMs, reason: description };
+        metrics.optoutsRetried.inc();
+        // A 429 pauses every worker, so it waits what the partner asked (or one base backoff), not
+        // this opt-out's own exponential delay.
+        const rateLimited = error.answer?.status === 429;
+        const delayMs = rateLimited
+          ? Math.min(policy.maxBackoffMs, error.retryAfterMs ?? policy.backoffMs)
+          : retryDelayMs(number, policy, error.retryAfterMs);
+        log.info({ partner, status: error.answer?.status, delayMs, rateLimited }, 'opt-out will be retried');
+        return { kind: 'retry', delayMs, reason: description, rateLimited };
       }
     },
   };

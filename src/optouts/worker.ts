@@ -1,5 +1,5 @@
 import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../db/connections';
 import type { Logger } from '../ops/logger';
 import { logConnectionErrors } from '../db/connections';
 import { FINISHED_JOB_RETENTION, OPTOUT_QUEUE, type SubmitJobData } from './queue';
@@ -17,12 +17,19 @@ export class RetryLater extends Error {
   }
 }
 
+/** A rate in jobs per second as BullMQ's limiter: whole jobs per window, the window stretched for rates below 1/s. */
+export function limiterFor(perSecond: number): { max: number; duration: number } {
+  return perSecond >= 1 ? { max: Math.floor(perSecond), duration: 1000 } : { max: 1, duration: Math.round(1000 / perSecond) };
+}
+
 /** Runs the submitter for each queued job, turning its "retry" outcomes into BullMQ's delayed retries. */
 export function createOptoutWorker(deps: {
   submitter: OptoutSubmitter;
-  connection: Redis;
+  connection: RedisConnection;
   prefix?: string;
   concurrency: number;
+  /** Submissions per second across every worker sharing the queue; undefined for no limit. */
+  rateLimitPerSecond?: number;
   /** How long a job stays with a worker that stopped renewing its lock (killed, frozen). */
   lockMs: number;
   policy: RetryPolicy;
@@ -32,13 +39,21 @@ export function createOptoutWorker(deps: {
     OPTOUT_QUEUE,
     async (job: Job<SubmitJobData>) => {
       const outcome = await deps.submitter.submit(job.data.optoutId);
-      if (outcome.kind === 'retry') throw new RetryLater(outcome.delayMs, outcome.reason);
-      return outcome;
+      if (outcome.kind !== 'retry') return outcome;
+      if (outcome.rateLimited) {
+        // The partner said "too many": every worker on the queue pauses, and the job goes back to wait.
+        await worker.rateLimit(outcome.delayMs);
+        throw Worker.RateLimitError();
+      }
+      throw new RetryLater(outcome.delayMs, outcome.reason);
     },
     {
       connection: deps.connection,
       prefix: deps.prefix,
       concurrency: deps.concurrency,
+      // BullMQ keeps the limiter in Redis, so the limit holds across all worker processes. Without a
+      // limiter BullMQ ignores worker.rateLimit() (the 429 pause), so "no limit" is a limit never reached.
+      limiter: deps.rateLimitPerSecond ? limiterFor(deps.rateLimitPerSecond) : { max: Number.MAX_SAFE_INTEGER, duration: 1000 },
       // A killed worker's jobs go back to the queue once its lock lapses and a stalled-job check sees it.
       lockDuration: deps.lockMs,
       stalledInterval: deps.lockMs,

@@ -1,4 +1,5 @@
 import type { Logger } from '../ops/logger';
+import type { Metrics } from '../ops/metrics';
 import { createPartnerHttp, sendJson, type PartnerAnswer } from './http-client';
 import { callPartner, PartnerError } from './failures';
 
@@ -25,11 +26,12 @@ export function createDhis2TrackerClient(options: {
   password?: string;
   timeoutMs: number;
   logger: Logger;
+  metrics: Metrics;
 }): Dhis2TrackerClient {
   const authorization = options.token
     ? `ApiToken ${options.token}`
     : `Basic ${Buffer.from(`${options.username}:${options.password}`).toString('base64')}`;
-  const http = createPartnerHttp({ partner: 'dhis2', timeoutMs: options.timeoutMs, headers: { authorization }, logger: options.logger });
+  const http = createPartnerHttp({ partner: 'dhis2', timeoutMs: options.timeoutMs, headers: { authorization }, logger: options.logger, metrics: options.metrics });
   const url = `${options.url.replace(/\/+$/, '')}/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE`;
   return {
     async importTracker(payload, eventUid) {

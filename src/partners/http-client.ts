@@ -3,8 +3,10 @@ import https from 'node:https';
 import got, { type Got, RequestError } from 'got';
 import type { Logger } from '../ops/logger';
 import { toStorableText } from '../shared/text';
+import { partnerOutcome, type Metrics } from '../ops/metrics';
+import { VERSION } from '../version';
 
-export const USER_AGENT = 'companion/0.1';
+export const USER_AGENT = `companion/${VERSION}`;
 
 /** A partner's answer, whatever its status: clients decide what it means. */
 export interface PartnerAnswer {
@@ -36,8 +38,11 @@ export function createPartnerHttp(options: {
   timeoutMs: number;
   headers?: Record<string, string>;
   logger: Logger;
+  metrics: Metrics;
 }): Got {
   const log = options.logger.child({ partner: options.partner });
+  const observe = (outcome: string, ms: number | undefined) =>
+    options.metrics.partnerDuration.observe({ partner: options.partner, outcome }, (ms ?? 0) / 1000);
   return got.extend({
     timeout: { request: options.timeoutMs },
     retry: { limit: 0 },
@@ -51,12 +56,19 @@ export function createPartnerHttp(options: {
     hooks: {
       afterResponse: [
         (response) => {
+          observe(partnerOutcome(response.statusCode), response.timings?.phases.total);
           // Path only: query strings and bodies may carry phone numbers.
           log.debug(
             { method: response.request.options.method, path: response.requestUrl.pathname, status: response.statusCode, ms: response.timings?.phases.total },
             'partner answered',
           );
           return response;
+        },
+      ],
+      beforeError: [
+        (error) => {
+          if (!error.response) observe(partnerOutcome(undefined, error.code), error.timings?.phases.total ?? undefined);
+          return error;
         },
       ],
     },
@@ -66,7 +78,15 @@ export function createPartnerHttp(options: {
 /** Sends a JSON request and reads the answer as a PartnerAnswer; network failures throw got's RequestError. */
 export async function sendJson(
   client: Got,
-  request: { method: 'GET' | 'POST'; url: string; json?: unknown; headers?: Record<string, string>; signal?: AbortSignal },
+  request: {
+    method: 'GET' | 'POST';
+    url: string;
+    json?: unknown;
+    headers?: Record<string, string>;
+    signal?: AbortSignal;
+    /** Replaces the client's timeout for this request (what is left of a deadline, say). */
+    timeoutMs?: number;
+  },
 ): Promise<PartnerAnswer> {
   const tooLarge = new AbortController();
   const pending = client(request.url, {
@@ -75,6 +95,7 @@ export async function sendJson(
     headers: request.headers,
     signal: request.signal ? AbortSignal.any([request.signal, tooLarge.signal]) : tooLarge.signal,
     responseType: 'text',
+    ...(request.timeoutMs === undefined ? {} : { timeout: { request: request.timeoutMs } }),
   });
   pending.on('downloadProgress', (progress: { transferred: number }) => {
     if (progress.transferred > ANSWER_LIMIT_BYTES) tooLarge.abort();

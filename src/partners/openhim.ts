@@ -1,4 +1,5 @@
 import type { Logger } from '../ops/logger';
+import type { Metrics } from '../ops/metrics';
 import { createPartnerHttp, sendJson, type PartnerAnswer } from './http-client';
 import { callPartner } from './failures';
 
@@ -13,6 +14,7 @@ export function createOpenhimClient(options: {
   password: string;
   timeoutMs: number;
   logger: Logger;
+  metrics: Metrics;
 }): OpenhimClient {
   const basic = Buffer.from(`${options.username}:${options.password}`).toString('base64');
   const http = createPartnerHttp({
@@ -20,6 +22,7 @@ export function createOpenhimClient(options: {
     timeoutMs: options.timeoutMs,
     headers: { authorization: `Basic ${basic}` },
     logger: options.logger,
+    metrics: options.metrics,
   });
   const url = `${options.url.replace(/\/+$/, '')}/ws/rest/v1/nc/optout`;
   return {

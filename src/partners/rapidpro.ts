@@ -1,5 +1,6 @@
 import type { Got } from 'got';
 import type { Logger } from '../ops/logger';
+import type { Metrics } from '../ops/metrics';
 import { createPartnerHttp, sendJson } from './http-client';
 import { callPartner } from './failures';
 
@@ -15,12 +16,13 @@ export interface RapidProClient {
   getContact(uuid: string): Promise<RapidProContact | null>;
 }
 
-export function createRapidProClient(options: { url: string; token: string; timeoutMs: number; logger: Logger }): RapidProClient {
+export function createRapidProClient(options: { url: string; token: string; timeoutMs: number; logger: Logger; metrics: Metrics }): RapidProClient {
   const http: Got = createPartnerHttp({
     partner: 'rapidpro',
     timeoutMs: options.timeoutMs,
     headers: { authorization: `Token ${options.token}` },
     logger: options.logger,
+    metrics: options.metrics,
   });
   const base = options.url.replace(/\/+$/, '');
   return {

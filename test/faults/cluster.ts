@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 import { findLeaks } from '../helpers/logs';
-import { CONTACTS_ROUTE, OPENHIM_ROUTE, openhimEnvironment } from '../helpers/partners';
+import { CONTACTS_ROUTE, OPENHIM_ROUTE, openhimPartnerEnv } from '../helpers/fake-partner';
 import { startOwnPostgres, startOwnRedis, type OwnPostgres, type OwnRedis } from '../helpers/servers';
 
 /**
@@ -148,7 +148,7 @@ export class Cluster {
       DATABASE_URL: databaseUrl,
       REDIS_URL: infrastructure.redis.url,
       QUEUE_PREFIX: `faults-${randomUUID().slice(0, 8)}`,
-      ...openhimEnvironment(partner.url),
+      ...openhimPartnerEnv(partner),
       ...FAULT_SETTINGS,
     };
     const db = new pg.Pool({ connectionString: databaseUrl, max: 2 });

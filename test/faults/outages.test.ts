@@ -5,7 +5,7 @@ import { jobIdFor, OPTOUT_QUEUE } from '../../src/optouts/queue';
 import { reconcileOptouts } from '../../src/optouts/reconciler';
 import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
 import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
-import { OPENHIM_ROUTE, openhimEnvironment } from '../helpers/partners';
+import { OPENHIM_ROUTE, openhimPartnerEnv } from '../helpers/fake-partner';
 import { startOwnPostgres, startOwnRedis, type OwnPostgres, type OwnRedis } from '../helpers/servers';
 
 /**
@@ -157,7 +157,7 @@ describe('the worker', () => {
     });
     app = await startTestApp({
       role: 'all',
-      env: { DATABASE_URL: databaseUrl, REDIS_URL: redis.url, ...openhimEnvironment(partner.url), OPTOUT_BACKOFF_MS: '50', PARTNER_TIMEOUT_MS: '1000' },
+      env: { DATABASE_URL: databaseUrl, REDIS_URL: redis.url, ...openhimPartnerEnv(partner), OPTOUT_BACKOFF_MS: '50', PARTNER_TIMEOUT_MS: '1000' },
     });
   });
   afterAll(async () => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import supertest from 'supertest';
 import { loadConfig } from '../../src/config';
 import { createDeps, type Deps } from '../../src/deps';
+import type { Logger } from '../../src/ops/logger';
 import { serve, type Role } from '../../src/runtime';
 import { testEnvironment } from './env';
 import { captureLogs } from './logs';
@@ -19,12 +20,15 @@ export interface TestApp {
 }
 
 /** Starts the real companion (web, and worker for role 'all') on a free port, as `serve` does. */
-export async function startTestApp(options: { env?: Record<string, string | undefined>; role?: Role } = {}): Promise<TestApp> {
+export async function startTestApp(
+  options: { env?: Record<string, string | undefined>; role?: Role; createToken?: boolean; logger?: Logger } = {},
+): Promise<TestApp> {
   const config = loadConfig(testEnvironment(options.env));
+  // Everything is logged and kept, for the run's log check (global-teardown), unless a test brings its own logger.
   const { logger, lines } = captureLogs();
-  const deps = await createDeps(config, { logger });
+  const deps = await createDeps(config, { logger: options.logger ?? logger });
   const running = await serve(deps, options.role ?? 'web');
-  const { token } = await deps.apiClients.create(`test-${randomUUID()}`);
+  const token = options.createToken === false ? '' : (await deps.apiClients.create(`test-${randomUUID()}`)).token;
   const baseUrl = `http://127.0.0.1:${running.port}`;
   return { deps, http: supertest(baseUrl), baseUrl, token, logs: lines, stop: () => running.stop() };
 }

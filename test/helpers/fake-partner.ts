@@ -11,6 +11,8 @@ export interface ReceivedRequest {
   headers: http.IncomingHttpHeaders;
   body: unknown;
   receivedAt: number;
+  /** The client's port: requests that share it came over one kept-alive connection. */
+  remotePort: number | undefined;
   /** When the exchange ended: the answer was sent, or the caller hung up first. */
   endedAt?: number;
   /** The status answered, when the answer went out before the caller hung up. */
@@ -84,6 +86,7 @@ export class FakePartner {
       headers: req.headers,
       body: text ? safeJson(text) : undefined,
       receivedAt: Date.now(),
+      remotePort: req.socket.remotePort,
     };
     this.requests.push(request);
     res.on('close', () => (request.endedAt = Date.now()));
@@ -107,4 +110,28 @@ function safeJson(text: string): unknown {
 
 export async function startFakePartner(): Promise<FakePartner> {
   return new FakePartner().start();
+}
+
+/** The partner credentials tests give the companion: none may ever reach a log line (see logs.ts). */
+export const PARTNER_SECRETS = {
+  rapidproToken: 'rapidpro-secret',
+  openhimUsername: 'companion',
+  openhimPassword: 'openhim-secret',
+  dhis2Token: 'd2pat_secret',
+  whatsappToken: 'whatsapp-secret',
+} as const;
+
+export const OPENHIM_ROUTE = 'POST /ws/rest/v1/nc/optout';
+export const CONTACTS_ROUTE = 'GET /api/v2/contacts.json';
+
+/** The settings of an app whose RapidPro and OpenHIM are both `partner`. */
+export function openhimPartnerEnv(partner: Pick<FakePartner, 'url'>): Record<string, string> {
+  return {
+    RAPIDPRO_URL: partner.url,
+    RAPIDPRO_TOKEN: PARTNER_SECRETS.rapidproToken,
+    DHIS2_MODE: 'openhim',
+    OPENHIM_URL: partner.url,
+    OPENHIM_USERNAME: PARTNER_SECRETS.openhimUsername,
+    OPENHIM_PASSWORD: PARTNER_SECRETS.openhimPassword,
+  };
 }

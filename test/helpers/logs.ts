@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createLogger, type Logger } from '../../src/ops/logger';
-import { PARTNER_SECRETS } from './partners';
+import { PARTNER_SECRETS } from './fake-partner';
 
 /**
  * Every test app logs everything (level trace) into test-artifacts/logs, one file per Jest worker

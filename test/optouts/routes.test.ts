@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { jobIdFor } from '../../src/optouts/queue';
+import { optoutAcceptedSchema, optoutRecordSchema } from '../../src/optouts/schemas';
 import { optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
 import { rawPost } from '../helpers/raw-http';
 
@@ -53,6 +54,7 @@ describe('POST /api/v1/optouts', () => {
     expect(response.status).toBe(202);
     expect(response.body).toEqual({ id: expect.any(String), contact_id: body.contact.uuid, status: 'queued' });
     expect(response.headers.location).toBe(`/api/v1/optouts/${response.body.id}`);
+    expect(optoutAcceptedSchema.safeParse(response.body).success).toBe(true);
     const row = await app.deps.db.optout.findUnique({ where: { id: response.body.id } });
     expect(row).toMatchObject({ contactUuid: body.contact.uuid, contactUrn: 'whatsapp:27820001001', reasonCategory: 'job_change', status: 'queued' });
     expect((await jobFor(response.body.id))?.data).toEqual({ optoutId: response.body.id });
@@ -165,6 +167,8 @@ describe('GET /api/v1/optouts/:id', () => {
       updated_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       submitted_at: null,
     });
+    // The documented schema (OpenAPI) describes what is really answered.
+    expect(optoutRecordSchema.safeParse(response.body).success).toBe(true);
   });
 
   it.each([randomUUID(), 'not-a-uuid'])('answers 404 for %s', async (id) => {

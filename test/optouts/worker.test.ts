@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { eventUidFor } from '../../src/optouts/submission';
 import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
-import { startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
-import { CONTACTS_ROUTE, OPENHIM_ROUTE, openhimEnvironment, PARTNER_SECRETS } from '../helpers/partners';
+import { openhimPartnerEnv, startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 
+const OPENHIM_ROUTE = 'POST /ws/rest/v1/nc/optout';
+const CONTACTS_ROUTE = 'GET /api/v2/contacts.json';
 const TRACKER_ROUTE = 'POST /api/tracker';
 
 /** Partner answers scripted per contact, so that tests never see each other's traffic. */
@@ -67,7 +68,7 @@ describe('opt-out worker through OpenHIM', () => {
     app = await startTestApp({
       role: 'all',
       env: {
-        ...openhimEnvironment(partner.url),
+        ...openhimPartnerEnv(partner),
         OPTOUT_BACKOFF_MS: '20',
         OPTOUT_MAX_ATTEMPTS: '4',
         PARTNER_TIMEOUT_MS: '2000',
@@ -89,11 +90,9 @@ describe('opt-out worker through OpenHIM', () => {
     expect(row.submittedAt).toBeInstanceOf(Date);
 
     const lookup = partner.received(CONTACTS_ROUTE).find((request) => contactQuery(request) === contactUuid)!;
-    expect(lookup.headers.authorization).toBe(`Token ${PARTNER_SECRETS.rapidproToken}`);
+    expect(lookup.headers.authorization).toBe('Token rapidpro-secret');
     const [submission] = openhimRequestsFor(contactUuid);
-    expect(submission!.headers.authorization).toBe(
-      `Basic ${Buffer.from(`${PARTNER_SECRETS.openhimUsername}:${PARTNER_SECRETS.openhimPassword}`).toString('base64')}`,
-    );
+    expect(submission!.headers.authorization).toBe(`Basic ${Buffer.from('companion:openhim-secret').toString('base64')}`);
     expect(submission!.body).toEqual({
       mha: 1,
       swt: 7,
@@ -212,10 +211,10 @@ describe('opt-out worker through the DHIS2 tracker API', () => {
       role: 'all',
       env: {
         RAPIDPRO_URL: partner.url,
-        RAPIDPRO_TOKEN: PARTNER_SECRETS.rapidproToken,
+        RAPIDPRO_TOKEN: 'rapidpro-secret',
         DHIS2_MODE: 'tracker',
         DHIS2_URL: partner.url,
-        DHIS2_TOKEN: PARTNER_SECRETS.dhis2Token,
+        DHIS2_TOKEN: 'd2pat_secret',
         DHIS2_PROGRAM: 'IpHINAT79UW',
         DHIS2_PROGRAM_STAGE: 'A03MvHHogjR',
         DHIS2_DATA_ELEMENTS: JSON.stringify({ contact_uuid: 'a3kGcGDCuk6', optout_reason: 'bx6fsa0t90x' }),
@@ -237,7 +236,7 @@ describe('opt-out worker through the DHIS2 tracker API', () => {
     expect(await finalState(app, id)).toMatchObject({ status: 'submitted', attempts: 1 });
     const [request] = trackerRequestsFor(contactUuid);
     expect(request!.url).toBe('/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE');
-    expect(request!.headers.authorization).toBe(`ApiToken ${PARTNER_SECRETS.dhis2Token}`);
+    expect(request!.headers.authorization).toBe('ApiToken d2pat_secret');
     expect(request!.body).toEqual({
       events: [
         {

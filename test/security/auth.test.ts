@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
 import { findLeaks } from '../helpers/logs';
-import { PARTNER_SECRETS } from '../helpers/partners';
+import { PARTNER_SECRETS } from '../helpers/fake-partner';
 import { WEBHOOK_ROUTES } from '../helpers/routes';
 
 const LIMIT = 3;
@@ -62,7 +62,7 @@ describe.each(WEBHOOK_ROUTES)('POST %s refuses every token that is not an active
 
   it('refuses the token of a revoked client', async () => {
     const client = await app.deps.apiClients.create(`revoked-${randomUUID()}`);
-    expect((await post(route, `Token ${client.token}`)).status).toBeLessThan(300);
+    expect((await post(route, `Token ${client.token}`)).status).not.toBe(401); // let in (whatever the route makes of the body)
     await app.deps.apiClients.revoke(client.name);
     const response = await post(route, `Token ${client.token}`);
     expect(response.status).toBe(401);

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
 import { createScratchDatabase } from '../helpers/env';
 import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
-import { openhimEnvironment, PARTNER_SECRETS } from '../helpers/partners';
+import { openhimPartnerEnv, PARTNER_SECRETS } from '../helpers/fake-partner';
 import { rawPost } from '../helpers/raw-http';
 import { WEBHOOK_ROUTES } from '../helpers/routes';
 
@@ -31,7 +31,7 @@ beforeAll(async () => {
   app = await startTestApp({
     env: {
       DATABASE_URL: database.url,
-      ...openhimEnvironment(partner.url),
+      ...openhimPartnerEnv(partner),
       WHATSAPP_URL: partner.url,
       WHATSAPP_TOKEN: PARTNER_SECRETS.whatsappToken,
       WHATSAPP_PHONE_NUMBER_ID: '109876',

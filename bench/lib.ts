@@ -1,0 +1,106 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import autocannon from 'autocannon';
+
+export interface Child {
+  process: ChildProcessWithoutNullStreams;
+  port: number;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts a node process and waits for its "listening" log line, which carries its port. */
+export async function startChild(args: string[], env: NodeJS.ProcessEnv): Promise<Child> {
+  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env } });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not listening within 30 s:\n${output}`)), 30000);
+    child.stdout.on('data', () => {
+      const match = /"port":(\d+)[^\n]*listening/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
+  });
+  return {
+    process: child,
+    port,
+    output: () => output,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** Peak resident set size of a running process, from the kernel's high-water mark (Linux). */
+export function peakRssMb(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+export interface LoadFigures {
+  requests: number;
+  seconds: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  errors: number;
+  non2xx: number;
+  statusCounts: Record<string, number>;
+}
+
+/** CPU seconds (user + system) a running process has used so far, from the kernel (Linux). */
+export function cpuSeconds(pid: number): number {
+  // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s.
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function percentile(sorted: number[], fraction: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))]!;
+}
+
+/**
+ * Runs autocannon against 127.0.0.1 and reduces its result to the figures the README reports.
+ * p50 and p99 come from every 2xx answer's own time, to the microsecond (autocannon's histogram has 1 ms steps).
+ */
+export async function load(options: autocannon.Options): Promise<LoadFigures> {
+  const latencies: number[] = [];
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon({ ...options }, (error, finished) => (error ? reject(error) : resolve(finished)));
+    instance.on('response', (_client, statusCode, _bytes, responseTime) => {
+      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
+    });
+  });
+  latencies.sort((a, b) => a - b);
+  const precise = (fraction: number, fallback: number) => (latencies.length > 0 ? Number(percentile(latencies, fraction).toFixed(2)) : fallback);
+  const statusCounts = (result as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats ?? {};
+  return {
+    requests: result.requests.total,
+    seconds: Number(result.duration.toFixed(1)),
+    requestsPerSecond: Math.round(result.requests.total / result.duration),
+    p50Ms: precise(0.5, result.latency.p50),
+    p99Ms: precise(0.99, result.latency.p99),
+    maxMs: result.latency.max,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+    statusCounts: Object.fromEntries(Object.entries(statusCounts).map(([status, stat]) => [status, stat.count])),
+  };
+}
+
+export async function until(check: () => Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}

@@ -1,0 +1,196 @@
+// npm run bench: ingestion (the opt-out webhook against bare Express), the worker's drain rate
+// against a fake OpenHIM (instant, then 50 ms), and peak memory. Prints a table and writes JSON.
+// Everything runs on this machine: PostgreSQL, Redis, the companion's processes, the fake partner.
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { createDatabase } from '../src/db/client';
+import { dropDatabase, migrateDatabase } from '../src/db/migrate';
+import { createApiClientService } from '../src/api-clients/service';
+import { OPTOUT_QUEUE, jobIdFor } from '../src/optouts/queue';
+import { startFakePartner } from '../test/helpers/fake-partner';
+import { load, peakRssMb, startChild, until } from './lib';
+
+const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench';
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const WARMUP_SECONDS = 3;
+const CONNECTIONS = 50;
+const DRAIN_OPTOUTS = Number(process.env.BENCH_OPTOUTS ?? 20000);
+const WORKER_CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 100);
+const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+function companionEnv(prefix: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { NODE_ENV: 'production', LOG_LEVEL: 'info', PORT: '0', DATABASE_URL, REDIS_URL, QUEUE_PREFIX: prefix, ...extra };
+}
+
+function webhookBody(): string {
+  return JSON.stringify({
+    contact: { uuid: randomUUID(), name: 'Nurse', urn: 'whatsapp:27820001001' },
+    flow: { uuid: 'bead76f5-dac4-4c9d-996c-c62b326e8c0a', name: 'NurseConnect opt-out' },
+    results: { optout_reason: { value: 'job change', category: 'job_change' } },
+    run: { uuid: randomUUID() },
+  });
+}
+
+/**
+ * A warm-up of WARMUP_SECONDS measures the rate; the measured run then sends a fixed number of
+ * requests (about SECONDS' worth), so that every request is answered and 202s can be matched to rows.
+ */
+async function ingestionRun(port: number, token: string | undefined) {
+  const warmup = await ingestionLoad(port, token, { duration: WARMUP_SECONDS });
+  const measured = await ingestionLoad(port, token, { amount: Math.max(1000, Math.round(warmup.requestsPerSecond * SECONDS)) });
+  return { warmup, measured };
+}
+
+async function ingestionLoad(port: number, token: string | undefined, length: { duration: number } | { amount: number }) {
+  return load({
+    url: `http://127.0.0.1:${port}`,
+    connections: CONNECTIONS,
+    ...length,
+    requests: [
+      {
+        method: 'POST',
+        path: '/api/v1/optouts',
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Token ${token}` } : {}) },
+        setupRequest: (request) => ({ ...request, body: webhookBody() }),
+      },
+    ],
+  });
+}
+
+async function main() {
+  await dropDatabase(DATABASE_URL);
+  await migrateDatabase(DATABASE_URL, { info: () => undefined });
+  const db = createDatabase({ url: DATABASE_URL, poolSize: 4 });
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const { token } = await createApiClientService(db).create('bench');
+  const results: Record<string, unknown> = {};
+
+  // 1. Ingestion: the companion's webhook, then bare Express, the same load.
+  const ingestPrefix = `bench-ingest-${Date.now()}`;
+  const web = await startChild([MAIN, 'serve', '--role', 'web'], companionEnv(ingestPrefix));
+  const { warmup, measured: ingestion } = await ingestionRun(web.port, token);
+  const webRssMb = peakRssMb(web.process.pid!);
+  await web.stop();
+  const accepted = (warmup.statusCounts['202'] ?? 0) + (ingestion.statusCounts['202'] ?? 0);
+  const rows = await db.optout.count();
+  const queue = new Queue(OPTOUT_QUEUE, { connection: redis, prefix: ingestPrefix });
+  const jobs = await queue.getJobCountByTypes('waiting', 'delayed', 'active', 'prioritized');
+  await queue.obliterate({ force: true });
+  await queue.close();
+
+  const bare = await startChild([require.resolve('tsx/cli'), path.join(__dirname, 'bare-server.ts')], { PORT: '0' });
+  const { measured: baseline } = await ingestionRun(bare.port, undefined);
+  await bare.stop();
+  results.ingestion = {
+    connections: CONNECTIONS,
+    seconds: SECONDS,
+    companionSeconds: ingestion.seconds,
+    companion: ingestion,
+    bareExpress: baseline,
+    ratio: Number((ingestion.requestsPerSecond / baseline.requestsPerSecond).toFixed(3)),
+    accepted202: accepted,
+    rows,
+    jobs,
+    webPeakRssMb: webRssMb,
+  };
+
+  // 2. Worker: drain queued opt-outs against a fake OpenHIM, at once and at 50 ms per request.
+  const partner = await startFakePartner();
+  const drains: Record<string, unknown> = {};
+  let workerRssMb = 0;
+  for (const delayMs of [0, 50]) {
+    partner.on('POST /ws/rest/v1/nc/optout', { status: 202, body: { status: 'ok' }, delayMs });
+    const prefix = `bench-drain-${delayMs}-${Date.now()}`;
+    await db.optout.deleteMany();
+    const ids = Array.from({ length: DRAIN_OPTOUTS }, () => randomUUID());
+    for (let start = 0; start < ids.length; start += 2000) {
+      await db.optout.createMany({
+        data: ids.slice(start, start + 2000).map((id) => ({
+          id,
+          contactUuid: randomUUID(),
+          contactUrn: 'whatsapp:27820001001',
+          contactFields: { facility_code: '123456' },
+          reasonCategory: 'job_change',
+        })),
+      });
+    }
+    const drainQueue = new Queue(OPTOUT_QUEUE, { connection: redis, prefix });
+    for (let start = 0; start < ids.length; start += 1000) {
+      await drainQueue.addBulk(ids.slice(start, start + 1000).map((id) => ({ name: 'submit', data: { optoutId: id }, opts: { jobId: jobIdFor(id), attempts: 12, backoff: { type: 'optout' } } })));
+    }
+    const worker = await startChild(
+      [MAIN, 'serve', '--role', 'worker'],
+      companionEnv(prefix, {
+        RAPIDPRO_URL: partner.url,
+        RAPIDPRO_TOKEN: 'bench',
+        OPENHIM_URL: partner.url,
+        OPENHIM_USERNAME: 'bench',
+        OPENHIM_PASSWORD: 'bench',
+        WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
+        DATABASE_POOL_SIZE: '20',
+      }),
+    );
+    const started = Date.now();
+    await until(async () => (await db.optout.count({ where: { status: 'queued' } })) === 0, 15 * 60 * 1000, 200);
+    const seconds = (Date.now() - started) / 1000;
+    workerRssMb = Math.max(workerRssMb, peakRssMb(worker.process.pid!));
+    await worker.stop();
+    const submitted = await db.optout.count({ where: { status: 'submitted' } });
+    const allowed = delayMs === 0 ? undefined : WORKER_CONCURRENCY / (delayMs / 1000);
+    drains[`${delayMs}ms`] = {
+      optouts: DRAIN_OPTOUTS,
+      submitted,
+      seconds: Number(seconds.toFixed(2)),
+      submissionsPerSecond: Math.round(submitted / seconds),
+      ...(allowed ? { concurrencyAllows: allowed, shareOfAllowed: Number((submitted / seconds / allowed).toFixed(3)) } : {}),
+    };
+    await drainQueue.obliterate({ force: true });
+    await drainQueue.close();
+    partner.requests.length = 0;
+  }
+  await partner.stop();
+  results.worker = { concurrency: WORKER_CONCURRENCY, ...drains, workerPeakRssMb: workerRssMb };
+  results.machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
+
+  printTable(results);
+  const out = path.join(__dirname, 'results');
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  log(`\nwritten to ${path.relative(process.cwd(), path.join(out, 'latest.json'))}`);
+  await db.$disconnect();
+  redis.disconnect();
+}
+
+function printTable(results: Record<string, unknown>) {
+  const ingestion = results.ingestion as {
+    companion: { requestsPerSecond: number; p50Ms: number; p99Ms: number; maxMs: number; errors: number; non2xx: number };
+    bareExpress: { requestsPerSecond: number; p50Ms: number; p99Ms: number; maxMs: number; errors: number; non2xx: number };
+    ratio: number; accepted202: number; rows: number; jobs: number; webPeakRssMb: number;
+  };
+  const row = (name: string, figures: typeof ingestion.companion) =>
+    log(`${name.padEnd(22)} ${String(figures.requestsPerSecond).padStart(8)} ${String(figures.p50Ms).padStart(7)} ${String(figures.p99Ms).padStart(7)} ${String(figures.maxMs).padStart(7)} ${String(figures.errors + figures.non2xx).padStart(7)}`);
+  log(`\nIngestion, ${CONNECTIONS} connections, ${SECONDS} s`);
+  log(`${'target'.padEnd(22)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'max ms'.padStart(7)} ${'errors'.padStart(7)}`);
+  row('companion webhook', ingestion.companion);
+  row('bare Express', ingestion.bareExpress);
+  log(`ratio ${ingestion.ratio}; 202s ${ingestion.accepted202}, rows ${ingestion.rows}, jobs ${ingestion.jobs}; web peak RSS ${ingestion.webPeakRssMb} MB`);
+  const worker = results.worker as Record<string, { seconds: number; submissionsPerSecond: number; shareOfAllowed?: number; submitted: number }> & { concurrency: number; workerPeakRssMb: number };
+  log(`\nWorker drain of ${DRAIN_OPTOUTS} opt-outs, concurrency ${worker.concurrency}`);
+  for (const key of ['0ms', '50ms']) {
+    const drain = worker[key]!;
+    log(`fake OpenHIM ${key.padEnd(5)} ${String(drain.submissionsPerSecond).padStart(6)} submissions/s, drained in ${drain.seconds} s${drain.shareOfAllowed ? ` (${Math.round(drain.shareOfAllowed * 100)}% of what the concurrency allows)` : ''}`);
+  }
+  log(`worker peak RSS ${worker.workerPeakRssMb} MB`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

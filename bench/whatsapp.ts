@@ -1,0 +1,178 @@
+// npm run bench:whatsapp: the WhatsApp template proxy against the same load straight at its upstream.
+//
+// Starts a fake Cloud API answering after 50 ms (bench/fake-whatsapp.ts, a process of its own) and the
+// built companion (`serve --role web`, on a database of its own that is dropped afterwards), then puts
+// the same load, 100 connections for a fixed time, once straight at the fake and once through
+// POST /api/v1/whatsapp/templates, and prints both throughputs, their ratio and the latency the proxy
+// adds. Everything runs on 127.0.0.1, and the run stops by itself.
+//
+// Environment: BENCH_DURATION_S (10), BENCH_CONNECTIONS (100), BENCH_UPSTREAM_DELAY_MS (50),
+// BENCH_DATABASE_URL (a server; the database name is made up), BENCH_REDIS_URL (redis://127.0.0.1:6379),
+// BENCH_NODE_OPTIONS (given to the companion, e.g. "--cpu-prof --cpu-prof-dir=bench/results").
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createApiClientService } from '../src/api-clients/service';
+import { createDatabase } from '../src/db/client';
+import { dropDatabase, migrateDatabase } from '../src/db/migrate';
+import { cpuSeconds, load, peakRssMb, startChild, type Child, type LoadFigures } from './lib';
+
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
+const UPSTREAM_DELAY_MS = Number(process.env.BENCH_UPSTREAM_DELAY_MS ?? 50);
+const WARMUP_S = 3;
+/** Whatever happens, the run ends by then. */
+const WATCHDOG_MS = (4 * DURATION_S + 180) * 1000;
+const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
+
+const PHONE_NUMBER_ID = '106540352242922';
+const WHATSAPP_TOKEN = 'bench-whatsapp-token';
+const TO = '+27820001001';
+const TEMPLATE = { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] };
+
+const log = (line = '') => process.stdout.write(`${line}\n`);
+const children: Child[] = [];
+
+function benchDatabaseUrl(): string {
+  const url = new URL(process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench');
+  url.pathname = `/companion_bench_whatsapp_${randomBytes(4).toString('hex')}`;
+  return url.toString();
+}
+
+function loadAt(url: string, headers: Record<string, string>, body: object, seconds: number): Promise<LoadFigures> {
+  return load({
+    url,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+    connections: CONNECTIONS,
+    duration: seconds,
+    timeout: 10,
+  });
+}
+
+function row(label: string, figures: LoadFigures): string {
+  const cells = [figures.requestsPerSecond, figures.p50Ms.toFixed(2), figures.p99Ms.toFixed(2), figures.errors, figures.non2xx];
+  return label.padEnd(16) + cells.map((cell, index) => String(cell).padStart(index === 0 ? 8 : 9)).join('');
+}
+
+async function main(): Promise<number> {
+  if (!fs.existsSync(MAIN)) throw new Error('dist/main.js is missing: run `npm run build` (npm run bench:whatsapp does)');
+  const databaseUrl = benchDatabaseUrl();
+  await migrateDatabase(databaseUrl, { info: () => undefined });
+  try {
+    const db = createDatabase({ url: databaseUrl, poolSize: 1 });
+    const { token } = await createApiClientService(db).create('bench');
+    await db.$disconnect();
+
+    const fake = await startChild([require.resolve('tsx/cli'), path.join(__dirname, 'fake-whatsapp.ts')], {
+      PORT: '0',
+      FAKE_DELAY_MS: String(UPSTREAM_DELAY_MS),
+    });
+    children.push(fake);
+    const upstreamUrl = `http://127.0.0.1:${fake.port}`;
+    // As in production: info-level request logs (written to a pipe; writing them is part of the cost).
+    const companion = await startChild([MAIN, 'serve', '--role', 'web'], {
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'info',
+      PORT: '0',
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+      QUEUE_PREFIX: `bench-whatsapp-${randomBytes(4).toString('hex')}`,
+      WHATSAPP_API: 'cloud',
+      WHATSAPP_URL: upstreamUrl,
+      WHATSAPP_TOKEN,
+      WHATSAPP_PHONE_NUMBER_ID: PHONE_NUMBER_ID,
+      ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+    });
+    children.push(companion);
+
+    const direct = {
+      url: `${upstreamUrl}/v26.0/${PHONE_NUMBER_ID}/messages`,
+      headers: { authorization: `Bearer ${WHATSAPP_TOKEN}` },
+      body: {
+        messaging_product: 'whatsapp',
+        to: TO,
+        type: 'template',
+        template: {
+          name: TEMPLATE.name,
+          language: { code: TEMPLATE.language },
+          components: [{ type: 'body', parameters: TEMPLATE.params.map((text) => ({ type: 'text', text })) }],
+        },
+      },
+    };
+    const proxied = {
+      url: `http://127.0.0.1:${companion.port}/api/v1/whatsapp/templates`,
+      headers: { authorization: `Token ${token}` },
+      body: { to: TO, template: TEMPLATE },
+    };
+
+    // Other work on the machine takes CPU from the proxy: the figures say how busy it was.
+    const loadBefore = os.loadavg()[0]!;
+    log(`warming up (${WARMUP_S} s each)…`);
+    await loadAt(direct.url, direct.headers, direct.body, WARMUP_S);
+    await loadAt(proxied.url, proxied.headers, proxied.body, WARMUP_S);
+    log(`measuring (${DURATION_S} s each)…`);
+    const straight = await loadAt(direct.url, direct.headers, direct.body, DURATION_S);
+    const cpuBefore = cpuSeconds(companion.process.pid!);
+    const through = await loadAt(proxied.url, proxied.headers, proxied.body, DURATION_S);
+    const cpuPerRequestMs = ((cpuSeconds(companion.process.pid!) - cpuBefore) * 1000) / through.requests;
+    const loadAfter = os.loadavg()[0]!;
+
+    const ratio = through.requestsPerSecond / straight.requestsPerSecond;
+    const addedP50Ms = through.p50Ms - straight.p50Ms;
+    const addedP99Ms = through.p99Ms - straight.p99Ms;
+    const cpu = os.cpus();
+    const machine = `${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${cpu.length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`;
+    log();
+    log(`WhatsApp template proxy benchmark, ${new Date().toISOString()}`);
+    log(`machine: ${machine}; Node ${process.version}; load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`);
+    log(`load: autocannon, ${CONNECTIONS} connections, ${DURATION_S} s per run; fake Cloud API answering after ${UPSTREAM_DELAY_MS} ms; all on 127.0.0.1`);
+    log();
+    log(`${'target'.padEnd(16)}${'req/s'.padStart(8)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'errors'.padStart(9)}${'non-2xx'.padStart(9)}`);
+    log(row('direct', straight));
+    log(row('through proxy', through));
+    log();
+    log(`throughput ratio: ${(ratio * 100).toFixed(1)}% of direct (target >= 90%): ${ratio >= 0.9 ? 'met' : 'MISSED'}`);
+    log(`latency added at p50: ${addedP50Ms.toFixed(2)} ms (target <= 2 ms): ${addedP50Ms <= 2 ? 'met' : 'MISSED'}`);
+    log(`latency added at p99: ${addedP99Ms.toFixed(2)} ms`);
+    log(`companion: ${cpuPerRequestMs.toFixed(2)} ms of CPU per proxied request, peak RSS ${peakRssMb(companion.process.pid!)} MB`);
+
+    const resultsDir = path.join(__dirname, 'results');
+    fs.mkdirSync(resultsDir, { recursive: true });
+    const file = path.join(resultsDir, 'whatsapp-latest.json');
+    const results = { date: new Date().toISOString(), machine, node: process.version, loadBefore, loadAfter, connections: CONNECTIONS, durationS: DURATION_S };
+    fs.writeFileSync(file, `${JSON.stringify({ ...results, upstreamDelayMs: UPSTREAM_DELAY_MS, direct: straight, proxy: through, ratio, addedP50Ms, addedP99Ms, cpuPerRequestMs }, null, 2)}\n`);
+    log(`written to ${path.relative(process.cwd(), file)}`);
+    const failed = straight.errors + straight.non2xx + through.errors + through.non2xx;
+    if (failed > 0) log(`${failed} requests failed: the figures above are not comparable`);
+    return failed > 0 ? 1 : 0;
+  } finally {
+    await Promise.all(children.map((child) => child.stop()));
+    await dropDatabase(databaseUrl).catch((error: unknown) => log(`could not drop the bench database: ${String(error)}`));
+  }
+}
+
+const watchdog = setTimeout(() => {
+  log(`the benchmark took longer than ${WATCHDOG_MS / 1000} s: stopping`);
+  for (const child of children) child.process.kill('SIGKILL');
+  process.exit(2);
+}, WATCHDOG_MS);
+watchdog.unref();
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const child of children) child.process.kill('SIGTERM');
+    process.exit(130);
+  });
+}
+
+// Exits explicitly: a load generator's leftover handle must not keep the run going.
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,37 @@
+import { maskPhone } from '../ops/logger';
+import { toE164 } from '../shared/phone';
+import { hasRole, type StaffMember } from '../auth/staff';
+import { html, type Html } from './html';
+
+/** `2026-11-27 10:15 UTC`, in a <time> element carrying the exact instant. */
+export function time(date: Date | null | undefined): Html {
+  if (!date) return html`<span class="muted">—</span>`;
+  const text = `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  return html`<time datetime="${date.toISOString()}">${text}</time>`;
+}
+
+/** `45 s`, `12 min`, `3 h 5 min`, `4 days`. */
+export function duration(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
+  return `${Math.floor(hours / 24)} days`;
+}
+
+/** The contact's number from its URN: in full for admins, masked for everyone else. */
+export function phoneOf(urn: string | null, viewer: Pick<StaffMember, 'role'>): string | undefined {
+  const number = urn ? toE164(urn) : undefined;
+  if (!number) return undefined;
+  return hasRole(viewer, 'admin') ? number : maskPhone(number);
+}
+
+export function statusBadge(status: string): Html {
+  return html`<span class="status status-${status}">${status}</span>`;
+}
+
+export function plural(count: number, one: string, many = `${one}s`): string {
+  return `${count.toLocaleString('en')} ${count === 1 ? one : many}`;
+}

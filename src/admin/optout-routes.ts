@@ -1,0 +1,137 @@
+import { Router, type Request } from 'express';
+import { z } from 'zod';
+import type { AuditLog } from '../audit/log';
+import { requireRole, signedIn } from '../auth/guard';
+import { AppError } from '../errors';
+import { parseOrThrow } from '../http/validate';
+import type { OptoutService, RetryReport } from '../optouts/service';
+import { OPTOUT_STATUSES, RETRYABLE_STATUSES, type OptoutFilter, type OptoutStatus, type OptoutStore } from '../optouts/store';
+import { plural } from './format';
+import { urlWith } from './html';
+import { dayRange, manyValues, optionalDate, optionalText, pageCountOf, pageNumber, pageOf } from './queries';
+import { redirectWithMessage, sendPage, type PageContextFor } from './render';
+import { optoutDetailPage, optoutListPage, retryConfirmPage, type OptoutQuery } from './views/optouts';
+
+const listQuerySchema = z.object({
+  status: z.enum(OPTOUT_STATUSES).optional().catch(undefined),
+  from: optionalDate,
+  to: optionalDate,
+  q: optionalText,
+});
+
+const retryFormSchema = listQuerySchema.extend({
+  scope: z.enum(['selected', 'failed']),
+  id: manyValues.pipe(z.array(z.uuid()).max(1000)),
+  confirmed: z.literal('yes').optional(),
+});
+
+/** "Retry all failed" takes at most this many (the oldest first) in one go: a few seconds' work. */
+export const RETRY_ALL_LIMIT = 5000;
+
+const cancelFormSchema = z.object({ reason: z.string().trim().min(1, 'say why it should not be sent').max(500) });
+
+const idSchema = z.uuid();
+
+function filterOf(query: OptoutQuery & { status?: OptoutStatus }): OptoutFilter {
+  const { start, end } = dayRange(query.from, query.to);
+  return { status: query.status, receivedFrom: start, receivedBefore: end, search: query.q || undefined };
+}
+
+/** The list's query without empty values, to carry in links and forms. */
+function queryOf(parsed: z.infer<typeof listQuerySchema>): OptoutQuery {
+  return { status: parsed.status, from: parsed.from, to: parsed.to, q: parsed.q || undefined };
+}
+
+function describeRetry(report: RetryReport): { kind: 'ok' | 'error'; text: string } {
+  const parts: string[] = [];
+  if (report.retried.length > 0) parts.push(`${plural(report.retried.length, 'opt-out')} went back into the queue and will be sent now.`);
+  if (report.contactHasQueued.length > 0) {
+    parts.push(
+      `${plural(report.contactHasQueued.length, 'opt-out')} stayed as ${report.contactHasQueued.length === 1 ? 'it was' : 'they were'}: ` +
+        'the contact already has an opt-out in the queue, which will be sent. Cancel that one first to send this one instead.',
+    );
+  }
+  if (report.notRetryable.length > 0) {
+    parts.push(`${plural(report.notRetryable.length, 'opt-out')} ${report.notRetryable.length === 1 ? 'was' : 'were'} no longer failed or cancelled.`);
+  }
+  return { kind: report.retried.length > 0 ? 'ok' : 'error', text: parts.join(' ') };
+}
+
+export function optoutPages(deps: { optouts: OptoutService; store: OptoutStore; audit: AuditLog; pageContext: PageContextFor }): Router {
+  const { optouts, store, audit, pageContext } = deps;
+  const router = Router();
+
+  async function loadOptout(req: Request) {
+    const id = idSchema.safeParse(req.params.id);
+    const optout = id.success ? await store.findById(id.data) : null;
+    if (!optout) throw AppError.notFound();
+    return optout;
+  }
+
+  async function recordRetries(req: Request, report: RetryReport, bulk: boolean) {
+    const actor = signedIn(req).email;
+    await audit.record(report.retried.map((id) => ({ actor, action: 'optout_retry' as const, target: id, ...(bulk ? { details: { bulk: true } } : {}) })));
+  }
+
+  router.get('/', async (req, res) => {
+    const parsed = listQuerySchema.parse(req.query);
+    const page = pageNumber.parse(req.query.page);
+    const query = queryOf(parsed);
+    const filter = filterOf(parsed);
+    const [{ total, rows }, failedMatching] = await Promise.all([
+      store.search(filter, pageOf(page)),
+      !parsed.status || parsed.status === 'failed' ? store.count({ ...filter, status: 'failed' }) : 0,
+    ]);
+    sendPage(res, optoutListPage(pageContext(req, 'optouts'), { query, rows, total, page, pageCount: pageCountOf(total), failedMatching }));
+  });
+
+  router.post('/retry', requireRole('operator'), async (req, res) => {
+    const form = parseOrThrow(retryFormSchema, req.body);
+    const query = queryOf(form);
+    const back = urlWith('/admin/optouts', { ...query });
+    const failedFilter: OptoutFilter = { ...filterOf({ ...form, status: undefined }), status: 'failed' };
+    const ids =
+      form.scope === 'selected'
+        ? await store.idsWithStatus(RETRYABLE_STATUSES, { ids: form.id })
+        : await store.idsWithStatus(['failed'], { filter: failedFilter, limit: RETRY_ALL_LIMIT });
+    if (ids.length === 0) {
+      const text = form.scope === 'selected' ? 'Nothing to retry: select failed or cancelled opt-outs first.' : 'Nothing to retry: no failed opt-outs match.';
+      await redirectWithMessage(req, res, back, 'error', text);
+      return;
+    }
+    if (!form.confirmed) {
+      const left = form.scope === 'failed' && ids.length === RETRY_ALL_LIMIT ? (await store.count(failedFilter)) - ids.length : 0;
+      const view = { scope: form.scope, ids: form.scope === 'selected' ? ids : [], query, count: ids.length, left };
+      sendPage(res, retryConfirmPage(pageContext(req, 'optouts'), view));
+      return;
+    }
+    const report = await optouts.retry(ids);
+    await recordRetries(req, report, true);
+    const message = describeRetry(report);
+    await redirectWithMessage(req, res, back, message.kind, message.text);
+  });
+
+  router.get('/:id', async (req, res) => {
+    const optout = await loadOptout(req);
+    const [attempts, history] = await Promise.all([store.attemptsOf(optout.id), audit.about(optout.id)]);
+    sendPage(res, optoutDetailPage(pageContext(req, 'optouts'), { optout, attempts, history }));
+  });
+
+  router.post('/:id/retry', requireRole('operator'), async (req, res) => {
+    const optout = await loadOptout(req);
+    const report = await optouts.retry([optout.id]);
+    await recordRetries(req, report, false);
+    const message = report.notRetryable.length > 0 ? { kind: 'error' as const, text: `Not retried: it is ${(await store.findById(optout.id))?.status} now.` } : describeRetry(report);
+    await redirectWithMessage(req, res, `/admin/optouts/${optout.id}`, message.kind, message.text);
+  });
+
+  router.post('/:id/cancel', requireRole('operator'), async (req, res) => {
+    const optout = await loadOptout(req);
+    const { reason } = parseOrThrow(cancelFormSchema, req.body);
+    await optouts.cancel(optout.id, reason);
+    await audit.record({ actor: signedIn(req).email, action: 'optout_cancel', target: optout.id, details: { reason } });
+    await redirectWithMessage(req, res, `/admin/optouts/${optout.id}`, 'ok', 'Cancelled: it will not be sent.');
+  });
+
+  return router;
+}

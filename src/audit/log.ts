@@ -1,0 +1,69 @@
+import type { Database } from '../db/client';
+import type { Prisma } from '../generated/prisma/client';
+
+/** What staff (or the command line) did, as the audit page names it. */
+export const AUDIT_ACTIONS = {
+  sign_in: 'signed in',
+  sign_in_refused: 'was refused sign-in',
+  sign_out: 'signed out',
+  optout_retry: 'retried opt-out',
+  optout_cancel: 'cancelled opt-out',
+  api_client_create: 'created API client',
+  api_client_revoke: 'revoked API client',
+  staff_grant: 'granted a role to',
+  staff_role_change: 'changed the role of',
+  staff_remove: 'removed staff member',
+} as const;
+
+export type AuditAction = keyof typeof AUDIT_ACTIONS;
+
+/** The actor of command-line actions. */
+export const CLI_ACTOR = 'cli';
+
+export interface AuditEntry {
+  /** The staff member's email, or CLI_ACTOR. */
+  actor: string;
+  action: AuditAction;
+  target?: string | null;
+  details?: Record<string, unknown>;
+}
+
+export interface AuditFilter {
+  actor?: string;
+  action?: AuditAction;
+}
+
+export function createAuditLog(db: Database) {
+  return {
+    async record(entries: AuditEntry | AuditEntry[]): Promise<void> {
+      const list = Array.isArray(entries) ? entries : [entries];
+      if (list.length === 0) return;
+      await db.auditEvent.createMany({
+        data: list.map((entry) => ({
+          actor: entry.actor,
+          action: entry.action,
+          target: entry.target ?? null,
+          details: entry.details as Prisma.InputJsonObject | undefined,
+        })),
+      });
+    },
+
+    /** Everything done to one thing (an opt-out, say), oldest first. */
+    about: (target: string) => db.auditEvent.findMany({ where: { target }, orderBy: { at: 'asc' }, take: 200 }),
+
+    /** Newest first. */
+    async list(filter: AuditFilter, page: { offset: number; limit: number }) {
+      const where: Prisma.AuditEventWhereInput = {
+        ...(filter.actor ? { actor: { contains: filter.actor, mode: 'insensitive' } } : {}),
+        ...(filter.action ? { action: filter.action } : {}),
+      };
+      const [total, rows] = await Promise.all([
+        db.auditEvent.count({ where }),
+        db.auditEvent.findMany({ where, orderBy: [{ at: 'desc' }, { id: 'asc' }], skip: page.offset, take: page.limit }),
+      ]);
+      return { total, rows };
+    },
+  };
+}
+
+export type AuditLog = ReturnType<typeof createAuditLog>;

@@ -1,0 +1,59 @@
+import connectPgSimple from 'connect-pg-simple';
+import session from 'express-session';
+import type { Request, RequestHandler, Response } from 'express';
+import type pg from 'pg';
+import type { Logger } from '../ops/logger';
+
+export const SESSION_COOKIE = 'companion.sid';
+/** A session lasts this long after the last request (the cookie is renewed on each). */
+const SESSION_IDLE_MS = 12 * 60 * 60 * 1000;
+
+declare module 'express-session' {
+  interface SessionData {
+    /** The staff page asked for before signing in, to return to after. */
+    returnTo?: string;
+    /** One message for the next page, after a form's redirect. */
+    flash?: { kind: 'ok' | 'error'; text: string };
+  }
+}
+
+/**
+ * Sessions live in PostgreSQL (table staff_sessions, created by a migration): they survive a Redis
+ * restart or flush, and PostgreSQL is already what is backed up. Staff traffic is light.
+ */
+export function createSessionStore(pool: pg.Pool, logger: Logger): session.Store {
+  const PgStore = connectPgSimple(session);
+  return new PgStore({
+    pool,
+    tableName: 'staff_sessions',
+    createTableIfMissing: false,
+    errorLog: (message: unknown, error: unknown) => logger.error({ err: error }, `session store: ${String(message)}`),
+  });
+}
+
+export function sessionMiddleware(options: { secret: string; publicUrl: string | undefined; store: session.Store }): RequestHandler {
+  return session({
+    name: SESSION_COOKIE,
+    secret: options.secret,
+    store: options.store,
+    resave: false,
+    saveUninitialized: false,
+    rolling: true,
+    cookie: {
+      httpOnly: true,
+      sameSite: 'lax',
+      // Behind TLS (an https PUBLIC_URL) always; otherwise whenever the request came over TLS.
+      secure: options.publicUrl?.startsWith('https:') ? true : 'auto',
+      maxAge: SESSION_IDLE_MS,
+    },
+  });
+}
+
+/**
+ * Saves the session, then redirects. express-session would otherwise send the redirect's headers
+ * before its store has the session, and the browser's next request could read the old one.
+ */
+export async function redirectAfterSaving(req: Request, res: Response, location: string, status = 303): Promise<void> {
+  await new Promise<void>((resolve, reject) => req.session.save((error) => (error ? reject(error) : resolve())));
+  res.redirect(status, location);
+}

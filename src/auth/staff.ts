@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import type { Database } from '../db/client';
+import type { StaffMember, StaffRole } from '../generated/prisma/client';
+import { AppError } from '../errors';
+import { decideAccess, domainOf, type AccessRules, type GoogleIdentity } from './access';
+
+export type { StaffMember, StaffRole };
+
+/** viewer reads; operator also retries and cancels opt-outs; admin also manages API clients and staff. */
+export const STAFF_ROLES = ['viewer', 'operator', 'admin'] as const satisfies readonly StaffRole[];
+
+export function hasRole(member: Pick<StaffMember, 'role'>, needed: StaffRole): boolean {
+  return STAFF_ROLES.indexOf(member.role) >= STAFF_ROLES.indexOf(needed);
+}
+
+export const staffEmailSchema = z.string().trim().toLowerCase().pipe(z.email('must be an email address'));
+export const staffRoleSchema = z.enum(STAFF_ROLES);
+
+export type SignInOutcome = { kind: 'accepted'; member: StaffMember } | { kind: 'refused'; reason: string };
+
+export function createStaffService(db: Database, rules: AccessRules) {
+  const isConfiguredAdmin = (email: string) => rules.adminEmails.includes(email);
+
+  async function changeable(actorId: string, id: string, what: string): Promise<StaffMember> {
+    const member = z.uuid().safeParse(id).success ? await db.staffMember.findUnique({ where: { id } }) : null;
+    if (!member || member.removedAt) throw AppError.notFound();
+    if (member.id === actorId) throw new AppError(409, `You cannot ${what} yourself: ask another admin.`);
+    if (isConfiguredAdmin(member.email)) {
+      throw new AppError(409, `${member.email} is listed in ADMIN_EMAILS and is always an admin: change the configuration instead.`);
+    }
+    return member;
+  }
+
+  return {
+    isConfiguredAdmin,
+
+    /** The staff member behind a session, unless an admin removed them meanwhile. */
+    findActive: (id: string) => db.staffMember.findFirst({ where: { id, removedAt: null } }),
+
+    /** Decides whether this Google identity may come in, and records the sign-in (new people are viewers). */
+    async signIn(identity: GoogleIdentity): Promise<SignInOutcome> {
+      const decision = decideAccess(identity, rules);
+      if (!decision.allowed) return { kind: 'refused', reason: decision.reason };
+      const { email, configuredAdmin } = decision;
+      const existing = await db.staffMember.findUnique({ where: { email } });
+      if (existing?.removedAt && !configuredAdmin) {
+        return {
+          kind: 'refused',
+          reason: `An administrator removed ${email} from the staff on ${existing.removedAt.toISOString().slice(0, 10)}. Ask an administrator to give you a role again.`,
+        };
+      }
+      const now = new Date();
+      const name = identity.name ?? null;
+      const member = await db.staffMember.upsert({
+        where: { email },
+        create: { email, name, role: configuredAdmin ? 'admin' : 'viewer', lastSignInAt: now },
+        update: { name, lastSignInAt: now, ...(configuredAdmin ? { role: 'admin', removedAt: null } : {}) },
+      });
+      return { kind: 'accepted', member };
+    },
+
+    /** Gives someone a role, before or after their first sign-in; brings back a removed member. */
+    async grant(email: string, role: StaffRole): Promise<StaffMember> {
+      if (isConfiguredAdmin(email) && role !== 'admin') {
+        throw new AppError(409, `${email} is listed in ADMIN_EMAILS and is always an admin: change the configuration instead.`);
+      }
+      return db.staffMember.upsert({ where: { email }, create: { email, role }, update: { role, removedAt: null } });
+    },
+
+    list: () => db.staffMember.findMany({ where: { removedAt: null }, orderBy: [{ role: 'desc' }, { email: 'asc' }] }),
+
+    async setRole(actorId: string, id: string, role: StaffRole): Promise<{ member: StaffMember; previous: StaffRole }> {
+      const member = await changeable(actorId, id, 'change the role of');
+      const updated = await db.staffMember.update({ where: { id }, data: { role } });
+      return { member: updated, previous: member.role };
+    },
+
+    /** Takes the person's access away; their open sessions end at their next request. */
+    async remove(actorId: string, id: string): Promise<StaffMember> {
+      await changeable(actorId, id, 'remove');
+      return db.staffMember.update({ where: { id }, data: { removedAt: new Date() } });
+    },
+
+    /** True when the address could sign in by the current rules (users:grant warns otherwise). */
+    mayEverSignIn(email: string): boolean {
+      return isConfiguredAdmin(email) || rules.domains.includes(domainOf(email));
+    },
+  };
+}
+
+export type StaffService = ReturnType<typeof createStaffService>;

@@ -1,0 +1,84 @@
+import type { RequestHandler } from 'express';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The companion's Prometheus metrics, in a registry of its own per process (tests build several apps
+ * in one process). Counters count what this process did; gauges read shared state at scrape time.
+ */
+export function createMetrics() {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: 'companion' });
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  const queues = new Map<string, () => Promise<Record<string, number>>>();
+
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'companion_http_requests_total',
+      help: 'HTTP requests answered, by route and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: 'companion_http_request_duration_seconds',
+      help: 'Time to answer HTTP requests, by route and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15],
+      registers,
+    }),
+    optoutsAccepted: new Counter({ name: 'companion_optouts_accepted_total', help: 'Opt-outs accepted (202) by the webhook', registers }),
+    optoutsSubmitted: new Counter({ name: 'companion_optouts_submitted_total', help: 'Opt-outs the upstream accepted', registers }),
+    optoutsFailed: new Counter({
+      name: 'companion_optouts_failed_total',
+      help: 'Opt-outs marked failed, by why',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    optoutsRetried: new Counter({ name: 'companion_optouts_retried_total', help: 'Opt-out attempts that will be tried again', registers }),
+    partnerDuration: new Histogram({
+      name: 'companion_partner_request_duration_seconds',
+      help: 'Calls to partner APIs, by partner and outcome (2xx, 4xx, 5xx, timeout, error)',
+      labelNames: ['partner', 'outcome'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30],
+      registers,
+    }),
+    queueJobs: new Gauge({
+      name: 'companion_queue_jobs',
+      help: 'Jobs in each queue, by state (read from Redis at scrape time)',
+      labelNames: ['queue', 'state'] as const,
+      registers,
+      async collect() {
+        for (const [queue, counts] of queues) {
+          for (const [state, count] of Object.entries(await counts())) this.set({ queue, state }, count);
+        }
+      },
+    }),
+    /** Reports the queue's job counts by state in companion_queue_jobs. */
+    watchQueue(name: string, counts: () => Promise<Record<string, number>>): void {
+      queues.set(name, counts);
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Counts and times every answer, labelled by the route pattern (never the raw path: ids would explode the series). */
+export function httpMetrics(metrics: Metrics): RequestHandler {
+  return (req, res, next) => {
+    const stop = metrics.httpDuration.startTimer();
+    res.on('finish', () => {
+      const route = req.route ? `${req.baseUrl}${String(req.route.path)}`.replace(/(.)\/$/, '$1') : 'unmatched';
+      const labels = { method: req.method, route, status: String(res.statusCode) };
+      metrics.httpRequests.inc(labels);
+      stop(labels);
+    });
+    next();
+  };
+}
+
+/** Outcome label of a partner call: the status class, or how it failed without an answer. */
+export function partnerOutcome(status: number | undefined, errorCode?: string): string {
+  if (status !== undefined) return `${Math.floor(status / 100)}xx`;
+  return errorCode === 'ETIMEDOUT' ? 'timeout' : 'error';
+}

@@ -1,0 +1,55 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Router, type RequestHandler } from 'express';
+import type { Deps } from '../deps';
+import { AppError } from '../errors';
+
+async function answers(check: () => Promise<unknown>, timeoutMs = 2000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  try {
+    return await Promise.race([check().then(() => true), timeout]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+/** `Authorization: Bearer {METRICS_TOKEN}` when the token is set; open otherwise (a private network). */
+function metricsAuth(token: string | undefined): RequestHandler {
+  return (req, _res, next) => {
+    if (token && !sameSecret(req.get('authorization') ?? '', `Bearer ${token}`)) throw AppError.unauthorized();
+    next();
+  };
+}
+
+/**
+ * Operations endpoints, served by every role (a worker listens on PORT for these alone):
+ * /healthz: the process runs. /readyz: PostgreSQL and Redis answer. /metrics: Prometheus text.
+ */
+export function opsRoutes(deps: Pick<Deps, 'db' | 'redis' | 'metrics' | 'config'>): Router {
+  const router = Router();
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  router.get('/readyz', async (_req, res) => {
+    const [postgres, redis] = await Promise.all([answers(() => deps.db.$queryRaw`SELECT 1`), answers(() => deps.redis.ping())]);
+    const down = [...(postgres ? [] : ['postgres']), ...(redis ? [] : ['redis'])];
+    res.status(down.length === 0 ? 200 : 503).json({
+      status: down.length === 0 ? 'ready' : 'unavailable',
+      checks: { postgres: postgres ? 'ok' : 'down', redis: redis ? 'ok' : 'down' },
+      ...(down.length > 0 ? { error: `${down.join(' and ')} not answering` } : {}),
+    });
+  });
+  router.get('/metrics', metricsAuth(deps.config.metricsToken), async (_req, res) => {
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+  return router;
+}

@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { COMMON_RESPONSES, SIMULATION_HEADER, errorSchema, type ApiOperation } from '../http/openapi';
+import { templateBodySchema, templateQuerySchema } from './schemas';
+
+/** Whatever the upstream answered: WhatsApp's own JSON, passed on unchanged. */
+const upstreamAnswerSchema = z.looseObject({}).meta({
+  examples: [{ messaging_product: 'whatsapp', contacts: [{ input: '+27820001001', wa_id: '27820001001' }], messages: [{ id: 'wamid.HBgL…' }] }],
+});
+
+const query = templateQuerySchema.shape;
+
+export const whatsappOperations: ApiOperation[] = [
+  {
+    method: 'post',
+    path: '/api/v1/whatsapp/templates',
+    operationId: 'sendWhatsappTemplate',
+    summary: 'Send one WhatsApp template message and answer with the upstream answer',
+    description:
+      'Sends through the Cloud API or Turn / the On-Premises API (WHATSAPP_API), once, while RapidPro waits. The recipient is `to`, ' +
+      "else the contact's whatsapp: or tel: URN; each template field comes from the body, else from the query string, so that a flow " +
+      "can keep RapidPro's default body. The answer is the upstream's status and JSON body unchanged (a 429 keeps its Retry-After), " +
+      'except: a 2xx whose body holds `error` or `errors` is 502, no answer in WHATSAPP_TIMEOUT_MS is 504, an unreachable upstream ' +
+      'is 502, and a number the on-prem contacts check calls invalid is 404. Every send is recorded.',
+    parameters: [
+      { name: 'template', in: 'query', description: query.template.description ?? '', schema: query.template },
+      { name: 'language', in: 'query', description: query.language.description ?? '', schema: query.language },
+      { name: 'param', in: 'query', description: query.param.description ?? '', schema: query.param },
+      SIMULATION_HEADER,
+    ],
+    requestBody: templateBodySchema,
+    responses: {
+      ...COMMON_RESPONSES,
+      '400': {
+        description: 'Invalid JSON or request (`invalid request`, with `details`; nothing was sent), or the upstream refused the message (its own body).',
+        schema: z.union([errorSchema, upstreamAnswerSchema]),
+      },
+      '200': { description: "The upstream's success (201 from some on-prem versions); `simulated: true` in the simulator.", schema: upstreamAnswerSchema },
+      '404': { description: 'On-prem: the number has no WhatsApp account (`not a WhatsApp contact`); nothing was sent.', schema: errorSchema },
+      '502': {
+        description: "A 2xx that reported an error (the upstream's body), `upstream unavailable`, or `contact check inconclusive`.",
+        schema: z.union([errorSchema, upstreamAnswerSchema]),
+      },
+      '503': { description: 'WhatsApp settings are missing (`WhatsApp is not configured: set …`).', schema: errorSchema },
+      '504': { description: '`upstream timeout`: no answer within WHATSAPP_TIMEOUT_MS.', schema: errorSchema },
+      default: { description: "Any other upstream answer (401, 403, 429 with Retry-After, 5xx…), status and body unchanged.", schema: upstreamAnswerSchema },
+    },
+  },
+];

@@ -1,0 +1,24 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { apiClientOf } from '../http/auth';
+import { isSimulation } from '../http/simulation';
+import { parseOrThrow } from '../http/validate';
+import { templateBodySchema, templateQuerySchema, templateRequestFrom } from './schemas';
+import type { WhatsappService } from './service';
+
+/** Query problems are reported as `query.<name>`, apart from the body's fields of the same name. */
+const queryEnvelope = z.object({ query: templateQuerySchema });
+
+export function whatsappRoutes(service: WhatsappService, defaultLanguage: string): Router {
+  const router = Router();
+
+  router.post('/templates', async (req, res) => {
+    const body = parseOrThrow(templateBodySchema, req.body ?? {});
+    const { query } = parseOrThrow(queryEnvelope, { query: req.query });
+    const request = templateRequestFrom(body, query, defaultLanguage);
+    const answer = await service.send(request, { apiClientId: apiClientOf(res.locals).id, simulated: isSimulation(req), log: req.log });
+    res.status(answer.status).set(answer.headers).json(answer.body);
+  });
+
+  return router;
+}

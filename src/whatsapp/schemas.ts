@@ -1,0 +1,123 @@
+import { z } from 'zod';
+import { WHATSAPP_LANGUAGE } from '../config';
+import { AppError } from '../errors';
+import { toE164, urnScheme } from '../shared/phone';
+
+/** More body variables than any approved template has; a longer list is a mistake in the flow. */
+const MAX_PARAMS = 100;
+
+const templateName = z
+  .string()
+  .trim()
+  .regex(/^[a-z0-9_]{1,512}$/, 'must be a template name: lowercase letters, digits and _')
+  .describe('Name of an approved message template, e.g. `appointment_reminder`.');
+
+const languageCode = z
+  .string()
+  .trim()
+  .regex(WHATSAPP_LANGUAGE, 'must be a WhatsApp language code such as en or pt_BR')
+  .describe('Language of the template, e.g. `en`, `en_US`, `pt_BR`. Defaults to WHATSAPP_DEFAULT_LANGUAGE.');
+
+/** RapidPro expressions may render numbers; WhatsApp wants text. An empty variable would be refused upstream. */
+const paramText = z
+  .union([z.string(), z.number()])
+  .transform(String)
+  .pipe(z.string().min(1, 'must not be empty').max(1024))
+  .describe('The text of one body variable: {{1}}, {{2}}, … in order.');
+
+const paramList = z.array(paramText).max(MAX_PARAMS);
+
+/** The body of `POST /api/v1/whatsapp/templates`: RapidPro's default Call Webhook body, optionally with `to` and `template`. */
+export const templateBodySchema = z
+  .object({
+    to: z
+      .union([z.string().max(64), z.number()])
+      .transform((value, ctx) => {
+        const e164 = toE164(String(value));
+        if (e164) return e164;
+        ctx.addIssue({ code: 'custom', message: 'must be a phone number in E.164 (+27820001001) or a whatsapp:/tel: URN' });
+        return z.NEVER;
+      })
+      .nullish()
+      .describe('Recipient: +27820001001, 27820001001, whatsapp:27820001001 or tel:+27820001001. Defaults to contact.urn.'),
+    contact: z
+      .object({
+        uuid: z.uuid().nullish().describe('Recorded with the send.'),
+        urn: z.string().max(255).nullish().describe('The recipient when `to` is absent: a whatsapp: or tel: URN.'),
+      })
+      .nullish()
+      .describe("RapidPro's contact, as its default webhook body sends it."),
+    template: z
+      .object({
+        name: templateName.optional(),
+        language: languageCode.optional(),
+        params: paramList.optional().describe('Body variables, in order. Leave out for a template without variables.'),
+      })
+      .optional()
+      .describe('The template; each field may come from the query string instead.'),
+  })
+  .meta({
+    description: 'A template message to send. Everything else RapidPro sends is ignored.',
+    examples: [
+      {
+        contact: { uuid: '5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f', name: 'Jane', urn: 'whatsapp:27820001001' },
+        flow: { uuid: 'bead76f5-dac4-4c9d-996c-c62b326e8c0a', name: 'Appointment reminders' },
+        template: { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] },
+      },
+      { to: '+27820001001', template: { name: 'hello_world' } },
+    ],
+  });
+
+/** `?template=NAME&language=en&param=A&param=B`: so that a flow can keep RapidPro's default body. */
+export const templateQuerySchema = z
+  .object({
+    template: templateName.optional(),
+    language: languageCode.optional(),
+    param: z
+      .union([paramText, paramList])
+      .transform((value) => (Array.isArray(value) ? value : [value]))
+      .optional()
+      .describe('A body variable; repeat it for each, in order.'),
+  })
+  .describe('Template settings for flows that keep the default body; the body wins field by field.');
+
+export type TemplateBody = z.output<typeof templateBodySchema>;
+export type TemplateQuery = z.output<typeof templateQuerySchema>;
+
+/** A template send, resolved from body, query and defaults. */
+export interface TemplateRequest {
+  /** E.164 with its leading `+`. */
+  to: string;
+  name: string;
+  language: string;
+  params: string[];
+  contactUuid: string | null;
+}
+
+type Problem = { path: string; message: string };
+
+function recipientOf(body: TemplateBody): string | Problem {
+  if (body.to) return body.to;
+  const urn = body.contact?.urn;
+  if (!urn) return { path: 'to', message: 'required: `to`, or contact.urn (a whatsapp: or tel: URN)' };
+  if (!urnScheme(urn)) return { path: 'contact.urn', message: 'must be a whatsapp: or tel: URN when `to` is absent' };
+  return toE164(urn) ?? { path: 'contact.urn', message: 'must hold a phone number in E.164' };
+}
+
+/** The send a request asks for, or the contract's 400 naming everything that is missing. */
+export function templateRequestFrom(body: TemplateBody, query: TemplateQuery, defaultLanguage: string): TemplateRequest {
+  const to = recipientOf(body);
+  const name = body.template?.name ?? query.template;
+  const problems: Problem[] = [
+    ...(typeof to === 'string' ? [] : [to]),
+    ...(name ? [] : [{ path: 'template.name', message: 'required: template.name in the body, or ?template= in the query' }]),
+  ];
+  if (typeof to !== 'string' || !name) throw AppError.invalidRequest(problems);
+  return {
+    to,
+    name,
+    language: body.template?.language ?? query.language ?? defaultLanguage,
+    params: body.template?.params ?? query.param ?? [],
+    contactUuid: body.contact?.uuid ?? null,
+  };
+}

@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { AppError } from '../errors';
+import { maskPhone, type Logger } from '../ops/logger';
+import { bodyReportsError } from '../partners/failures';
+import type { WhatsappClient, WhatsappResult } from '../partners/whatsapp';
+import type { TemplateRequest } from './schemas';
+import type { WhatsappApi, WhatsappSendRecord, WhatsappSendStore } from './store';
+
+/** What RapidPro is answered with. */
+export interface ProxyAnswer {
+  status: number;
+  body: unknown;
+  headers: Record<string, string>;
+}
+
+export interface SendContext {
+  apiClientId: string;
+  simulated: boolean;
+  /** The request's logger, so that the send's log lines carry its request id. */
+  log: Logger;
+}
+
+const ERROR_LIMIT = 500;
+
+const isSuccess = (status: number) => status >= 200 && status < 300;
+
+const isJsonObject = (body: unknown): body is object => typeof body === 'object' && body !== null;
+
+/**
+ * The contract's answer for a result: the upstream's status and JSON body unchanged, except a 2xx
+ * that reports an error (502), no answer in time (504), no connection (502), and an invalid contact (404).
+ */
+function answerFor(result: WhatsappResult): ProxyAnswer {
+  switch (result.kind) {
+    case 'timeout':
+      return { status: 504, body: { error: 'upstream timeout' }, headers: {} };
+    case 'unreachable':
+      return { status: 502, body: { error: 'upstream unavailable' }, headers: {} };
+    case 'not-a-contact':
+      return { status: 404, body: { error: 'not a WhatsApp contact' }, headers: {} };
+    case 'contact-unconfirmed':
+      return { status: 502, body: { error: 'contact check inconclusive' }, headers: {} };
+    case 'answered': {
+      const { status, body, headers } = result.answer;
+      const retryAfter = headers['retry-after'];
+      const passed: Record<string, string> = retryAfter ? { 'retry-after': retryAfter } : {};
+      // A body that is not JSON (a proxy's HTML error page, say) cannot be passed on as JSON.
+      if (!isJsonObject(body)) {
+        const error = `upstream answered HTTP ${status} without a JSON object`;
+        return { status: isSuccess(status) ? 502 : status, body: { error }, headers: passed };
+      }
+      return { status: isSuccess(status) && bodyReportsError(body) ? 502 : status, body, headers: passed };
+    }
+  }
+}
+
+const describe = (...parts: unknown[]) =>
+  parts
+    .filter((part) => part !== undefined && part !== null && part !== '')
+    .map(String)
+    .join(' ');
+
+/** The upstream's own words for a failure: Cloud `{error: {code, message}}`, on-prem `{errors: [{code, title, details}]}`. */
+function upstreamError(body: unknown): string | undefined {
+  if (!isJsonObject(body)) return undefined;
+  const { error, errors } = body as { error?: unknown; errors?: unknown };
+  const parts: string[] = [];
+  if (typeof error === 'string') parts.push(error);
+  if (isJsonObject(error)) {
+    const cloud = error as { code?: unknown; message?: unknown; error_data?: { details?: unknown } };
+    parts.push(describe(cloud.code, cloud.message, cloud.error_data?.details));
+  }
+  if (Array.isArray(errors)) {
+    for (const entry of errors.filter(isJsonObject) as Array<{ code?: unknown; title?: unknown; details?: unknown }>) {
+      parts.push(describe(entry.code, entry.title, entry.details));
+    }
+  }
+  return parts.length > 0 ? parts.join('; ') : undefined;
+}
+
+/** What the record says about a result besides the request itself. */
+function outcomeOf(result: WhatsappResult, answer: ProxyAnswer): Pick<WhatsappSendRecord, 'upstreamStatus' | 'messageId' | 'error'> {
+  if (result.kind === 'timeout' || result.kind === 'unreachable') {
+    const error = result.kind === 'timeout' ? 'upstream timeout' : `upstream unavailable (${result.code})`;
+    return { upstreamStatus: null, messageId: null, error };
+  }
+  const upstream = result.answer;
+  if (isSuccess(answer.status)) {
+    const id = (upstream.body as { messages?: Array<{ id?: unknown }> }).messages?.[0]?.id;
+    return { upstreamStatus: upstream.status, messageId: typeof id === 'string' ? id : null, error: null };
+  }
+  const fallback = (answer.body as { error?: unknown }).error;
+  const error = upstreamError(upstream.body) ?? (typeof fallback === 'string' ? fallback : `HTTP ${upstream.status}`);
+  return { upstreamStatus: upstream.status, messageId: null, error: error.slice(0, ERROR_LIMIT) };
+}
+
+/** What the simulator gets: the shape of the upstream's success, marked simulated. */
+function simulatedAnswer(api: WhatsappApi, request: TemplateRequest): ProxyAnswer {
+  const messages = [{ id: `simulated-${randomUUID()}` }];
+  const body =
+    api === 'cloud'
+      ? { messaging_product: 'whatsapp', contacts: [{ input: request.to, wa_id: request.to.slice(1) }], messages, simulated: true }
+      : { messages, simulated: true };
+  return { status: 200, body, headers: {} };
+}
+
+export function createWhatsappService(deps: {
+  api: WhatsappApi;
+  /** Undefined while settings are missing; `missing` names them. */
+  client: WhatsappClient | undefined;
+  missing: readonly string[];
+  store: WhatsappSendStore;
+}) {
+  const { api, client, store } = deps;
+  const notConfigured = `WhatsApp is not configured: set ${deps.missing.join(', ')}`;
+
+  async function record(send: WhatsappSendRecord, log: Logger): Promise<void> {
+    try {
+      await store.record(send);
+    } catch (error) {
+      // The message went (or not) whatever the database says: RapidPro gets the upstream's answer.
+      // Prisma's messages may quote the row, phone number included: log only what identifies the failure.
+      const { name, code } = error as { name?: string; code?: string };
+      log.error(
+        { errorName: name, errorCode: code, template: send.template, status: send.status, messageId: send.messageId },
+        'whatsapp send not recorded',
+      );
+    }
+  }
+
+  return {
+    /** Sends the template once and answers as the contract says; every send is recorded, a simulated one is not. */
+    async send(request: TemplateRequest, context: SendContext): Promise<ProxyAnswer> {
+      if (!client) throw new AppError(503, notConfigured);
+      if (context.simulated) return simulatedAnswer(api, request);
+
+      const createdAt = new Date();
+      const started = performance.now();
+      const result = await client.sendTemplate(request);
+      const durationMs = Math.round(performance.now() - started);
+      const answer = answerFor(result);
+      const outcome = outcomeOf(result, answer);
+      if (outcome.error) {
+        context.log.warn(
+          { api, recipient: maskPhone(request.to), template: request.name, status: answer.status, error: outcome.error, durationMs },
+          'whatsapp template not sent',
+        );
+      }
+      const send: WhatsappSendRecord = {
+        createdAt,
+        api,
+        recipient: request.to,
+        template: request.name,
+        language: request.language,
+        contactUuid: request.contactUuid,
+        apiClientId: context.apiClientId,
+        status: answer.status,
+        durationMs,
+        ...outcome,
+      };
+      await record(send, context.log);
+      return answer;
+    },
+  };
+}
+
+export type WhatsappService = ReturnType<typeof createWhatsappService>;

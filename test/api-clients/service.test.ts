@@ -1,0 +1,43 @@
+import { randomUUID } from 'node:crypto';
+import { createApiClientService } from '../../src/api-clients/service';
+import { createDatabase, type Database } from '../../src/db/client';
+import { TEST_DATABASE_URL } from '../helpers/env';
+
+let db: Database;
+beforeAll(() => {
+  db = createDatabase({ url: TEST_DATABASE_URL, poolSize: 2 });
+});
+afterAll(() => db.$disconnect());
+
+describe('API client tokens', () => {
+  it('stores only a hash of the secret', async () => {
+    const service = createApiClientService(db);
+    const { token, id } = await service.create(`hash-${randomUUID()}`);
+    const row = await db.apiClient.findUniqueOrThrow({ where: { id } });
+    expect(JSON.stringify(row)).not.toContain(token.split('_')[2]);
+    expect(row.secretHash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('refuses a revoked token at once in the revoking process, and within the cache time in another', async () => {
+    const here = createApiClientService(db, { tokenCacheTtlMs: 300 });
+    const elsewhere = createApiClientService(db, { tokenCacheTtlMs: 300 });
+    const { token, name } = await here.create(`revoke-${randomUUID()}`);
+    expect(await here.authenticate(token)).toMatchObject({ name });
+    expect(await elsewhere.authenticate(token)).toMatchObject({ name });
+
+    expect(await here.revoke(name)).toBe(true);
+    expect(await here.authenticate(token)).toBeUndefined();
+    // The other process still trusts what it verified a moment ago, but not for longer than the cache time.
+    expect(await elsewhere.authenticate(token)).toMatchObject({ name });
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect(await elsewhere.authenticate(token)).toBeUndefined();
+  });
+
+  it('never caches a refusal', async () => {
+    const service = createApiClientService(db);
+    const { token, name } = await service.create(`late-${randomUUID()}`);
+    const wrong = `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`;
+    expect(await service.authenticate(wrong)).toBeUndefined();
+    expect(await service.authenticate(token)).toMatchObject({ name });
+  });
+});

@@ -1,0 +1,37 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import path from 'node:path';
+import { testEnvironment } from './env';
+
+/** The built CLI (`npm test` builds first), as `npm run companion --` runs it. */
+export const MAIN = path.join(__dirname, '..', '..', 'dist', 'main.js');
+
+export interface CompanionProcess {
+  child: ChildProcessWithoutNullStreams;
+  /** Everything the process wrote to stdout so far (JSON log lines). */
+  output(): string;
+  /** Resolves with the port once the process logs that it listens. */
+  listening: Promise<number>;
+  exited: Promise<number | null>;
+}
+
+/** Runs `companion <args>` as a child process with the test environment plus `env`. */
+export function startCompanion(args: string[], env: Record<string, string | undefined> = {}): CompanionProcess {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { PATH: process.env.PATH, ...testEnvironment({ LOG_LEVEL: 'info', PORT: '0', ...env }) },
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const listening = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not listening within 20 s:\n${output}`)), 20000);
+    child.stdout.on('data', () => {
+      const match = /"port":(\d+)[^\n]*listening/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => output, listening, exited };
+}

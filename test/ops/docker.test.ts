@@ -1,0 +1,103 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+
+/**
+ * No Docker engine runs where the tests run, so the Dockerfile and compose file are checked as text
+ * against what the README promises: stages, base image major, unprivileged user, role commands.
+ */
+const root = path.join(__dirname, '..', '..');
+const read = (file: string) => fs.readFileSync(path.join(root, file), 'utf8');
+
+interface Stage {
+  from: string;
+  name: string | undefined;
+  instructions: string[];
+}
+
+function stagesOf(dockerfile: string): Stage[] {
+  const args = Object.fromEntries([...dockerfile.matchAll(/^ARG (\w+)=(\S+)$/gm)].map((match) => [match[1], match[2]]));
+  const logical = dockerfile.replace(/\s*\\\n\s*/g, ' ').split('\n').filter((line) => line.trim() && !line.startsWith('#'));
+  const stages: Stage[] = [];
+  for (const line of logical) {
+    const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
+    if (from) stages.push({ from: from[1]!.replace(/\$\{(\w+)\}/g, (_m, name: string) => args[name] ?? ''), name: from[2], instructions: [] });
+    else stages.at(-1)?.instructions.push(line.trim());
+  }
+  return stages;
+}
+
+describe('Dockerfile', () => {
+  const stages = stagesOf(read('Dockerfile'));
+  const runtime = stages.at(-1)!;
+
+  it('builds in stages and ships only the runtime stage', () => {
+    expect(stages.map((stage) => stage.name)).toEqual(['build', 'runtime-deps', 'runtime']);
+    expect(runtime.instructions.filter((line) => line.startsWith('COPY --from='))).toEqual([
+      'COPY --from=runtime-deps /app/node_modules ./node_modules',
+      'COPY --from=build /app/dist ./dist',
+    ]);
+    expect(stages.find((stage) => stage.name === 'runtime-deps')!.instructions.join('\n')).toMatch(/npm ci --omit=dev/);
+  });
+
+  it('runs on the Node major the tests run on', () => {
+    const pkg = JSON.parse(read('package.json')) as { devDependencies: Record<string, string>; engines: { node: string } };
+    const testedMajor = /\d+/.exec(pkg.devDependencies.node!)![0];
+    for (const stage of stages) expect(stage.from).toMatch(new RegExp(`^node:${testedMajor}[-.]`));
+    expect(process.versions.node.split('.')[0]).toBe(testedMajor);
+    expect(pkg.engines.node).toBe(`>=${testedMajor}`);
+  });
+
+  it('runs as an unprivileged user with the role as its command', () => {
+    expect(runtime.instructions).toContain('USER node');
+    expect(runtime.instructions).toContain('ENTRYPOINT ["node", "dist/main.js"]');
+    expect(runtime.instructions).toContain('CMD ["serve", "--role", "web"]');
+    expect(runtime.instructions).toContain('ENV NODE_ENV=production PORT=3000');
+    expect(runtime.instructions.some((line) => line.startsWith('HEALTHCHECK') && line.includes('/healthz'))).toBe(true);
+  });
+
+  it('ships the migrations where the migration runner looks for them', () => {
+    expect(runtime.instructions).toContain('COPY prisma ./prisma');
+    expect(read('src/db/migrate.ts')).toContain("path.resolve(__dirname, '../../prisma/migrations')");
+  });
+
+  it("ships the staff pages' stylesheet where they look for it", () => {
+    expect(runtime.instructions).toContain('COPY static ./static');
+    expect(read('src/admin/routes.ts')).toContain("path.resolve(__dirname, '../../static')");
+  });
+
+  it('is what the README says', () => {
+    const readme = read('README.md');
+    for (const command of ['docker run --rm --env-file .env companion migrate', 'serve --role web', 'serve --role worker']) {
+      expect(readme).toContain(command);
+    }
+    expect(readme).toMatch(/multi-stage/i);
+    expect(readme).toMatch(/user `node`/);
+  });
+});
+
+describe('docker-compose.yml', () => {
+  const compose = parse(read('docker-compose.yml')) as {
+    services: Record<string, { command?: string[]; depends_on?: Record<string, { condition: string }>; restart?: string }>;
+  };
+
+  it('has PostgreSQL, Redis, a one-shot migration, web and worker', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['migrate', 'postgres', 'redis', 'web', 'worker']);
+    expect(compose.services.migrate!.command).toEqual(['migrate']);
+    expect(compose.services.migrate!.restart).toBe('no');
+    expect(compose.services.web!.command).toEqual(['serve', '--role', 'web']);
+    expect(compose.services.worker!.command).toEqual(['serve', '--role', 'worker']);
+  });
+
+  it('starts web and worker only after the migration succeeded', () => {
+    for (const role of ['web', 'worker']) {
+      expect(compose.services[role]!.depends_on!.migrate).toEqual({ condition: 'service_completed_successfully' });
+    }
+  });
+
+  it('gives Redis persistence and noeviction', () => {
+    const command = compose.services.redis!.command!.join(' ');
+    expect(command).toMatch(/--appendonly yes/);
+    expect(command).toMatch(/--maxmemory-policy noeviction/);
+  });
+});

@@ -1,0 +1,65 @@
+import { optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+import { startPrivateRedis } from '../helpers/redis-server';
+
+describe('operations endpoints', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ env: { METRICS_TOKEN: 'scrape-secret' } });
+  });
+  afterAll(() => app.stop());
+
+  it('answers /healthz while the process runs', async () => {
+    const response = await app.http.get('/healthz');
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({ status: 'ok' });
+  });
+
+  it('answers /readyz 200 when PostgreSQL and Redis answer', async () => {
+    const response = await app.http.get('/readyz');
+    expect(response.status).toBe(200);
+    expect(response.body.checks).toEqual({ postgres: 'ok', redis: 'ok' });
+  });
+
+  it('needs the metrics token when one is set', async () => {
+    expect((await app.http.get('/metrics')).status).toBe(401);
+    expect((await app.http.get('/metrics').set('Authorization', 'Bearer wrong')).status).toBe(401);
+  });
+
+  it('exposes request, opt-out and queue metrics in Prometheus text', async () => {
+    const accepted = await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(optoutWebhook());
+    expect(accepted.status).toBe(202);
+    const response = await app.http.get('/metrics').set('Authorization', 'Bearer scrape-secret');
+    expect(response.status).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^text\/plain/);
+    expect(response.text).toMatch(/companion_http_requests_total\{method="POST",route="\/api\/v1\/optouts",status="202",service="companion"\} 1/);
+    expect(response.text).toMatch(/companion_http_request_duration_seconds_bucket\{le="0.005"/);
+    expect(response.text).toMatch(/companion_optouts_accepted_total\{service="companion"\} 1/);
+    expect(response.text).toMatch(/companion_queue_jobs\{queue="optouts",state="waiting",service="companion"\} 1/);
+  });
+});
+
+describe('/readyz when a dependency is down', () => {
+  it('answers 503 naming Redis when Redis stops answering', async () => {
+    const redis = await startPrivateRedis();
+    const app = await startTestApp({ env: { REDIS_URL: redis.url } });
+    try {
+      await redis.stop();
+      const response = await app.http.get('/readyz');
+      expect(response.status).toBe(503);
+      expect(response.body).toMatchObject({ checks: { postgres: 'ok', redis: 'down' }, error: 'redis not answering' });
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('answers 503 naming PostgreSQL when PostgreSQL does not answer', async () => {
+    const app = await startTestApp({ env: { DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/companion' }, createToken: false });
+    try {
+      const response = await app.http.get('/readyz');
+      expect(response.status).toBe(503);
+      expect(response.body).toMatchObject({ checks: { postgres: 'down', redis: 'ok' }, error: 'postgres not answering' });
+    } finally {
+      await app.stop();
+    }
+  });
+});

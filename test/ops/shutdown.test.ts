@@ -1,0 +1,106 @@
+import http from 'node:http';
+import { loadConfig } from '../../src/config';
+import { createDeps, type Deps } from '../../src/deps';
+import { jobIdFor } from '../../src/optouts/queue';
+import { eventually, optoutWebhook } from '../helpers/app';
+import { testEnvironment } from '../helpers/env';
+import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
+import { startCompanion } from '../helpers/process';
+
+type Outcome = ({ status: number; id?: string } | { error: string }) & { contactUuid: string };
+
+/** One POST on a fresh connection, so that a closing server can only refuse new ones, not cut answers. */
+function post(port: number, token: string, body: ReturnType<typeof optoutWebhook>): Promise<Outcome> {
+  const contactUuid = body.contact.uuid;
+  return new Promise((resolve) => {
+    const payload = JSON.stringify(body);
+    const request = http.request(
+      { host: '127.0.0.1', port, path: '/api/v1/optouts', method: 'POST', agent: false, headers: { authorization: `Token ${token}`, 'content-type': 'application/json' } },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        response.on('end', () => resolve({ contactUuid, status: response.statusCode ?? 0, id: (JSON.parse(text) as { id?: string }).id }));
+      },
+    );
+    request.on('error', (error: NodeJS.ErrnoException) => resolve({ contactUuid, error: error.code ?? error.message }));
+    request.end(payload);
+  });
+}
+
+describe('graceful shutdown', () => {
+  let partner: FakePartner;
+  let deps: Deps;
+  const queuePrefix = `shutdown-${Date.now()}`;
+  const env = () => ({
+    QUEUE_PREFIX: queuePrefix,
+    RAPIDPRO_URL: partner.url,
+    RAPIDPRO_TOKEN: 'rapidpro-secret',
+    OPENHIM_URL: partner.url,
+    OPENHIM_USERNAME: 'companion',
+    OPENHIM_PASSWORD: 'openhim-secret',
+    WORKER_CONCURRENCY: '4',
+    SHUTDOWN_TIMEOUT_MS: '20000',
+  });
+
+  beforeAll(async () => {
+    partner = await startFakePartner();
+    partner.on('GET /api/v2/contacts.json', {
+      status: 200,
+      body: { results: [{ uuid: 'x', urns: ['tel:+27820001001'], fields: { facility_code: '123456' } }] },
+    });
+    // Slow enough that SIGTERM finds jobs running.
+    partner.on('POST /ws/rest/v1/nc/optout', { status: 202, body: { status: 'ok' }, delayMs: 300 });
+    deps = await createDeps(loadConfig(testEnvironment({ QUEUE_PREFIX: queuePrefix })));
+  });
+  afterAll(async () => {
+    await deps.close();
+    await partner.stop();
+  });
+
+  it('on SIGTERM under load, finishes in-flight requests and jobs, loses nothing and exits 0', async () => {
+    const { token } = await deps.apiClients.create(`shutdown-${Date.now()}`);
+    const server = startCompanion(['serve', '--role', 'all'], env());
+    const port = await server.listening;
+
+    const outcomes: Outcome[] = [];
+    const client = async () => {
+      for (;;) {
+        const outcome = await post(port, token, optoutWebhook());
+        outcomes.push(outcome);
+        if ('error' in outcome) return;
+      }
+    };
+    const clients = Array.from({ length: 8 }, client);
+    await eventually(async () => (outcomes.length >= 150 ? true : undefined), 20000, 10);
+    server.child.kill('SIGTERM');
+    await Promise.all(clients);
+    expect(await server.exited).toBe(0);
+
+    const answered = outcomes.filter((outcome): outcome is Outcome & { status: number; id: string } => 'status' in outcome);
+    const errors = outcomes.filter((outcome): outcome is Outcome & { error: string } => 'error' in outcome);
+    expect(answered.filter((outcome) => outcome.status !== 202)).toEqual([]);
+    // Connections the closing server had not read a request from were refused or reset; none of
+    // those requests was accepted, so no accepted opt-out went unanswered.
+    expect(errors.filter((error) => !['ECONNREFUSED', 'ECONNRESET'].includes(error.error))).toEqual([]);
+    expect(await deps.db.optout.count({ where: { contactUuid: { in: errors.map((error) => error.contactUuid) } } })).toBe(0);
+
+    const ids = answered.map((outcome) => outcome.id);
+    const rows = await deps.db.optout.findMany({ where: { id: { in: ids } } });
+    expect(rows).toHaveLength(ids.length);
+    // No job was abandoned half-way: a row still queued holds no lease and still has its job in Redis.
+    for (const row of rows.filter((candidate) => candidate.status === 'queued')) {
+      expect(row.leaseUntil).toBeNull();
+      expect(await deps.optoutQueue.bullQueue.getJob(jobIdFor(row.id))).toBeDefined();
+    }
+    expect(server.output()).toMatch(/"msg":"stopped"/);
+
+    // A new worker drains the rest: every accepted opt-out reaches OpenHIM exactly once.
+    const worker = startCompanion(['serve', '--role', 'worker'], env());
+    await worker.listening;
+    await eventually(async () => ((await deps.db.optout.count({ where: { id: { in: ids }, status: 'queued' } })) === 0 ? true : undefined), 60000, 200);
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    const eids = partner.received('POST /ws/rest/v1/nc/optout').map((request) => (request.body as { eid: string }).eid);
+    expect(eids.filter((eid) => ids.includes(eid)).sort()).toEqual([...ids].sort());
+  });
+});

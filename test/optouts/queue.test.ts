@@ -1,0 +1,77 @@
+import { randomUUID } from 'node:crypto';
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { OPTOUT_QUEUE, createOptoutQueue, jobIdFor, type OptoutQueue, type SubmitJobData } from '../../src/optouts/queue';
+import { eventually } from '../helpers/app';
+import { TEST_REDIS_URL } from '../helpers/env';
+import { captureLogs } from '../helpers/logs';
+
+describe('opt-out queue: enqueueNow (staff retries)', () => {
+  const prefix = `test-${randomUUID().slice(0, 8)}`;
+  let connection: Redis;
+  let workerConnection: Redis;
+  let queue: OptoutQueue;
+  let worker: Worker<SubmitJobData> | undefined;
+
+  beforeAll(async () => {
+    connection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    workerConnection = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: null });
+    queue = createOptoutQueue({ connection, prefix, maxAttempts: 3, logger: captureLogs().logger });
+  });
+  afterEach(async () => {
+    await worker?.close();
+    worker = undefined;
+  });
+  afterAll(async () => {
+    await queue.bullQueue.obliterate({ force: true });
+    await queue.close();
+    connection.disconnect();
+    workerConnection.disconnect();
+  });
+
+  /** A worker whose first run of each opt-out lasts until `finish` is called. */
+  function slowWorker() {
+    const runs: string[] = [];
+    const finishers: Array<() => void> = [];
+    let started: () => void = () => undefined;
+    const firstRunStarted = new Promise<void>((resolve) => (started = resolve));
+    worker = new Worker<SubmitJobData>(
+      OPTOUT_QUEUE,
+      async (job) => {
+        runs.push(job.data.optoutId);
+        if (runs.length === 1) {
+          started();
+          await new Promise<void>((resolve) => finishers.push(resolve));
+        }
+      },
+      { connection: workerConnection, prefix },
+    );
+    return { runs, firstRunStarted, finish: () => finishers.forEach((finish) => finish()) };
+  }
+
+  it('waits for a job that is just finishing, then runs the opt-out again', async () => {
+    const id = randomUUID();
+    const { runs, firstRunStarted, finish } = slowWorker();
+    await queue.enqueue(id);
+    await firstRunStarted;
+    setTimeout(finish, 300);
+    expect(await queue.enqueueNow(id)).toBe(true);
+    expect(await eventually(async () => (runs.length === 2 ? runs : undefined), 5000)).toEqual([id, id]);
+  });
+
+  it('leaves a job that keeps running to the reconciler', async () => {
+    const id = randomUUID();
+    const { firstRunStarted, finish } = slowWorker();
+    await queue.enqueue(id);
+    await firstRunStarted;
+    expect(await queue.enqueueNow(id)).toBe(false);
+    finish();
+  });
+
+  it('runs a job that waits out a retry delay at once', async () => {
+    const id = randomUUID();
+    await queue.bullQueue.add('submit', { optoutId: id }, { jobId: jobIdFor(id), delay: 60 * 60 * 1000 });
+    expect(await queue.enqueueNow(id)).toBe(true);
+    expect(await (await queue.bullQueue.getJob(jobIdFor(id)))!.getState()).toBe('waiting');
+  });
+});
