@@ -8,7 +8,8 @@ import pg from 'pg';
 import { startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 import { findLeaks } from '../helpers/logs';
 import { CONTACTS_ROUTE, OPENHIM_ROUTE, openhimPartnerEnv } from '../helpers/fake-partner';
-import { startOwnPostgres, startOwnRedis, type OwnPostgres, type OwnRedis } from '../helpers/servers';
+import { startOwnPostgres, type OwnPostgres } from '../helpers/postgres-server';
+import { startRestartableRedis, type RestartableRedis } from '../helpers/redis-server';
 
 /**
  * The companion as production runs it, for fault scenarios: the built CLI as separate web and worker
@@ -36,12 +37,12 @@ export const WORKER_CONCURRENCY = Number(FAULT_SETTINGS.WORKER_CONCURRENCY);
 /** The shared servers of a fault suite run. */
 export interface Infrastructure {
   postgres: OwnPostgres;
-  redis: OwnRedis;
+  redis: RestartableRedis;
   close(): Promise<void>;
 }
 
 export async function startInfrastructure(): Promise<Infrastructure> {
-  const [postgres, redis] = await Promise.all([startOwnPostgres(), startOwnRedis()]);
+  const [postgres, redis] = await Promise.all([startOwnPostgres(), startRestartableRedis()]);
   return {
     postgres,
     redis,

@@ -6,19 +6,20 @@ import { reconcileOptouts } from '../../src/optouts/reconciler';
 import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
 import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { OPENHIM_ROUTE, openhimPartnerEnv } from '../helpers/fake-partner';
-import { startOwnPostgres, startOwnRedis, type OwnPostgres, type OwnRedis } from '../helpers/servers';
+import { startOwnPostgres, type OwnPostgres } from '../helpers/postgres-server';
+import { startRestartableRedis, type RestartableRedis } from '../helpers/redis-server';
 
 /**
  * PostgreSQL and Redis going away under a running companion. Both servers are this file's own, so
  * stopping and flushing them disturbs no other test.
  */
 
-let redis: OwnRedis;
+let redis: RestartableRedis;
 let postgres: OwnPostgres;
 let databaseUrl: string;
 
 beforeAll(async () => {
-  [redis, postgres] = await Promise.all([startOwnRedis(), startOwnPostgres()]);
+  [redis, postgres] = await Promise.all([startRestartableRedis(), startOwnPostgres()]);
   databaseUrl = await postgres.createDatabase('outages');
 });
 afterAll(async () => {

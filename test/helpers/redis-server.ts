@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 
 /** A free TCP port on 127.0.0.1, as the OS hands it out. */
 export async function freePort(): Promise<number> {
@@ -50,6 +51,39 @@ const BASE_ARGS = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
 export async function startPrivateRedis(extraArgs: string[] = []): Promise<PrivateRedis> {
   const port = await freePort();
   return launch(['--port', String(port), ...BASE_ARGS, ...extraArgs], port);
+}
+
+/** A private Redis that a test may also flush, stop, and start again (empty) on the same port. */
+export interface RestartableRedis {
+  readonly url: string;
+  flushAll(): Promise<void>;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function startRestartableRedis(): Promise<RestartableRedis> {
+  const port = await freePort();
+  let server: PrivateRedis | undefined;
+  const own: RestartableRedis = {
+    url: `redis://127.0.0.1:${port}`,
+    async flushAll() {
+      const client = new Redis(own.url);
+      try {
+        await client.flushall();
+      } finally {
+        client.disconnect();
+      }
+    },
+    async stop() {
+      await server?.stop();
+      server = undefined;
+    },
+    async start() {
+      server ??= await launch(['--port', String(port), ...BASE_ARGS], port);
+    },
+  };
+  await own.start();
+  return own;
 }
 
 /** A Sentinel watching `primaryPort` under `name` (Sentinel needs a config file it can rewrite). */
