@@ -103,10 +103,15 @@ function createWhatsapp(config: Config, logger: Logger, metrics: Metrics, db: Da
   return createWhatsappService({ api: whatsapp.api, client, missing, store: createWhatsappSendStore(db) });
 }
 
+/** Longer than any command of the web process or the queue producer takes while Redis is well. */
+const REDIS_COMMAND_TIMEOUT_MS = 2000;
+
 export async function createDeps(config: Config, overrides: DepsOverrides = {}): Promise<Deps> {
   const logger = overrides.logger ?? createLogger({ level: config.logLevel });
   const metrics = createMetrics();
-  const redis = await connectRedis(config.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  // Requests must not wait on Redis: a command fails at once while it is disconnected (no offline
+  // queue), and after REDIS_COMMAND_TIMEOUT_MS while it is connected but does not answer.
+  const redis = await connectRedis(config.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
   const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize });
   const optoutStore = createOptoutStore(db);
   const optoutQueue = createOptoutQueue({

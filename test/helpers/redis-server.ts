@@ -20,6 +20,8 @@ export interface PrivateRedis {
   port: number;
   url: string;
   stop(): Promise<void>;
+  /** Sends the server a signal (SIGSTOP freezes it: connections stay open and nothing answers). */
+  signal(signal: NodeJS.Signals): void;
 }
 
 async function launch(args: string[], port: number): Promise<PrivateRedis> {
@@ -40,9 +42,11 @@ async function launch(args: string[], port: number): Promise<PrivateRedis> {
     url: `redis://127.0.0.1:${port}`,
     async stop() {
       if (child.exitCode !== null) return;
+      child.kill('SIGCONT');
       child.kill('SIGTERM');
       await once(child, 'exit');
     },
+    signal: (signal) => child.kill(signal),
   };
 }
 
@@ -59,6 +63,9 @@ export interface RestartableRedis {
   flushAll(): Promise<void>;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Freezes the server (SIGSTOP) until thawed: it keeps its connections and answers nothing. */
+  freeze(): void;
+  thaw(): void;
 }
 
 export async function startRestartableRedis(): Promise<RestartableRedis> {
@@ -81,6 +88,8 @@ export async function startRestartableRedis(): Promise<RestartableRedis> {
     async start() {
       server ??= await launch(['--port', String(port), ...BASE_ARGS], port);
     },
+    freeze: () => server?.signal('SIGSTOP'),
+    thaw: () => server?.signal('SIGCONT'),
   };
   await own.start();
   return own;
