@@ -204,15 +204,38 @@ describe('the worker', () => {
     expect(submissionsOf(response.body.id)).toHaveLength(1);
   });
 
+  const submitted = (id: string) =>
+    eventually(async () => {
+      const found = await app.deps.db.optout.findUnique({ where: { id } });
+      return found?.status === 'submitted' ? found : undefined;
+    });
+
+  it('stores at most 2,000 characters of a partner answer, made storable, and reads no more than 1 MiB of one', async () => {
+    partner.queue(
+      OPENHIM_ROUTE,
+      { status: 503, rawBody: `busy\u0000${'\ud800'}${'x'.repeat(5000)}` },
+      { status: 200, rawBody: 'y'.repeat(2 * 1024 * 1024) },
+    );
+    const { response } = await timedPost(app, fieldsBody());
+    expect((await submitted(response.body.id)).attempts).toBe(3);
+    const [first, second] = await app.deps.optoutStore.attemptsOf(response.body.id);
+    expect(first!.response).toHaveLength(2000);
+    expect(first!.response!.startsWith('busy\uFFFD\uFFFDx')).toBe(true);
+    expect(second).toMatchObject({ outcome: 'transient', httpStatus: null, error: 'openhim sent an answer larger than 1048576 bytes' });
+  });
+
+  it('keeps finished jobs in Redis for a bounded time and number', async () => {
+    const { response } = await timedPost(app, fieldsBody());
+    await submitted(response.body.id);
+    const job = await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(response.body.id));
+    expect(job?.opts).toMatchObject({ removeOnComplete: { age: 24 * 3600, count: 10000 }, removeOnFail: { age: 7 * 24 * 3600, count: 10000 } });
+  });
+
   it('sends again, with the same eid, a submission whose answer never came (a hang past the timeout)', async () => {
     const body = fieldsBody();
     partner.queue(OPENHIM_ROUTE, { status: 202, body: { status: 'ok' }, delayMs: 1500 });
     const { response } = await timedPost(app, body);
-    const row = await eventually(async () => {
-      const found = await app.deps.db.optout.findUnique({ where: { id: response.body.id } });
-      return found?.status === 'submitted' ? found : undefined;
-    });
-    expect(row.attempts).toBe(2);
+    expect((await submitted(response.body.id)).attempts).toBe(2);
     const attempts = await app.deps.optoutStore.attemptsOf(response.body.id);
     expect(attempts[0]).toMatchObject({ outcome: 'transient', error: 'openhim did not answer in time', httpStatus: null });
     const sent = submissionsOf(response.body.id);

@@ -22,6 +22,8 @@ export interface ReceivedRequest {
 export interface FakeAnswer {
   status: number;
   body?: unknown;
+  /** Sent as it is instead of `body` as JSON (bytes no JSON encoder would write, say). */
+  rawBody?: string;
   headers?: Record<string, string>;
   /** Answer after this long (a hang past the client's timeout, say). */
   delayMs?: number;
@@ -96,7 +98,8 @@ export class FakePartner {
     if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
     if (res.destroyed) return;
     res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
-    res.end(answer.body === undefined ? '' : JSON.stringify(answer.body), () => (request.answeredStatus = answer.status));
+    const answerText = answer.rawBody ?? (answer.body === undefined ? '' : JSON.stringify(answer.body));
+    res.end(answerText, () => (request.answeredStatus = answer.status));
   }
 }
 
