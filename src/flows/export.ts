@@ -32,6 +32,8 @@ export interface FlowRequest {
 }
 
 const RESULT_NAME = 'Companion';
+/** RapidPro's longest flow name. */
+export const MAX_FLOW_NAME = 64;
 
 /** What may follow `@` in a RapidPro identifier such as `@contact.name` or `@fields.first_name`. */
 const IDENTIFIER_CHAR = /[\p{L}\p{N}_.]/u;
@@ -95,7 +97,7 @@ function messageNode(uuid: () => string, text: string) {
 
 export function buildFlowExport(request: FlowRequest, uuid: () => string = randomUUID) {
   const { webhook } = request;
-  const name = request.flowName ?? (webhook.kind === 'optout' ? 'Companion: nurse opt-out' : `Companion: WhatsApp template ${webhook.template}`);
+  const name = (request.flowName ?? (webhook.kind === 'optout' ? 'Companion: nurse opt-out' : `Companion: WhatsApp template ${webhook.template}`)).slice(0, MAX_FLOW_NAME);
   const success = messageNode(uuid, request.successMessage ?? (webhook.kind === 'optout' ? 'You have been opted out. Thank you.' : 'Message sent.'));
   const failure = messageNode(uuid, request.failureMessage ?? 'Sorry, something went wrong. Please try again later.');
   const [successCategory, failureCategory, successExit, failureExit] = [uuid(), uuid(), uuid(), uuid()];

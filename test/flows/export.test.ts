@@ -49,6 +49,11 @@ describe('RapidPro flow export', () => {
     expect(webhookNodeOf(checkFlowStructure(flowExport)).action.url).toBe(`https://c/api/v1/whatsapp/templates?template=x&param=${encoded}`);
   });
 
+  it("keeps the flow's name within RapidPro's 64 characters", () => {
+    const flowExport = buildFlowExport({ webhook: { kind: 'whatsapp-template', template: 'a'.repeat(100), params: [] }, baseUrl: 'https://c', token: 't' });
+    expect(checkFlowStructure(flowExport).name).toBe(`Companion: WhatsApp template ${'a'.repeat(35)}`);
+  });
+
   it('gives every element a UUID of its own, fresh for every export', () => {
     const declared = (value: unknown): string[] =>
       Array.isArray(value)
