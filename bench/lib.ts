@@ -3,6 +3,19 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import autocannon from 'autocannon';
 
+/**
+ * The companion as production runs it (NODE_ENV=production), which requires the staff sign-in
+ * settings: placeholders do, since no benchmark signs in.
+ */
+export const PRODUCTION_ENV = {
+  NODE_ENV: 'production',
+  GOOGLE_CLIENT_ID: 'bench',
+  GOOGLE_CLIENT_SECRET: 'bench',
+  SESSION_SECRET: 'bench-session-secret-bench-session-secret',
+  PUBLIC_URL: 'http://127.0.0.1',
+  ADMIN_EMAILS: 'bench@example.org',
+};
+
 export interface Child {
   process: ChildProcessWithoutNullStreams;
   port: number;

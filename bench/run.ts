@@ -12,7 +12,7 @@ import { dropDatabase, migrateDatabase } from '../src/db/migrate';
 import { createApiClientService } from '../src/api-clients/service';
 import { OPTOUT_QUEUE, jobIdFor } from '../src/optouts/queue';
 import { startFakePartner } from '../test/helpers/fake-partner';
-import { load, peakRssMb, startChild, until } from './lib';
+import { PRODUCTION_ENV, load, peakRssMb, startChild, until } from './lib';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -26,7 +26,7 @@ const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
 function companionEnv(prefix: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { NODE_ENV: 'production', LOG_LEVEL: 'info', PORT: '0', DATABASE_URL, REDIS_URL, QUEUE_PREFIX: prefix, ...extra };
+  return { ...PRODUCTION_ENV, LOG_LEVEL: 'info', PORT: '0', DATABASE_URL, REDIS_URL, QUEUE_PREFIX: prefix, ...extra };
 }
 
 function webhookBody(): string {

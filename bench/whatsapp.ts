@@ -16,7 +16,7 @@ import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { cpuSeconds, load, peakRssMb, startChild, type Child, type LoadFigures } from './lib';
+import { PRODUCTION_ENV, cpuSeconds, load, peakRssMb, startChild, type Child, type LoadFigures } from './lib';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
@@ -74,7 +74,7 @@ async function main(): Promise<number> {
     const upstreamUrl = `http://127.0.0.1:${fake.port}`;
     // As in production: info-level request logs (written to a pipe; writing them is part of the cost).
     const companion = await startChild([MAIN, 'serve', '--role', 'web'], {
-      NODE_ENV: 'production',
+      ...PRODUCTION_ENV,
       LOG_LEVEL: 'info',
       PORT: '0',
       DATABASE_URL: databaseUrl,

@@ -8,7 +8,7 @@ import { parseOrThrow } from '../http/validate';
 import { redirectWithMessage, sendPage, type PageContextFor } from './render';
 import { apiClientsPage, staffPage } from './views/people';
 
-const clientNameSchema = z.string().trim().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash and underscore only');
+export const clientNameSchema = z.string().trim().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash and underscore only');
 const createClientSchema = z.object({ name: clientNameSchema, role: z.string().trim().min(1).max(50) });
 const revokeClientSchema = z.object({ name: clientNameSchema });
 const grantSchema = z.object({ email: staffEmailSchema, role: staffRoleSchema });

@@ -13,6 +13,7 @@ import type { Deps } from '../deps';
 import { AppError } from '../errors';
 import { errorHandlerWith } from '../http/errors';
 import { lastDays } from './chart';
+import { flowPages } from './flow-routes';
 import { optoutPages } from './optout-routes';
 import { apiClientPages, staffPages } from './people-routes';
 import { dayRange, optionalDate, optionalText, pageCountOf, pageNumber, pageOf } from './queries';
@@ -129,6 +130,11 @@ export function staffRoutes(deps: Deps): Router {
   admin.use(requireStaff, csrf.protect);
   admin.use('/optouts', optoutPages({ optouts: deps.optouts, store: deps.optoutStore, audit: deps.audit, pageContext }));
   admin.use('/api-clients', requireRole('admin'), apiClientPages({ apiClients: deps.apiClients, audit: deps.audit, pageContext }));
+  admin.use(
+    '/flows',
+    requireRole('admin'),
+    flowPages({ apiClients: deps.apiClients, audit: deps.audit, pageContext, publicUrl: settings.publicUrl, defaultLanguage: config.whatsapp.defaultLanguage }),
+  );
   admin.use('/staff', requireRole('admin'), staffPages({ staff: deps.staff, audit: deps.audit, pageContext }));
   admin.use(readPages(deps, pageContext));
   router.use('/admin', admin);

@@ -10,6 +10,7 @@ export const AUDIT_ACTIONS = {
   optout_cancel: 'cancelled opt-out',
   api_client_create: 'created API client',
   api_client_revoke: 'revoked API client',
+  flow_generate: 'generated a RapidPro flow with API client',
   staff_grant: 'granted a role to',
   staff_role_change: 'changed the role of',
   staff_remove: 'removed staff member',

@@ -32,15 +32,63 @@ export interface FlowRequest {
 }
 
 const RESULT_NAME = 'Companion';
+/** RapidPro's longest flow name. */
+export const MAX_FLOW_NAME = 64;
+
+/** What may follow `@` in a RapidPro identifier such as `@contact.name` or `@fields.first_name`. */
+const IDENTIFIER_CHAR = /[\p{L}\p{N}_.]/u;
+
+/**
+ * Where the RapidPro expression that starts at `start` ends, or `start` when none starts there; as
+ * RapidPro's template scanner reads it: `@@` is a literal @, `@(…)` runs to its balancing parenthesis,
+ * `@name.path` to the first character that cannot be in an identifier (a final `.` is text).
+ */
+function expressionEnd(text: string, start: number): number {
+  if (text[start] !== '@') return start;
+  if (text[start + 1] === '@') return start + 2;
+  if (text[start + 1] === '(') {
+    let depth = 0;
+    for (let index = start + 1; index < text.length; index++) {
+      if (text[index] === '(') depth++;
+      else if (text[index] === ')' && --depth === 0) return index + 1;
+    }
+    return start;
+  }
+  let end = start + 1;
+  while (end < text.length && IDENTIFIER_CHAR.test(text[end]!)) end++;
+  if (end > start + 2 && text[end - 1] === '.') end--;
+  return end > start + 1 ? end : start;
+}
+
+/**
+ * A query value as RapidPro template text. RapidPro evaluates the expressions in a webhook URL and
+ * URL-encodes what they give, so they stay as written (`@(format_date(fields.visit, "DD/MM"))` must
+ * not become `%2C%20%22…`); only the text around them is encoded.
+ */
+function queryTemplate(value: string): string {
+  let out = '';
+  let index = 0;
+  while (index < value.length) {
+    const end = expressionEnd(value, index);
+    if (end > index) {
+      out += value.slice(index, end);
+      index = end;
+    } else {
+      const char = String.fromCodePoint(value.codePointAt(index)!);
+      out += encodeURIComponent(char);
+      index += char.length;
+    }
+  }
+  return out;
+}
 
 function webhookUrl(baseUrl: string, webhook: FlowWebhook): string {
   const base = baseUrl.replace(/\/+$/, '');
   if (webhook.kind === 'optout') return `${base}/api/v1/optouts`;
-  const query = new URLSearchParams({ template: webhook.template });
-  if (webhook.language) query.set('language', webhook.language);
-  for (const param of webhook.params) query.append('param', param);
-  // RapidPro evaluates @expressions in the URL; URLSearchParams would escape their '@' and '(' too.
-  return `${base}/api/v1/whatsapp/templates?${query.toString().replace(/%40/g, '@').replace(/%28/g, '(').replace(/%29/g, ')').replace(/%2E/gi, '.')}`;
+  const query: Array<[string, string]> = [['template', webhook.template]];
+  if (webhook.language) query.push(['language', webhook.language]);
+  for (const param of webhook.params) query.push(['param', param]);
+  return `${base}/api/v1/whatsapp/templates?${query.map(([key, value]) => `${key}=${queryTemplate(value)}`).join('&')}`;
 }
 
 function messageNode(uuid: () => string, text: string) {
@@ -49,7 +97,7 @@ function messageNode(uuid: () => string, text: string) {
 
 export function buildFlowExport(request: FlowRequest, uuid: () => string = randomUUID) {
   const { webhook } = request;
-  const name = request.flowName ?? (webhook.kind === 'optout' ? 'Companion: nurse opt-out' : `Companion: WhatsApp template ${webhook.template}`);
+  const name = (request.flowName ?? (webhook.kind === 'optout' ? 'Companion: nurse opt-out' : `Companion: WhatsApp template ${webhook.template}`)).slice(0, MAX_FLOW_NAME);
   const success = messageNode(uuid, request.successMessage ?? (webhook.kind === 'optout' ? 'You have been opted out. Thank you.' : 'Message sent.'));
   const failure = messageNode(uuid, request.failureMessage ?? 'Sorry, something went wrong. Please try again later.');
   const [successCategory, failureCategory, successExit, failureExit] = [uuid(), uuid(), uuid(), uuid()];

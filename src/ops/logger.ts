@@ -16,6 +16,10 @@ const REDACTED_PATHS = [
   '*.urn',
 ];
 
+/**
+ * JSON lines on stdout. Written asynchronously: lines logged while a write is under way go out
+ * together in the next one, instead of one blocking write each (pino flushes what is left at exit).
+ */
 export function createLogger(options: { level: string; destination?: pino.DestinationStream }): Logger {
   return pino(
     {
@@ -25,7 +29,7 @@ export function createLogger(options: { level: string; destination?: pino.Destin
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination,
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
 

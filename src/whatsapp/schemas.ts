@@ -6,13 +6,13 @@ import { toE164, urnScheme } from '../shared/phone';
 /** More body variables than any approved template has; a longer list is a mistake in the flow. */
 const MAX_PARAMS = 100;
 
-const templateName = z
+export const templateName = z
   .string()
   .trim()
   .regex(/^[a-z0-9_]{1,512}$/, 'must be a template name: lowercase letters, digits and _')
   .describe('Name of an approved message template, e.g. `appointment_reminder`.');
 
-const languageCode = z
+export const languageCode = z
   .string()
   .trim()
   .regex(WHATSAPP_LANGUAGE, 'must be a WhatsApp language code such as en or pt_BR')
@@ -25,7 +25,7 @@ const paramText = z
   .pipe(z.string().min(1, 'must not be empty').max(1024))
   .describe('The text of one body variable: {{1}}, {{2}}, … in order.');
 
-const paramList = z.array(paramText).max(MAX_PARAMS);
+export const paramList = z.array(paramText).max(MAX_PARAMS);
 
 /** The body of `POST /api/v1/whatsapp/templates`: RapidPro's default Call Webhook body, optionally with `to` and `template`. */
 export const templateBodySchema = z

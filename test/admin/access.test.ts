@@ -14,13 +14,14 @@ import {
 } from '../helpers/google';
 
 const SOME_ID = randomUUID();
-const PAGES = ['/admin', '/admin/optouts', `/admin/optouts/${SOME_ID}`, '/admin/whatsapp', '/admin/api-clients', '/admin/staff', '/admin/audit', '/admin/no-such-page'];
+const PAGES = ['/admin', '/admin/optouts', `/admin/optouts/${SOME_ID}`, '/admin/whatsapp', '/admin/api-clients', '/admin/flows', '/admin/staff', '/admin/audit', '/admin/no-such-page'];
 const FORMS = [
   '/admin/optouts/retry',
   `/admin/optouts/${SOME_ID}/retry`,
   `/admin/optouts/${SOME_ID}/cancel`,
   '/admin/api-clients',
   '/admin/api-clients/revoke',
+  '/admin/flows',
   '/admin/staff/grant',
   `/admin/staff/${SOME_ID}/role`,
   `/admin/staff/${SOME_ID}/remove`,

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+import { checkFlowStructure, webhookNodeOf } from '../helpers/flow-spec';
 import { openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { CONFIGURED_ADMIN, FakeGoogle, signInEnv } from '../helpers/google';
 
@@ -100,7 +101,7 @@ describe('staff pages in a real browser', () => {
 
     // Every section, as an admin sees it, within the content security policy and without errors.
     await page.setViewportSize({ width: 1280, height: 900 });
-    for (const section of ['Opt-outs', 'WhatsApp sends', 'API clients', 'Staff', 'Audit log']) {
+    for (const section of ['Opt-outs', 'WhatsApp sends', 'API clients', 'Flow generator', 'Staff', 'Audit log']) {
       await page.getByRole('link', { name: section, exact: true }).click();
       await page.getByRole('heading', { level: 1, name: section }).waitFor();
     }
@@ -108,6 +109,17 @@ describe('staff pages in a real browser', () => {
     await page.getByRole('textbox', { name: 'Name' }).fill('rapidpro-nurseconnect');
     await page.getByRole('button', { name: 'Create API client' }).click();
     expect(await page.locator('code.token').textContent()).toMatch(/^cmp_/);
+
+    // A WhatsApp template flow, downloaded as a file (no PUBLIC_URL here: it calls this address).
+    await page.getByRole('link', { name: 'Flow generator', exact: true }).click();
+    await page.getByRole('radio', { name: /^WhatsApp template/ }).check();
+    await page.getByRole('textbox', { name: 'Template name' }).fill('appointment_reminder');
+    await page.getByRole('textbox', { name: /^Body parameters/ }).fill('@contact.name\n@(format_date(fields.visit, "DD/MM"))');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'admin-flows.png'), fullPage: true });
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download the flow' }).click()]);
+    expect(download.suggestedFilename()).toMatch(/^flow-whatsapp-appointment_reminder-\d{4}-\d{2}-\d{2}(-\d+)?\.json$/);
+    const { action } = webhookNodeOf(checkFlowStructure(JSON.parse(fs.readFileSync((await download.path())!, 'utf8'))));
+    expect(action.url).toBe(`${app.baseUrl}/api/v1/whatsapp/templates?template=appointment_reminder&param=@contact.name&param=@(format_date(fields.visit, "DD/MM"))`);
     expect(errors).toEqual([]);
     await context.close();
   });

@@ -1,61 +1,13 @@
-import { z } from 'zod';
 import { buildFlowExport, DEFAULT_WEBHOOK_BODY, FLOW_SPEC_VERSION } from '../../src/flows/export';
-
-/** The goflow flow spec's required fields (https://nyaruka.github.io/goflow/), as a schema. */
-const uuid = z.uuid();
-const exitSchema = z.object({ uuid, destination_uuid: uuid.nullable().optional() });
-const actionSchema = z.looseObject({ uuid, type: z.string().min(1) });
-const routerSchema = z.object({
-  type: z.literal('switch'),
-  operand: z.string().startsWith('@'),
-  cases: z.array(z.object({ uuid, type: z.string(), arguments: z.array(z.string()), category_uuid: uuid })),
-  categories: z.array(z.object({ uuid, name: z.string().min(1), exit_uuid: uuid })).min(1),
-  default_category_uuid: uuid,
-});
-const nodeSchema = z.object({ uuid, actions: z.array(actionSchema), router: routerSchema.optional(), exits: z.array(exitSchema).min(1) });
-const exportSchema = z.object({
-  version: z.string(),
-  site: z.string(),
-  flows: z
-    .array(
-      z.looseObject({
-        uuid,
-        name: z.string().min(1),
-        spec_version: z.string().regex(/^\d+\.\d+\.\d+$/),
-        language: z.string().length(3),
-        type: z.enum(['messaging', 'messaging_offline', 'voice']),
-        nodes: z.array(nodeSchema).min(1),
-      }),
-    )
-    .length(1),
-  campaigns: z.array(z.unknown()),
-  triggers: z.array(z.unknown()),
-  fields: z.array(z.unknown()),
-  groups: z.array(z.unknown()),
-});
-
-function checkStructure(flowExport: unknown) {
-  const parsed = exportSchema.parse(flowExport);
-  const [flow] = parsed.flows;
-  const nodeIds = new Set(flow!.nodes.map((node) => node.uuid));
-  for (const node of flow!.nodes) {
-    for (const exit of node.exits) if (exit.destination_uuid) expect(nodeIds.has(exit.destination_uuid)).toBe(true);
-    if (!node.router) continue;
-    const exitIds = new Set(node.exits.map((exit) => exit.uuid));
-    const categoryIds = new Set(node.router.categories.map((category) => category.uuid));
-    for (const category of node.router.categories) expect(exitIds.has(category.exit_uuid)).toBe(true);
-    for (const routeCase of node.router.cases) expect(categoryIds.has(routeCase.category_uuid)).toBe(true);
-    expect(categoryIds.has(node.router.default_category_uuid)).toBe(true);
-  }
-  return { flow: flow! };
-}
+import { checkFlowStructure, webhookNodeOf } from '../helpers/flow-spec';
 
 describe('RapidPro flow export', () => {
   it('calls the opt-out webhook with the token, the default body and Success/Failure branches', () => {
     const flowExport = buildFlowExport({ webhook: { kind: 'optout' }, baseUrl: 'https://companion.example.org/', token: 'cmp_abc_def' });
-    const { flow } = checkStructure(flowExport);
+    const flow = checkFlowStructure(flowExport);
     expect(flow.spec_version).toBe(FLOW_SPEC_VERSION);
     const [webhookNode, success, failure] = flow.nodes;
+    expect(webhookNodeOf(flow).node).toBe(webhookNode);
     expect(webhookNode!.actions[0]).toEqual({
       uuid: expect.any(String),
       type: 'call_webhook',
@@ -80,10 +32,26 @@ describe('RapidPro flow export', () => {
       baseUrl: 'https://companion.example.org',
       token: 't',
     });
-    const { flow } = checkStructure(flowExport);
-    const action = flow.nodes[0]!.actions[0] as unknown as { url: string; headers: Record<string, string> };
-    expect(action.url).toBe('https://companion.example.org/api/v1/whatsapp/templates?template=optout_confirmation&language=pt&param=@contact.name&param=clinic+A');
+    const { action } = webhookNodeOf(checkFlowStructure(flowExport));
+    expect(action.url).toBe('https://companion.example.org/api/v1/whatsapp/templates?template=optout_confirmation&language=pt&param=@contact.name&param=clinic%20A');
     expect(action.headers['Idempotency-Key']).toBeUndefined();
+  });
+
+  it.each([
+    ['a function call with spaces and quotes', '@(format_date(fields.visit, "DD/MM"))', '@(format_date(fields.visit, "DD/MM"))'],
+    ['text around a field', 'Dr @fields.doctor_name.', 'Dr%20@fields.doctor_name.'],
+    ['characters that mean something in a URL', '50% & more=#1', '50%25%20%26%20more%3D%231'],
+    ['a literal @ (@@) and a lone @', 'me@@x.org @ 10', 'me@@x.org%20%40%2010'],
+    ['an unbalanced @(', '@(oops', '%40(oops'],
+    ['text that is not ASCII', 'Ngiyabonga ✓', 'Ngiyabonga%20%E2%9C%93'],
+  ])('encodes %s in a query value as text, leaving expressions for RapidPro', (_case, param, encoded) => {
+    const flowExport = buildFlowExport({ webhook: { kind: 'whatsapp-template', template: 'x', params: [param] }, baseUrl: 'https://c', token: 't' });
+    expect(webhookNodeOf(checkFlowStructure(flowExport)).action.url).toBe(`https://c/api/v1/whatsapp/templates?template=x&param=${encoded}`);
+  });
+
+  it("keeps the flow's name within RapidPro's 64 characters", () => {
+    const flowExport = buildFlowExport({ webhook: { kind: 'whatsapp-template', template: 'a'.repeat(100), params: [] }, baseUrl: 'https://c', token: 't' });
+    expect(checkFlowStructure(flowExport).name).toBe(`Companion: WhatsApp template ${'a'.repeat(35)}`);
   });
 
   it('gives every element a UUID of its own, fresh for every export', () => {

@@ -1,13 +1,14 @@
 import { hasRole, type StaffMember, type StaffRole } from '../../auth/staff';
 import { html, type Html } from '../html';
 
-export type Section = 'overview' | 'optouts' | 'whatsapp' | 'api-clients' | 'staff' | 'audit';
+export type Section = 'overview' | 'optouts' | 'whatsapp' | 'api-clients' | 'flows' | 'staff' | 'audit';
 
 const SECTIONS: Array<{ key: Section; label: string; path: string; role: StaffRole }> = [
   { key: 'overview', label: 'Overview', path: '/admin', role: 'viewer' },
   { key: 'optouts', label: 'Opt-outs', path: '/admin/optouts', role: 'viewer' },
   { key: 'whatsapp', label: 'WhatsApp sends', path: '/admin/whatsapp', role: 'viewer' },
   { key: 'api-clients', label: 'API clients', path: '/admin/api-clients', role: 'admin' },
+  { key: 'flows', label: 'Flow generator', path: '/admin/flows', role: 'admin' },
   { key: 'staff', label: 'Staff', path: '/admin/staff', role: 'admin' },
   { key: 'audit', label: 'Audit log', path: '/admin/audit', role: 'viewer' },
 ];
