@@ -1,7 +1,6 @@
 import { Queue } from 'bullmq';
-import type { RedisConnection } from '../db/connections';
+import { logConnectionErrors, type RedisConnection } from '../db/connections';
 import type { Logger } from '../ops/logger';
-import { logConnectionErrors } from '../db/connections';
 
 export const OPTOUT_QUEUE = 'optouts';
 const SUBMIT_JOB = 'submit';

@@ -1,7 +1,6 @@
 import { Worker, type Job } from 'bullmq';
-import type { RedisConnection } from '../db/connections';
+import { logConnectionErrors, type RedisConnection } from '../db/connections';
 import type { Logger } from '../ops/logger';
-import { logConnectionErrors } from '../db/connections';
 import { FINISHED_JOB_RETENTION, OPTOUT_QUEUE, type SubmitJobData } from './queue';
 import { retryDelayMs, type RetryPolicy } from './retry-policy';
 import type { OptoutSubmitter, SubmitOutcome } from './submitter';
