@@ -34,11 +34,11 @@ export interface SubmitJobData {
 export interface OptoutQueue {
   enqueue(optoutId: string): Promise<void>;
   /**
-   * Queues a newly committed opt-out. Never throws: when Redis is away the opt-out is kept and queued
-   * as soon as Redis answers again (and the reconciler queues it should this process stop first).
-   * True when it was queued now.
+   * Queues newly committed opt-outs, in one round trip. Never throws: when Redis is away they are kept
+   * and queued as soon as Redis answers again (and the reconciler queues them should this process
+   * stop first). True when they were queued now.
    */
-  handOver(optoutId: string): Promise<boolean>;
+  handOver(optoutIds: string[]): Promise<boolean>;
   /** Opt-outs waiting for Redis to come back before they can be handed over. */
   readonly pendingHandOvers: number;
   /** Enqueues again unless a job for the opt-out is waiting, delayed or running; true when it did. */
@@ -134,17 +134,18 @@ export function createOptoutQueue(options: {
     get pendingHandOvers() {
       return pending.size;
     },
-    async handOver(optoutId) {
+    async handOver(optoutIds) {
       try {
-        await enqueue(optoutId);
+        await queue.addBulk(optoutIds.map((optoutId) => ({ name: SUBMIT_JOB, data: { optoutId }, opts: { jobId: jobIdFor(optoutId) } })));
         return true;
       } catch (error) {
-        if (pending.size < MAX_PENDING_HAND_OVERS) {
-          pending.add(optoutId);
-          scheduleRetry();
-          logger.warn({ err: error, optoutId }, 'opt-out committed but Redis is away: it is queued when Redis is back');
+        const room = MAX_PENDING_HAND_OVERS - pending.size;
+        for (const optoutId of optoutIds.slice(0, room)) pending.add(optoutId);
+        scheduleRetry();
+        if (optoutIds.length <= room) {
+          logger.warn({ err: error, optoutIds }, 'opt-outs committed but Redis is away: they are queued when Redis is back');
         } else {
-          logger.error({ err: error, optoutId }, 'opt-out committed but Redis is away: the reconciler will queue it');
+          logger.error({ err: error, optoutIds: optoutIds.slice(room) }, 'opt-outs committed but Redis is away: the reconciler will queue them');
         }
         return false;
       }

@@ -6,6 +6,7 @@ import { AppError } from '../errors';
 import type { OptoutWebhook } from './schemas';
 import type { Optout, OptoutStore } from './store';
 import type { OptoutQueue } from './queue';
+import { createOptoutIntake, type AcceptResult } from './intake';
 
 export interface AcceptContext {
   apiClientId: string;
@@ -13,9 +14,7 @@ export interface AcceptContext {
   simulated: boolean;
 }
 
-export type AcceptResult =
-  | { kind: 'created'; optout: Pick<Optout, 'id' | 'contactUuid' | 'status'> }
-  | { kind: 'duplicate'; optout: Optout };
+export type { AcceptResult };
 
 /** What a staff retry did, per opt-out id. */
 export interface RetryReport {
@@ -30,52 +29,32 @@ export interface RetryReport {
 export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue; logger: Logger; metrics: Metrics }) {
   const { store, queue, logger, metrics } = deps;
 
-  async function findDuplicate(contactUuid: string, idempotencyKey: string | undefined): Promise<Optout | null> {
-    const byKey = idempotencyKey ? await store.findByIdempotencyKey(idempotencyKey) : null;
-    return byKey ?? store.findQueuedForContact(contactUuid);
-  }
+  const intake = createOptoutIntake({ store, queue, metrics });
 
   /** Accepts still running: a client that hung up does not stop them, and shutdown waits for them. */
   const inFlight = new Set<Promise<AcceptResult>>();
 
   /**
-   * Commits the opt-out, then hands it to the queue. A failed hand-over is not raised: the row is
-   * committed, the queue hands it over once Redis is back, and the reconciler enqueues every queued
-   * row that has no live job.
+   * Commits the opt-out, then hands it to the queue (both through the intake, with the webhooks that
+   * arrive at the same moment). A failed hand-over is not raised: the row is committed, the queue hands
+   * it over once Redis is back, and the reconciler enqueues every queued row that has no live job.
    */
   async function accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
     const contactUuid = webhook.contact.uuid;
-    if (context.simulated) {
-      return { kind: 'created', optout: { id: randomUUID(), contactUuid, status: 'queued' } };
-    }
-    const earlier = await findDuplicate(contactUuid, context.idempotencyKey);
-    if (earlier) return { kind: 'duplicate', optout: earlier };
-
-    let optout: Optout;
-    try {
-      optout = await store.create({
-        id: randomUUID(),
-        contactUuid,
-        contactUrn: webhook.contact.urn ?? null,
-        contactFields: webhook.contact.fields ?? null,
-        reasonCategory: webhook.results?.optout_reason?.category ?? null,
-        reasonValue: webhook.results?.optout_reason?.value ?? null,
-        flowUuid: webhook.flow?.uuid ?? null,
-        runUuid: webhook.run?.uuid ?? null,
-        apiClientId: context.apiClientId,
-        idempotencyKey: context.idempotencyKey ?? null,
-      });
-    } catch (error) {
-      // Two identical webhooks raced: the database let one in; answer with that one.
-      const winner = isUniqueViolation(error) ? await findDuplicate(contactUuid, context.idempotencyKey) : null;
-      if (winner) return { kind: 'duplicate', optout: winner };
-      throw error;
-    }
-
-    metrics.optoutsAccepted.inc();
-    // Never fails the request: while Redis is away the queue keeps the hand-over for when it is back.
-    await queue.handOver(optout.id);
-    return { kind: 'created', optout };
+    const id = randomUUID();
+    if (context.simulated) return { kind: 'created', optout: { id, contactUuid, status: 'queued' } };
+    return intake({
+      id,
+      contactUuid,
+      contactUrn: webhook.contact.urn ?? null,
+      contactFields: webhook.contact.fields ?? null,
+      reasonCategory: webhook.results?.optout_reason?.category ?? null,
+      reasonValue: webhook.results?.optout_reason?.value ?? null,
+      flowUuid: webhook.flow?.uuid ?? null,
+      runUuid: webhook.run?.uuid ?? null,
+      apiClientId: context.apiClientId,
+      idempotencyKey: context.idempotencyKey ?? null,
+    });
   }
 
   return {

@@ -70,17 +70,26 @@ export type DailyCounts = Map<string, number>;
 /** What an attempt does to its opt-out: it stays queued (to retry), or ends submitted or failed. */
 export type AttemptResult = { status: 'queued' | 'submitted' | 'failed'; lastError: string | null };
 
+function asCreateInput(optout: NewOptout) {
+  return { ...optout, contactFields: (optout.contactFields as Prisma.InputJsonObject | null) ?? undefined };
+}
+
 export function createOptoutStore(db: Database) {
   return {
     findById: (id: string) => db.optout.findUnique({ where: { id } }),
 
-    findByIdempotencyKey: (key: string) => db.optout.findUnique({ where: { idempotencyKey: key } }),
+    /**
+     * Inserts many in one statement and answers the rows it inserted. A row that would break a unique
+     * rule (its key was used, or its contact has a queued opt-out, maybe one inserted just now by
+     * another process) is skipped, not an error.
+     */
+    createMany: (optouts: NewOptout[]) => db.optout.createManyAndReturn({ data: optouts.map(asCreateInput), skipDuplicates: true }),
 
-    findQueuedForContact: (contactUuid: string) => db.optout.findFirst({ where: { contactUuid, status: 'queued' } }),
-
-    /** Throws a unique violation when the key was used already or the contact has a queued opt-out. */
-    create: (optout: NewOptout) =>
-      db.optout.create({ data: { ...optout, contactFields: (optout.contactFields as Prisma.InputJsonObject | null) ?? undefined } }),
+    /** Opt-outs that make these new ones duplicates: the same idempotency keys, or queued for the same contacts. */
+    findDuplicates: (keys: string[], contactUuids: string[]) =>
+      db.optout.findMany({
+        where: { OR: [{ idempotencyKey: { in: keys } }, { contactUuid: { in: contactUuids }, status: 'queued' }] },
+      }),
 
     /**
      * Takes the opt-out for one worker until `leaseUntil`; null when it is not queued or another

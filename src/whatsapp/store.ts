@@ -1,4 +1,5 @@
 import { Prisma, type Database } from '../db/client';
+import { createGroupCommit } from '../shared/group-commit';
 import type { WhatsappApi, WhatsappSend } from '../generated/prisma/client';
 
 export type { WhatsappApi, WhatsappSend };
@@ -22,55 +23,22 @@ function insertRows(rows: WhatsappSendRecord[]): Prisma.Sql {
     VALUES ${Prisma.join(values)}`;
 }
 
-interface Waiting {
-  row: WhatsappSendRecord;
-  resolve(): void;
-  reject(error: unknown): void;
-}
-
 /**
- * Records sends with group commit: a row is written at once when a write slot is free; rows that
- * arrive while every slot is busy go together in the next INSERT. Each caller still waits until its
- * own row is committed, so an answered send is never lost, and under load one INSERT carries many
- * rows instead of each send paying for its own.
+ * Records sends with group commit (shared/group-commit.ts): each caller waits until its own row is
+ * committed, so an answered send is never lost, and under load one INSERT carries many rows.
  */
 export function createWhatsappSendStore(db: Database, options: { slots?: number; maxBatch?: number } = {}) {
-  const slots = options.slots ?? 4;
-  const maxBatch = options.maxBatch ?? 500;
-  const waiting: Waiting[] = [];
-  let writing = 0;
-
-  async function write(batch: Waiting[]): Promise<void> {
-    try {
-      await db.$executeRaw(insertRows(batch.map((entry) => entry.row)));
-      for (const entry of batch) entry.resolve();
-    } catch (error) {
-      if (batch.length === 1) {
-        batch[0]!.reject(error);
-        return;
-      }
-      // One bad row must not take the others down with it: write them one by one.
-      await Promise.all(batch.map((entry) => write([entry])));
-    }
-  }
-
-  async function drain(): Promise<void> {
-    writing += 1;
-    try {
-      while (waiting.length > 0) await write(waiting.splice(0, maxBatch));
-    } finally {
-      writing -= 1;
-    }
-  }
-
+  const record = createGroupCommit<WhatsappSendRecord, void>({
+    slots: options.slots ?? 4,
+    maxBatch: options.maxBatch ?? 500,
+    write: async (rows) => {
+      await db.$executeRaw(insertRows(rows));
+      return rows.map(() => undefined);
+    },
+  });
   return {
     /** Resolves once the row is committed; rejects when it could not be written. */
-    record(row: WhatsappSendRecord): Promise<void> {
-      return new Promise((resolve, reject) => {
-        waiting.push({ row, resolve, reject });
-        if (writing < slots) void drain();
-      });
-    },
+    record,
   };
 }
 

@@ -1,0 +1,52 @@
+/**
+ * Group commit: each caller waits for its own item to be written, but items that arrive while every
+ * write slot is busy go together in the next write. Under no load an item is written at once; under
+ * load one statement carries many items instead of each paying for its own round trip.
+ */
+export interface GroupCommitOptions<Item, Result> {
+  /** Writes a batch; answers one result per item, in order. */
+  write(batch: Item[]): Promise<Result[]>;
+  /** Writes that may run at once. */
+  slots: number;
+  maxBatch: number;
+}
+
+interface Waiting<Item, Result> {
+  item: Item;
+  resolve(result: Result): void;
+  reject(error: unknown): void;
+}
+
+export function createGroupCommit<Item, Result>(options: GroupCommitOptions<Item, Result>): (item: Item) => Promise<Result> {
+  const waiting: Array<Waiting<Item, Result>> = [];
+  let writing = 0;
+
+  async function write(batch: Array<Waiting<Item, Result>>): Promise<void> {
+    try {
+      const results = await options.write(batch.map((entry) => entry.item));
+      batch.forEach((entry, index) => entry.resolve(results[index]!));
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]!.reject(error);
+        return;
+      }
+      // One bad item must not take the others down with it: write them one by one.
+      await Promise.all(batch.map((entry) => write([entry])));
+    }
+  }
+
+  async function drain(): Promise<void> {
+    writing += 1;
+    try {
+      while (waiting.length > 0) await write(waiting.splice(0, options.maxBatch));
+    } finally {
+      writing -= 1;
+    }
+  }
+
+  return (item) =>
+    new Promise<Result>((resolve, reject) => {
+      waiting.push({ item, resolve, reject });
+      if (writing < options.slots) void drain();
+    });
+}

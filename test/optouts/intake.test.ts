@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto';
+import { jobIdFor } from '../../src/optouts/queue';
+import { optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+
+/** Many webhooks at once go through the intake's group commit: each must still be answered by the contract. */
+describe('opt-out intake under concurrent webhooks', () => {
+  let app: TestApp;
+  let other: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+    // A second web process on the same database, as behind a load balancer.
+    other = await startTestApp();
+  });
+  afterAll(async () => {
+    await app.stop();
+    await other.stop();
+  });
+
+  const post = (target: TestApp, body: object, key?: string) => {
+    const request = target.http.post('/api/v1/optouts').set('Authorization', `Token ${target.token}`);
+    return (key ? request.set('Idempotency-Key', key) : request).send(body);
+  };
+
+  it('commits and enqueues every one of 200 distinct opt-outs sent at once', async () => {
+    const bodies = Array.from({ length: 200 }, () => optoutWebhook());
+    const answers = await Promise.all(bodies.map((body) => post(app, body)));
+    expect(answers.map((answer) => answer.status)).toEqual(bodies.map(() => 202));
+    const ids = answers.map((answer) => answer.body.id as string);
+    expect(new Set(ids).size).toBe(200);
+    expect(await app.deps.db.optout.count({ where: { id: { in: ids } } })).toBe(200);
+    const jobs = await Promise.all(ids.map((id) => app.deps.optoutQueue.bullQueue.getJob(jobIdFor(id))));
+    expect(jobs.every((job) => job !== undefined)).toBe(true);
+  });
+
+  it('applies the duplicate rules among webhooks that arrive together', async () => {
+    const contact = randomUUID();
+    const key = randomUUID();
+    const [byContact, sameContact, sameKey, unrelated] = await Promise.all([
+      post(app, optoutWebhook({ uuid: contact }), key),
+      post(app, optoutWebhook({ uuid: contact })),
+      post(app, optoutWebhook(), key),
+      post(app, optoutWebhook()),
+    ]);
+    const statuses = [byContact, sameContact, sameKey].map((answer) => answer.status).sort();
+    expect(statuses).toEqual([200, 200, 202]);
+    expect(new Set([byContact, sameContact, sameKey].map((answer) => answer.body.id)).size).toBe(1);
+    expect(unrelated.status).toBe(202);
+    expect(await app.deps.db.optout.count({ where: { OR: [{ contactUuid: contact }, { idempotencyKey: key }] } })).toBe(1);
+  });
+
+  it('keeps one opt-out per contact when two web processes receive the same webhook at once', async () => {
+    const body = optoutWebhook();
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, index) => post(index % 2 ? other : app, body)));
+    expect(answers.filter((answer) => answer.status === 202)).toHaveLength(1);
+    expect(answers.filter((answer) => answer.status === 200)).toHaveLength(19);
+    expect(new Set(answers.map((answer) => answer.body.id)).size).toBe(1);
+    expect(await app.deps.db.optout.count({ where: { contactUuid: body.contact.uuid } })).toBe(1);
+  });
+
+  it('gives queued jobs the queue-wide options (attempts, backoff, retention)', async () => {
+    const answer = await post(app, optoutWebhook());
+    const job = await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(answer.body.id));
+    expect(job?.opts).toMatchObject({ attempts: app.deps.config.optouts.maxAttempts, backoff: { type: 'optout' } });
+  });
+});
