@@ -9,6 +9,8 @@ import autocannon from 'autocannon';
  */
 export const PRODUCTION_ENV = {
   NODE_ENV: 'production',
+  // The heap bounds the Dockerfile sets (test/ops/docker.test.ts keeps the two the same).
+  NODE_OPTIONS: '--max-old-space-size=192 --max-semi-space-size=8',
   GOOGLE_CLIENT_ID: 'bench',
   GOOGLE_CLIENT_SECRET: 'bench',
   SESSION_SECRET: 'bench-session-secret-bench-session-secret',

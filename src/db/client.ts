@@ -25,6 +25,11 @@ const UNAVAILABLE_PRISMA_CODES = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P
  * 53300 too many connections.
  */
 const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
+/**
+ * The driver adapter's own kinds for the same: raw queries report them under P2010 ("raw query
+ * failed") where model queries get the P1xxx codes above.
+ */
+const UNAVAILABLE_ADAPTER_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
 /** node-postgres reports a dropped or timed-out connection only by these messages. */
 const PG_CONNECTION_MESSAGES = new Set([
   'Connection terminated unexpectedly',
@@ -41,6 +46,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (error instanceof Prisma.PrismaClientKnownRequestError) {
     if (UNAVAILABLE_PRISMA_CODES.has(error.code)) return true;
     const cause = (error.meta?.driverAdapterError as { cause?: { kind?: string; code?: string } } | undefined)?.cause;
+    if (UNAVAILABLE_ADAPTER_KINDS.has(cause?.kind ?? '')) return true;
     return cause?.kind === 'postgres' && UNAVAILABLE_SQLSTATE.test(cause.code ?? '');
   }
   // Not `instanceof Error`: node-postgres may hand over errors from another realm under Jest.

@@ -23,16 +23,15 @@ export function presentOptout(optout: Optout) {
 }
 
 const optoutIdSchema = z.uuid();
+/** The header as a one-field object, so that a bad key is reported with the header's name as its path. */
+const idempotencyHeaderSchema = z.object({ 'idempotency-key': idempotencyKeySchema });
 
 export function optoutRoutes(service: OptoutService): Router {
   const router = Router();
 
   router.post('/', async (req, res) => {
     const webhook = parseOrThrow(optoutWebhookSchema, req.body);
-    const idempotencyKey = parseOrThrow(
-      z.object({ 'idempotency-key': idempotencyKeySchema }),
-      { 'idempotency-key': req.get('idempotency-key') },
-    )['idempotency-key'];
+    const idempotencyKey = parseOrThrow(idempotencyHeaderSchema, { 'idempotency-key': req.get('idempotency-key') })['idempotency-key'];
     const simulated = isSimulation(req);
     const result = await service.accept(webhook, { apiClientId: apiClientOf(res.locals).id, idempotencyKey, simulated });
     const flag = simulated ? { simulated: true } : {};

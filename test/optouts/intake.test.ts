@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Prisma } from '../../src/db/client';
 import { jobIdFor } from '../../src/optouts/queue';
 import { optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
 
@@ -61,5 +62,25 @@ describe('opt-out intake under concurrent webhooks', () => {
     const answer = await post(app, optoutWebhook());
     const job = await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(answer.body.id));
     expect(job?.opts).toMatchObject({ attempts: app.deps.config.optouts.maxAttempts, backoff: { type: 'optout' } });
+  });
+});
+
+describe("the intake's own SQL", () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterAll(() => app.stop());
+
+  it('answers rows exactly as Prisma reads them: every model field, with the same values and types', async () => {
+    const response = await app.http
+      .post('/api/v1/optouts')
+      .set('Authorization', `Token ${app.token}`)
+      .set('Idempotency-Key', randomUUID())
+      .send(optoutWebhook({ fields: { facility_code: '123456', weight: 3, nurse: true } }));
+    const viaPrisma = await app.deps.db.optout.findUniqueOrThrow({ where: { id: response.body.id } });
+    const [viaSql] = await app.deps.optoutStore.findDuplicates([viaPrisma.idempotencyKey!], []);
+    expect(Object.keys(viaSql!).sort()).toEqual(Object.keys(Prisma.OptoutScalarFieldEnum).sort());
+    expect(viaSql).toEqual(viaPrisma);
   });
 });
