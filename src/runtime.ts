@@ -7,6 +7,7 @@ import type { Express } from 'express';
 import { createApp, createOpsApp } from './http/app';
 import { createOptoutWorker } from './optouts/worker';
 import { reconcileOptouts } from './optouts/reconciler';
+import { createRedisLock } from './db/redis-lock';
 
 export type Role = 'web' | 'worker' | 'all';
 
@@ -32,9 +33,11 @@ async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconcile
   const { config, logger } = deps;
   const { reconcileIntervalMs, reconcileGraceMs } = config.optouts;
   let reconciling: Promise<unknown> | undefined;
+  // Held while a run lasts; expires on its own should this process die mid-run.
+  const lock = createRedisLock(deps.redis, `${config.queuePrefix}:reconciler-lock`, Math.max(5 * 60_000, reconcileIntervalMs));
   // One run at a time: a slow run (a large backlog, a Redis that stopped answering) is not stacked on.
   const runReconciler = () => {
-    reconciling ??= reconcileOptouts({ store: deps.optoutStore, queue: deps.optoutQueue, logger, graceMs: reconcileGraceMs })
+    reconciling ??= reconcileOptouts({ store: deps.optoutStore, queue: deps.optoutQueue, logger, graceMs: reconcileGraceMs, lock })
       .catch((error: unknown) => logger.error({ err: error }, 'reconciler run failed; the next run will try again'))
       .finally(() => (reconciling = undefined));
   };

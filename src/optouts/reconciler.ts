@@ -1,3 +1,4 @@
+import type { Lock } from '../db/redis-lock';
 import type { Logger } from '../ops/logger';
 import type { OptoutQueue } from './queue';
 import type { OptoutStore } from './store';
@@ -18,7 +19,13 @@ export async function reconcileOptouts(deps: {
   queue: OptoutQueue;
   logger: Logger;
   graceMs: number;
-}): Promise<{ checked: number; enqueued: number; failed: number }> {
+  /** Shared by every replica: one runs, the others skip (no duplicate work, no thundering herd). */
+  lock: Lock;
+}): Promise<{ checked: number; enqueued: number; failed: number } | 'another replica is reconciling'> {
+  return (await deps.lock.runExclusively(() => reconcile(deps))) ?? 'another replica is reconciling';
+}
+
+async function reconcile(deps: { store: OptoutStore; queue: OptoutQueue; logger: Logger; graceMs: number }) {
   const createdBefore = new Date(Date.now() - deps.graceMs);
   let checked = 0;
   let enqueued = 0;

@@ -1,3 +1,4 @@
+import { createRedisLock } from '../../src/db/redis-lock';
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -141,7 +142,11 @@ describe('the reconciler', () => {
     await failing.close();
     connection.disconnect();
 
-    const reconcile = () => reconcileOptouts({ store: app.deps.optoutStore, queue: app.deps.optoutQueue, logger: app.deps.logger, graceMs: 0 });
+    const reconcile = async () => {
+      const result = await reconcileOptouts({ ...reconcilerDeps(app), graceMs: 0 });
+      if (typeof result === 'string') throw new Error(result);
+      return result;
+    };
     const first = await reconcile();
     expect(first.enqueued).toBeGreaterThanOrEqual(ids.length);
     for (const id of ids) expect(await app.deps.optoutQueue.bullQueue.getJobState(jobIdFor(id))).toBe('waiting');
@@ -155,10 +160,15 @@ describe('the reconciler', () => {
   it('leaves opt-outs younger than the grace period to the web process', async () => {
     const { response } = await timedPost(app, optoutWebhook());
     await redis.flushAll();
-    await reconcileOptouts({ store: app.deps.optoutStore, queue: app.deps.optoutQueue, logger: app.deps.logger, graceMs: 60_000 });
+    await reconcileOptouts({ ...reconcilerDeps(app), graceMs: 60_000 });
     expect(await app.deps.optoutQueue.bullQueue.getJobState(jobIdFor(response.body.id))).toBe('unknown');
   });
 });
+
+function reconcilerDeps(target: TestApp) {
+  const { deps } = target;
+  return { store: deps.optoutStore, queue: deps.optoutQueue, logger: deps.logger, lock: createRedisLock(deps.redis, `${deps.config.queuePrefix}:reconciler-lock`, 60_000) };
+}
 
 describe('the worker', () => {
   let app: TestApp;
