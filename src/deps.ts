@@ -100,7 +100,7 @@ function createWhatsapp(config: Config, logger: Logger, metrics: Metrics, db: Da
     const settings = { ...whatsapp, api: 'onprem' as const, url: whatsapp.url!, namespace: whatsapp.namespace!, token: whatsapp.token! };
     client = createWhatsappClient(settings, observers);
   }
-  return createWhatsappService({ api: whatsapp.api, client, missing, store: createWhatsappSendStore(db) });
+  return createWhatsappService({ api: whatsapp.api, client, missing, store: createWhatsappSendStore(db), metrics });
 }
 
 /** Longer than any command of the web process or the queue producer takes while Redis is well. */

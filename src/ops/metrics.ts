@@ -36,6 +36,12 @@ export function createMetrics() {
       registers,
     }),
     optoutsRetried: new Counter({ name: 'companion_optouts_retried_total', help: 'Opt-out attempts that will be tried again', registers }),
+    whatsappSends: new Counter({
+      name: 'companion_whatsapp_sends_total',
+      help: 'WhatsApp template sends, by outcome (sent, or failed with the status RapidPro was answered)',
+      labelNames: ['outcome', 'status'] as const,
+      registers,
+    }),
     partnerDuration: new Histogram({
       name: 'companion_partner_request_duration_seconds',
       help: 'Calls to partner APIs, by partner and outcome (2xx, 4xx, 5xx, timeout, error)',

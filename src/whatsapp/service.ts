@@ -1,3 +1,4 @@
+import type { Metrics } from '../ops/metrics';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { AppError } from '../errors';
@@ -111,8 +112,9 @@ export function createWhatsappService(deps: {
   client: WhatsappClient | undefined;
   missing: readonly string[];
   store: WhatsappSendStore;
+  metrics: Metrics;
 }) {
-  const { api, client, store } = deps;
+  const { api, client, store, metrics } = deps;
   const notConfigured = `WhatsApp is not configured: set ${deps.missing.join(', ')}`;
 
   async function record(send: WhatsappSendRecord, log: Logger): Promise<void> {
@@ -141,6 +143,7 @@ export function createWhatsappService(deps: {
       const durationMs = Math.round(performance.now() - started);
       const answer = answerFor(result);
       const outcome = outcomeOf(result, answer);
+      metrics.whatsappSends.inc({ outcome: answer.status >= 200 && answer.status < 300 ? 'sent' : 'failed', status: String(answer.status) });
       if (outcome.error) {
         context.log.warn(
           { api, recipient: maskPhone(request.to), template: request.name, status: answer.status, error: outcome.error, durationMs },

@@ -245,3 +245,19 @@ describe('POST /api/v1/whatsapp/templates, upstream down or unset', () => {
     });
   });
 });
+
+describe('WhatsApp metrics', () => {
+  it('counts sends by outcome in /metrics', async () => {
+    // Read as numbers at once: prom-client hands out its live value objects.
+    const count = async (outcome: string) =>
+      (await app.deps.metrics.whatsappSends.get()).values.filter((value) => value.labels.outcome === outcome).reduce((sum, value) => sum + value.value, 0);
+    const [failedBefore, sentBefore] = [await count('failed'), await count('sent')];
+    const to = freshNumber();
+    upstream.queue(ROUTE, { status: 400, body: { error: { code: 132000, message: 'params mismatch' } } });
+    expect((await post({ to, template: { name: 'optout_done' } })).status).toBe(400);
+    expect((await post({ to, template: { name: 'optout_done' } })).status).toBe(200);
+    expect((await count('failed')) - failedBefore).toBe(1);
+    expect((await count('sent')) - sentBefore).toBe(1);
+    expect((await app.http.get('/metrics')).text).toMatch(/companion_whatsapp_sends_total\{outcome="failed",status="400",service="companion"\} \d+/);
+  });
+});

@@ -24,11 +24,13 @@ describe('recording a send', () => {
     const db = createDatabase({ url: url.toString(), poolSize: 1 });
     const logs = capturingLogger();
     const settings = { api: 'cloud' as const, url: upstream.url, apiVersion: 'v26.0', phoneNumberId: '106540352242922', token: 't0ken-secret', timeoutMs: 2000 };
+    const metrics = createMetrics();
     const service = createWhatsappService({
       api: 'cloud',
-      client: createWhatsappClient(settings, { logger: logs.logger, metrics: createMetrics() }),
+      client: createWhatsappClient(settings, { logger: logs.logger, metrics }),
       missing: [],
       store: createWhatsappSendStore(db),
+      metrics,
     });
     const to = freshNumber();
     try {
