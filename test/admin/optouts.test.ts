@@ -1,6 +1,6 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { RETRY_ALL_LIMIT } from '../../src/admin/optout-routes';
-import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+import { eventually, optoutWebhook, queuedOptoutRow, startTestApp, type TestApp } from '../helpers/app';
 import { openhimPartnerEnv, startFakePartner, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
 
@@ -150,18 +150,7 @@ describe('staff pages: opt-outs', () => {
     const first = await failedOptout({ uuid: contact });
     const second = await failedOptout({ uuid: contact });
     // A third opt-out of the contact is waiting in the queue (never enqueued: it stays queued).
-    await app.deps.optoutStore.createMany([{
-      id: randomUUID(),
-      contactUuid: contact,
-      contactUrn: null,
-      contactFields: null,
-      reasonCategory: null,
-      reasonValue: null,
-      flowUuid: null,
-      runUuid: null,
-      apiClientId: (await app.deps.apiClients.authenticate(app.token))!.id,
-      idempotencyKey: null,
-    }]);
+    await app.deps.optoutStore.createMany([queuedOptoutRow((await app.deps.apiClients.authenticate(app.token))!.id, { contactUuid: contact })]);
     const single = await post(operator, `/admin/optouts/${first.id}/retry`);
     expect(single.status).toBe(303);
     expect((await operator.get(single.headers.location!)).text).toMatch(/the contact already has an opt-out in the queue/);

@@ -57,3 +57,19 @@ export function optoutWebhook(overrides: { uuid?: string; urn?: string | null; f
     run: { uuid: randomUUID() },
   };
 }
+
+/** A queued opt-out row as the intake writes it, for tests that put rows in place without a webhook. */
+export function queuedOptoutRow(apiClientId: string, overrides: { id?: string; contactUuid?: string } = {}) {
+  return {
+    id: overrides.id ?? randomUUID(),
+    contactUuid: overrides.contactUuid ?? randomUUID(),
+    contactUrn: null,
+    contactFields: null,
+    reasonCategory: null,
+    reasonValue: null,
+    flowUuid: null,
+    runUuid: null,
+    apiClientId,
+    idempotencyKey: null,
+  };
+}

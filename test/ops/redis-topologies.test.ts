@@ -1,20 +1,10 @@
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config';
 import { eventually, optoutWebhook, startTestApp } from '../helpers/app';
-import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
+import { openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { startPrivateRedis, startRedisCluster, startSentinel } from '../helpers/redis-server';
 
 const OPENHIM_ROUTE = 'POST /ws/rest/v1/nc/optout';
-
-function partnerEnv(partner: FakePartner) {
-  return {
-    RAPIDPRO_URL: partner.url,
-    RAPIDPRO_TOKEN: 'rapidpro-secret',
-    OPENHIM_URL: partner.url,
-    OPENHIM_USERNAME: 'companion',
-    OPENHIM_PASSWORD: 'openhim-secret',
-  };
-}
 
 /** Accepts one opt-out through the app and waits until the worker has submitted it. */
 async function submitsThrough(env: Record<string, string>, partner: FakePartner): Promise<string> {
@@ -46,7 +36,7 @@ describe('Redis topologies', () => {
     const primary = await startPrivateRedis();
     const sentinel = await startSentinel(primary.port, 'companion-primary');
     try {
-      await submitsThrough({ ...partnerEnv(partner), REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`, REDIS_SENTINEL_NAME: 'companion-primary', QUEUE_PREFIX: 'sentinel' }, partner);
+      await submitsThrough({ ...openhimPartnerEnv(partner), REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`, REDIS_SENTINEL_NAME: 'companion-primary', QUEUE_PREFIX: 'sentinel' }, partner);
       const direct = new Redis(primary.url);
       expect((await direct.keys('sentinel:optouts:*')).length).toBeGreaterThan(0);
       direct.disconnect();
@@ -60,7 +50,7 @@ describe('Redis topologies', () => {
     const cluster = await startRedisCluster();
     try {
       expect(loadConfig({ REDIS_CLUSTER_NODES: cluster.nodes, QUEUE_PREFIX: 'cluster' }).queuePrefix).toBe('{cluster}');
-      await submitsThrough({ ...partnerEnv(partner), REDIS_CLUSTER_NODES: cluster.nodes, QUEUE_PREFIX: 'cluster' }, partner);
+      await submitsThrough({ ...openhimPartnerEnv(partner), REDIS_CLUSTER_NODES: cluster.nodes, QUEUE_PREFIX: 'cluster' }, partner);
     } finally {
       await cluster.stop();
     }

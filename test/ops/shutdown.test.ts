@@ -4,7 +4,7 @@ import { createDeps, type Deps } from '../../src/deps';
 import { jobIdFor } from '../../src/optouts/queue';
 import { eventually, optoutWebhook } from '../helpers/app';
 import { testEnvironment } from '../helpers/env';
-import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
+import { openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { startCompanion } from '../helpers/process';
 
 type Outcome = ({ status: number; id?: string } | { error: string }) & { contactUuid: string };
@@ -33,11 +33,7 @@ describe('graceful shutdown', () => {
   const queuePrefix = `shutdown-${Date.now()}`;
   const env = () => ({
     QUEUE_PREFIX: queuePrefix,
-    RAPIDPRO_URL: partner.url,
-    RAPIDPRO_TOKEN: 'rapidpro-secret',
-    OPENHIM_URL: partner.url,
-    OPENHIM_USERNAME: 'companion',
-    OPENHIM_PASSWORD: 'openhim-secret',
+    ...openhimPartnerEnv(partner),
     WORKER_CONCURRENCY: '4',
     SHUTDOWN_TIMEOUT_MS: '20000',
   });

@@ -5,6 +5,7 @@ import { dropDatabase, migrateDatabase } from '../../src/db/migrate';
 import { createRedisLock } from '../../src/db/redis-lock';
 import { jobIdFor } from '../../src/optouts/queue';
 import { reconcileOptouts } from '../../src/optouts/reconciler';
+import { queuedOptoutRow } from '../helpers/app';
 import { TEST_DATABASE_URL, testEnvironment } from '../helpers/env';
 
 /** Three worker replicas' reconcilers, started at the same moment on one PostgreSQL and one Redis. */
@@ -29,20 +30,7 @@ describe('the reconciler on three replicas', () => {
     const { id: apiClientId } = await first!.apiClients.create(`reconcile-${randomUUID()}`);
     // Queued rows with no job, as Redis leaves them after losing its data.
     const strays = Array.from({ length: 300 }, () => randomUUID());
-    await first!.optoutStore.createMany(
-      strays.map((id) => ({
-        id,
-        contactUuid: randomUUID(),
-        contactUrn: null,
-        contactFields: null,
-        reasonCategory: null,
-        reasonValue: null,
-        flowUuid: null,
-        runUuid: null,
-        apiClientId,
-        idempotencyKey: null,
-      })),
-    );
+    await first!.optoutStore.createMany(strays.map((id) => queuedOptoutRow(apiClientId, { id })));
 
     const runs = await Promise.all(
       replicas.map((deps) =>

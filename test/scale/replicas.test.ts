@@ -4,7 +4,7 @@ import { loadConfig } from '../../src/config';
 import { createDeps, type Deps } from '../../src/deps';
 import { eventually, optoutWebhook } from '../helpers/app';
 import { testEnvironment } from '../helpers/env';
-import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
+import { openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { startCompanion, type CompanionProcess } from '../helpers/process';
 
 const OPENHIM_ROUTE = 'POST /ws/rest/v1/nc/optout';
@@ -49,11 +49,7 @@ describe('many web and worker replicas on one PostgreSQL and Redis', () => {
   it(`submits ${OPTOUTS} opt-outs sent to 2 web processes exactly once through 3 workers, within the global rate limit`, async () => {
     const env = {
       QUEUE_PREFIX: queuePrefix,
-      RAPIDPRO_URL: partner.url,
-      RAPIDPRO_TOKEN: 'rapidpro-secret',
-      OPENHIM_URL: partner.url,
-      OPENHIM_USERNAME: 'companion',
-      OPENHIM_PASSWORD: 'openhim-secret',
+      ...openhimPartnerEnv(partner),
       OPENHIM_RATE_LIMIT: String(RATE_LIMIT),
       WORKER_CONCURRENCY: '20',
       DATABASE_POOL_SIZE: '5',
