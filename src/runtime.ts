@@ -6,8 +6,7 @@ import { connectRedis } from './db/connections';
 import type { Express } from 'express';
 import { createApp, createOpsApp } from './http/app';
 import { createOptoutWorker } from './optouts/worker';
-import { reconcileOptouts } from './optouts/reconciler';
-import { createRedisLock } from './db/redis-lock';
+import { createReconcilerLock, reconcileOptouts } from './optouts/reconciler';
 
 export type Role = 'web' | 'worker' | 'all';
 
@@ -34,7 +33,7 @@ async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconcile
   const { reconcileIntervalMs, reconcileGraceMs } = config.optouts;
   let reconciling: Promise<unknown> | undefined;
   // Held while a run lasts; expires on its own should this process die mid-run.
-  const lock = createRedisLock(deps.redis, `${config.queuePrefix}:reconciler-lock`, Math.max(5 * 60_000, reconcileIntervalMs));
+  const lock = createReconcilerLock(deps.redis, config.queuePrefix, Math.max(5 * 60_000, reconcileIntervalMs));
   // One run at a time: a slow run (a large backlog, a Redis that stopped answering) is not stacked on.
   const runReconciler = () => {
     reconciling ??= reconcileOptouts({ store: deps.optoutStore, queue: deps.optoutQueue, logger, graceMs: reconcileGraceMs, lock })

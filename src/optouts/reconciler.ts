@@ -1,9 +1,15 @@
-import type { Lock } from '../db/redis-lock';
+import type { RedisConnection } from '../db/connections';
+import { createRedisLock, type Lock } from '../db/redis-lock';
 import type { Logger } from '../ops/logger';
 import type { OptoutQueue } from './queue';
 import type { OptoutStore } from './store';
 
 const PAGE_SIZE = 500;
+
+/** The lock every replica's reconciler takes on the queue's Redis; `ttlMs` frees it should its holder die. */
+export function createReconcilerLock(redis: RedisConnection, queuePrefix: string, ttlMs: number): Lock {
+  return createRedisLock(redis, `${queuePrefix}:reconciler-lock`, ttlMs);
+}
 /** This many opt-outs in a row that cannot be checked means the queue itself is away: the run stops. */
 const MAX_FAILURES_IN_A_ROW = 5;
 

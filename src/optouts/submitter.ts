@@ -104,7 +104,8 @@ export function createOptoutSubmitter(deps: {
   return {
     async submit(optoutId) {
       const now = Date.now();
-      const optout = await store.claim(optoutId, new Date(now + deps.leaseMs));
+      const leaseEnd = now + deps.leaseMs;
+      const optout = await store.claim(optoutId, new Date(leaseEnd));
       if (!optout) {
         const current = await store.findById(optoutId);
         if (current?.status !== 'queued') return { kind: 'skipped' };
@@ -115,7 +116,6 @@ export function createOptoutSubmitter(deps: {
 
       const number = optout.attempts + 1;
       const startedAt = new Date();
-      const leaseEnd = now + deps.leaseMs;
       let partner = 'rapidpro';
       const log = logger.child({ optoutId, attempt: number });
       const finish = async (

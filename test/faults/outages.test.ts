@@ -1,9 +1,8 @@
-import { createRedisLock } from '../../src/db/redis-lock';
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { jobIdFor, OPTOUT_QUEUE } from '../../src/optouts/queue';
-import { reconcileOptouts } from '../../src/optouts/reconciler';
+import { createReconcilerLock, reconcileOptouts } from '../../src/optouts/reconciler';
 import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
 import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { OPENHIM_ROUTE, openhimPartnerEnv } from '../helpers/fake-partner';
@@ -167,7 +166,7 @@ describe('the reconciler', () => {
 
 function reconcilerDeps(target: TestApp) {
   const { deps } = target;
-  return { store: deps.optoutStore, queue: deps.optoutQueue, logger: deps.logger, lock: createRedisLock(deps.redis, `${deps.config.queuePrefix}:reconciler-lock`, 60_000) };
+  return { store: deps.optoutStore, queue: deps.optoutQueue, logger: deps.logger, lock: createReconcilerLock(deps.redis, deps.config.queuePrefix, 60_000) };
 }
 
 describe('the worker', () => {

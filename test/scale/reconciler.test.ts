@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../../src/config';
 import { createDeps, type Deps } from '../../src/deps';
 import { dropDatabase, migrateDatabase } from '../../src/db/migrate';
-import { createRedisLock } from '../../src/db/redis-lock';
 import { jobIdFor } from '../../src/optouts/queue';
-import { reconcileOptouts } from '../../src/optouts/reconciler';
+import { createReconcilerLock, reconcileOptouts } from '../../src/optouts/reconciler';
 import { queuedOptoutRow } from '../helpers/app';
 import { TEST_DATABASE_URL, testEnvironment } from '../helpers/env';
 
@@ -39,7 +38,7 @@ describe('the reconciler on three replicas', () => {
           queue: deps.optoutQueue,
           logger: deps.logger,
           graceMs: 0,
-          lock: createRedisLock(deps.redis, `${queuePrefix}:reconciler-lock`, 60_000),
+          lock: createReconcilerLock(deps.redis, queuePrefix, 60_000),
         }),
       ),
     );
@@ -56,7 +55,7 @@ describe('the reconciler on three replicas', () => {
       queue: replicas[2]!.optoutQueue,
       logger: replicas[2]!.logger,
       graceMs: 0,
-      lock: createRedisLock(replicas[2]!.redis, `${queuePrefix}:reconciler-lock`, 60_000),
+      lock: createReconcilerLock(replicas[2]!.redis, queuePrefix, 60_000),
     });
     expect(next).toMatchObject({ enqueued: 0 });
   });
