@@ -85,6 +85,8 @@ export async function serve(deps: Deps, role: Role): Promise<Running> {
       await Promise.all([closeServer(http.server), work?.worker?.close(), work?.stopReconciler()]);
       // A client that hung up closes its connection before its opt-out is enqueued: wait for those too.
       await deps.optouts.settle();
+      // Answered sends are recorded after RapidPro has its answer: let those rows be written.
+      await deps.whatsapp.settle();
       await deps.close();
     },
   };

@@ -116,6 +116,8 @@ export function createWhatsappService(deps: {
 }) {
   const { api, client, store, metrics } = deps;
   const notConfigured = `WhatsApp is not configured: set ${deps.missing.join(', ')}`;
+  /** Rows not yet committed: shutdown waits for them. */
+  const recording = new Set<Promise<void>>();
 
   async function record(send: WhatsappSendRecord, log: Logger): Promise<void> {
     try {
@@ -132,7 +134,11 @@ export function createWhatsappService(deps: {
   }
 
   return {
-    /** Sends the template once and answers as the contract says; every send is recorded, a simulated one is not. */
+    /**
+     * Sends the template once and answers as the contract says. Every send is recorded, a simulated
+     * one is not. The answer does not wait for the row: the message has gone (or not) whatever
+     * PostgreSQL does, and a slow database must not turn a delivered message into a timeout in RapidPro.
+     */
     async send(request: TemplateRequest, context: SendContext): Promise<ProxyAnswer> {
       if (!client) throw new AppError(503, notConfigured);
       if (context.simulated) return simulatedAnswer(api, request);
@@ -162,8 +168,15 @@ export function createWhatsappService(deps: {
         durationMs,
         ...outcome,
       };
-      await record(send, context.log);
+      const written = record(send, context.log);
+      recording.add(written);
+      void written.finally(() => recording.delete(written));
       return answer;
+    },
+
+    /** Resolves once every send answered so far is recorded (or its failure logged). */
+    async settle(): Promise<void> {
+      await Promise.all([...recording]);
     },
   };
 }

@@ -135,6 +135,7 @@ describe('flow generator', () => {
       .send({ contact, flow: { uuid: flow.uuid, name: flow.name }, results: {} });
     expect(simulated.status).toBe(200);
     expect(simulated.body).toMatchObject({ simulated: true, messages: [{ id: expect.stringMatching(/^simulated-/) }] });
+    await app.deps.whatsapp.settle();
     expect(await app.deps.db.whatsappSend.findFirst({ where: { contactUuid: contact.uuid } })).toBeNull();
 
     const audit = await app.deps.db.auditEvent.findFirst({ where: { target: name, action: 'flow_generate' } });

@@ -1,9 +1,10 @@
 import http from 'node:http';
+import pg from 'pg';
 import { loadConfig } from '../../src/config';
 import { createDeps, type Deps } from '../../src/deps';
 import { jobIdFor } from '../../src/optouts/queue';
 import { eventually, optoutWebhook } from '../helpers/app';
-import { testEnvironment } from '../helpers/env';
+import { TEST_DATABASE_URL, testEnvironment } from '../helpers/env';
 import { openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { startCompanion } from '../helpers/process';
 
@@ -98,5 +99,44 @@ describe('graceful shutdown', () => {
     expect(await worker.exited).toBe(0);
     const eids = partner.received('POST /ws/rest/v1/nc/optout').map((request) => (request.body as { eid: string }).eid);
     expect(eids.filter((eid) => ids.includes(eid)).sort()).toEqual([...ids].sort());
+  });
+
+  it('on SIGTERM, writes the rows of WhatsApp sends already answered before it exits', async () => {
+    const { token } = await deps.apiClients.create(`shutdown-whatsapp-${Date.now()}`);
+    partner.on('POST /v26.0/106540352242922/messages', { status: 200, body: { messaging_product: 'whatsapp', messages: [{ id: 'wamid.shutdown' }] } });
+    const server = startCompanion(['serve', '--role', 'web'], {
+      ...env(),
+      WHATSAPP_URL: partner.url,
+      WHATSAPP_TOKEN: 'shutdown-token',
+      WHATSAPP_PHONE_NUMBER_ID: '106540352242922',
+    });
+    const port = await server.listening;
+    // Another session holds the table, so the rows are still waiting to be written when SIGTERM comes:
+    // more sends than the store writes at once, so that some wait behind the others.
+    const holder = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await holder.connect();
+    const numbers = Array.from({ length: 10 }, (_, index) => `+2782${String(Date.now()).slice(-6)}${index}`);
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE whatsapp_sends IN ACCESS EXCLUSIVE MODE');
+      const responses = await Promise.all(
+        numbers.map((to) =>
+          fetch(`http://127.0.0.1:${port}/api/v1/whatsapp/templates`, {
+            method: 'POST',
+            headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ to, template: { name: 'hello_world' } }),
+          }),
+        ),
+      );
+      expect(responses.map((response) => response.status)).toEqual(numbers.map(() => 200));
+      server.child.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(server.child.exitCode).toBeNull();
+      await holder.query('COMMIT');
+    } finally {
+      await holder.end();
+    }
+    expect(await server.exited).toBe(0);
+    expect(await deps.db.whatsappSend.count({ where: { recipient: { in: numbers }, messageId: 'wamid.shutdown' } })).toBe(numbers.length);
   });
 });

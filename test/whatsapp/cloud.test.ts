@@ -1,4 +1,6 @@
+import pg from 'pg';
 import { startTestApp, type TestApp } from '../helpers/app';
+import { TEST_DATABASE_URL } from '../helpers/env';
 import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { capturingLogger, closedPortUrl, freshNumber, postTemplate, rapidproDefaultBody, recordedSends, withTestApp } from './support';
 
@@ -180,6 +182,26 @@ describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
     for (const to of numbers) expect((await post({ to, template: { name: 'hello_world' } })).status).toBe(200);
     const ports = new Set(numbers.map((to) => sentTo(to)[0]!.remotePort));
     expect(ports.size).toBe(1);
+  });
+
+  it('answers without waiting for the row, which is written once the database lets it', async () => {
+    // Another session holds the table: the INSERT waits until it lets go.
+    const holder = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await holder.connect();
+    const to = freshNumber();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE whatsapp_sends IN ACCESS EXCLUSIVE MODE');
+      const response = await post({ to, template: { name: 'hello_world' } });
+      expect(response.status).toBe(200);
+      const settled = app.deps.whatsapp.settle().then(() => 'settled');
+      expect(await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, 200, 'waiting'))])).toBe('waiting');
+      await holder.query('COMMIT');
+      expect(await settled).toBe('settled');
+    } finally {
+      await holder.end();
+    }
+    expect(await rowsFor(to)).toEqual([expect.objectContaining({ status: 200, messageId: expect.any(String) })]);
   });
 
   it('validates, answers simulated, and neither sends nor records in the simulator', async () => {

@@ -40,6 +40,7 @@ describe('recording a send', () => {
       );
       expect(answer).toEqual({ status: 200, body: { messaging_product: 'whatsapp', messages: [{ id: 'wamid.sent' }] }, headers: {} });
       expect(upstream.received(ROUTE).filter((request) => (request.body as { to: string }).to === to)).toHaveLength(1);
+      await service.settle();
       expect(logs.text()).toContain('whatsapp send not recorded');
       expect(logs.text()).toContain('wamid.sent');
       expect(logs.text()).not.toContain(to.slice(1));

@@ -48,8 +48,9 @@ export function postTemplate(app: TestApp, body: object, query = '') {
   return app.http.post(`/api/v1/whatsapp/templates${query}`).set('Authorization', `Token ${app.token}`).send(body);
 }
 
-/** The sends recorded for a recipient. */
-export function recordedSends(app: TestApp, recipient: string) {
+/** The sends recorded for a recipient, once the rows of sends already answered are written. */
+export async function recordedSends(app: TestApp, recipient: string) {
+  await app.deps.whatsapp.settle();
   return app.deps.db.whatsappSend.findMany({ where: { recipient } });
 }
 
