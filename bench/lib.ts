@@ -7,10 +7,13 @@ import autocannon from 'autocannon';
  * The companion as production runs it (NODE_ENV=production), which requires the staff sign-in
  * settings: placeholders do, since no benchmark signs in.
  */
+/** The heap bounds the Dockerfile sets (test/ops/docker.test.ts keeps the two the same). */
+export const HEAP_BOUNDS = '--max-old-space-size=192 --max-semi-space-size=8';
+
 export const PRODUCTION_ENV = {
   NODE_ENV: 'production',
-  // The heap bounds the Dockerfile sets (test/ops/docker.test.ts keeps the two the same).
-  NODE_OPTIONS: '--max-old-space-size=192 --max-semi-space-size=8',
+  // Any BENCH_NODE_OPTIONS (a profiler's flags, say) come after the heap bounds.
+  NODE_OPTIONS: [HEAP_BOUNDS, process.env.BENCH_NODE_OPTIONS].filter(Boolean).join(' '),
   GOOGLE_CLIENT_ID: 'bench',
   GOOGLE_CLIENT_SECRET: 'bench',
   SESSION_SECRET: 'bench-session-secret-bench-session-secret',
@@ -118,4 +121,22 @@ export async function until(check: () => Promise<boolean>, timeoutMs: number, ev
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
+}
+
+/**
+ * How fast this machine runs JavaScript right now: milliseconds for a fixed amount of JSON work of
+ * the kind the companion does. Figures from two runs compare only when these are close; the same
+ * machine has been seen several times slower from one day to the next.
+ */
+export function cpuCalibrationMs(): number {
+  const body = JSON.stringify({
+    contact: { uuid: '5b4c7b5e-4ad0-4d0c-9a3e-1f0b9a1c2d3e', name: 'Nurse', urn: 'whatsapp:27820001001' },
+    flow: { uuid: 'bead76f5-dac4-4c9d-996c-c62b326e8c0a', name: 'NurseConnect opt-out' },
+    results: { optout_reason: { value: 'job change', category: 'job_change' } },
+  });
+  const started = performance.now();
+  let length = 0;
+  for (let round = 0; round < 100_000; round += 1) length += JSON.stringify(JSON.parse(body)).length;
+  if (length === 0) throw new Error('unreachable: keeps the loop from being optimised away');
+  return Math.round(performance.now() - started);
 }

@@ -7,20 +7,28 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { createDatabase } from '../src/db/client';
+import { createDatabase, type Database } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
 import { createApiClientService } from '../src/api-clients/service';
 import { OPTOUT_QUEUE, jobIdFor } from '../src/optouts/queue';
 import { startFakePartner } from '../test/helpers/fake-partner';
-import { PRODUCTION_ENV, load, peakRssMb, startChild, until } from './lib';
+import { PRODUCTION_ENV, cpuCalibrationMs, cpuSeconds, load, peakRssMb, startChild, until, type LoadFigures } from './lib';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
-const WARMUP_SECONDS = 3;
+const WARMUP_REQUESTS = 3000;
 const CONNECTIONS = 50;
+/** Which parts run: "ingestion,worker" (both) unless BENCH_PARTS names one. */
+const PARTS = (process.env.BENCH_PARTS ?? 'ingestion,worker').split(',');
 const DRAIN_OPTOUTS = Number(process.env.BENCH_OPTOUTS ?? 20000);
-const WORKER_CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 100);
+/**
+ * The 50 ms drain runs once per concurrency: the worker keeps up with what a low concurrency allows
+ * (the partner's latency limits it), and past some concurrency the machine's CPU does instead.
+ * 10 is WORKER_CONCURRENCY's default. The instant drain uses the highest.
+ */
+const WORKER_CONCURRENCIES = (process.env.BENCH_WORKER_CONCURRENCY ?? '10,50,100').split(',').map(Number);
+const INSTANT_CONCURRENCY = Math.max(...WORKER_CONCURRENCIES);
 const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -39,20 +47,21 @@ function webhookBody(): string {
 }
 
 /**
- * A warm-up of WARMUP_SECONDS measures the rate; the measured run then sends a fixed number of
- * requests (about SECONDS' worth), so that every request is answered and 202s can be matched to rows.
+ * A warm-up of WARMUP_REQUESTS measures the rate; the measured run then sends about SECONDS' worth.
+ * Both send a fixed number of requests, so that every request sent is answered and the 202s can be
+ * matched to rows and jobs (a run cut off by time leaves requests committed but never answered).
  */
 async function ingestionRun(port: number, token: string | undefined) {
-  const warmup = await ingestionLoad(port, token, { duration: WARMUP_SECONDS });
-  const measured = await ingestionLoad(port, token, { amount: Math.max(1000, Math.round(warmup.requestsPerSecond * SECONDS)) });
+  const warmup = await ingestionLoad(port, token, WARMUP_REQUESTS);
+  const measured = await ingestionLoad(port, token, Math.max(1000, Math.round(warmup.requestsPerSecond * SECONDS)));
   return { warmup, measured };
 }
 
-async function ingestionLoad(port: number, token: string | undefined, length: { duration: number } | { amount: number }) {
+async function ingestionLoad(port: number, token: string | undefined, amount: number) {
   return load({
     url: `http://127.0.0.1:${port}`,
     connections: CONNECTIONS,
-    ...length,
+    amount,
     requests: [
       {
         method: 'POST',
@@ -70,9 +79,22 @@ async function main() {
   const db = createDatabase({ url: DATABASE_URL, poolSize: 4 });
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const { token } = await createApiClientService(db).create('bench');
-  const results: Record<string, unknown> = {};
+  const ingestion = PARTS.includes('ingestion') ? await benchIngestion(db, redis, token) : undefined;
+  const worker = PARTS.includes('worker') ? await benchWorker(db, redis) : undefined;
+  const machine = { cpuCalibrationMs: cpuCalibrationMs(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
+  const results: Results = { ingestion, worker, machine };
 
-  // 1. Ingestion: the companion's webhook, then bare Express, the same load.
+  printTable(results);
+  const out = path.join(__dirname, 'results');
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  log(`\nwritten to ${path.relative(process.cwd(), path.join(out, 'latest.json'))}`);
+  await db.$disconnect();
+  redis.disconnect();
+}
+
+/** 1. Ingestion: the companion's webhook, then bare Express, the same load. */
+async function benchIngestion(db: Database, redis: Redis, token: string) {
   const ingestPrefix = `bench-ingest-${Date.now()}`;
   const web = await startChild([MAIN, 'serve', '--role', 'web'], companionEnv(ingestPrefix));
   const { warmup, measured: ingestion } = await ingestionRun(web.port, token);
@@ -88,7 +110,7 @@ async function main() {
   const bare = await startChild([require.resolve('tsx/cli'), path.join(__dirname, 'bare-server.ts')], { PORT: '0' });
   const { measured: baseline } = await ingestionRun(bare.port, undefined);
   await bare.stop();
-  results.ingestion = {
+  return {
     connections: CONNECTIONS,
     seconds: SECONDS,
     companionSeconds: ingestion.seconds,
@@ -100,14 +122,18 @@ async function main() {
     jobs,
     webPeakRssMb: webRssMb,
   };
+}
 
-  // 2. Worker: drain queued opt-outs against a fake OpenHIM, at once and at 50 ms per request.
+/** 2. Worker: drain queued opt-outs against a fake OpenHIM, at once and at 50 ms per request. */
+async function benchWorker(db: Database, redis: Redis) {
   const partner = await startFakePartner();
-  const drains: Record<string, unknown> = {};
+  const drains: Drain[] = [];
   let workerRssMb = 0;
-  for (const delayMs of [0, 50]) {
+  const runs = [{ delayMs: 0, concurrency: INSTANT_CONCURRENCY }, ...WORKER_CONCURRENCIES.map((concurrency) => ({ delayMs: 50, concurrency }))];
+  for (const { delayMs, concurrency } of runs) {
+    log(`draining ${DRAIN_OPTOUTS} opt-outs, fake OpenHIM answering after ${delayMs} ms, concurrency ${concurrency}…`);
     partner.on('POST /ws/rest/v1/nc/optout', { status: 202, body: { status: 'ok' }, delayMs });
-    const prefix = `bench-drain-${delayMs}-${Date.now()}`;
+    const prefix = `bench-drain-${delayMs}-${concurrency}-${Date.now()}`;
     await db.optout.deleteMany();
     const ids = Array.from({ length: DRAIN_OPTOUTS }, () => randomUUID());
     for (let start = 0; start < ids.length; start += 2000) {
@@ -133,61 +159,77 @@ async function main() {
         OPENHIM_URL: partner.url,
         OPENHIM_USERNAME: 'bench',
         OPENHIM_PASSWORD: 'bench',
-        WORKER_CONCURRENCY: String(WORKER_CONCURRENCY),
+        WORKER_CONCURRENCY: String(concurrency),
         DATABASE_POOL_SIZE: '20',
       }),
     );
     const started = Date.now();
+    const cpuBefore = cpuSeconds(worker.process.pid!);
     await until(async () => (await db.optout.count({ where: { status: 'queued' } })) === 0, 15 * 60 * 1000, 200);
     const seconds = (Date.now() - started) / 1000;
+    const cpuMsPerSubmission = ((cpuSeconds(worker.process.pid!) - cpuBefore) * 1000) / DRAIN_OPTOUTS;
     workerRssMb = Math.max(workerRssMb, peakRssMb(worker.process.pid!));
     await worker.stop();
     const submitted = await db.optout.count({ where: { status: 'submitted' } });
-    const allowed = delayMs === 0 ? undefined : WORKER_CONCURRENCY / (delayMs / 1000);
-    drains[`${delayMs}ms`] = {
+    const allowed = delayMs === 0 ? undefined : concurrency / (delayMs / 1000);
+    drains.push({
+      delayMs,
+      concurrency,
       optouts: DRAIN_OPTOUTS,
       submitted,
       seconds: Number(seconds.toFixed(2)),
       submissionsPerSecond: Math.round(submitted / seconds),
+      cpuMsPerSubmission: Number(cpuMsPerSubmission.toFixed(2)),
       ...(allowed ? { concurrencyAllows: allowed, shareOfAllowed: Number((submitted / seconds / allowed).toFixed(3)) } : {}),
-    };
+    });
     await drainQueue.obliterate({ force: true });
     await drainQueue.close();
     partner.requests.length = 0;
   }
   await partner.stop();
-  results.worker = { concurrency: WORKER_CONCURRENCY, ...drains, workerPeakRssMb: workerRssMb };
-  results.machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
-
-  printTable(results);
-  const out = path.join(__dirname, 'results');
-  fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  log(`\nwritten to ${path.relative(process.cwd(), path.join(out, 'latest.json'))}`);
-  await db.$disconnect();
-  redis.disconnect();
+  return { drains, workerPeakRssMb: workerRssMb };
 }
 
-function printTable(results: Record<string, unknown>) {
-  const ingestion = results.ingestion as {
-    companion: { requestsPerSecond: number; p50Ms: number; p99Ms: number; maxMs: number; errors: number; non2xx: number };
-    bareExpress: { requestsPerSecond: number; p50Ms: number; p99Ms: number; maxMs: number; errors: number; non2xx: number };
-    ratio: number; accepted202: number; rows: number; jobs: number; webPeakRssMb: number;
-  };
-  const row = (name: string, figures: typeof ingestion.companion) =>
-    log(`${name.padEnd(22)} ${String(figures.requestsPerSecond).padStart(8)} ${String(figures.p50Ms).padStart(7)} ${String(figures.p99Ms).padStart(7)} ${String(figures.maxMs).padStart(7)} ${String(figures.errors + figures.non2xx).padStart(7)}`);
-  log(`\nIngestion, ${CONNECTIONS} connections, ${SECONDS} s`);
-  log(`${'target'.padEnd(22)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'max ms'.padStart(7)} ${'errors'.padStart(7)}`);
-  row('companion webhook', ingestion.companion);
-  row('bare Express', ingestion.bareExpress);
-  log(`ratio ${ingestion.ratio}; 202s ${ingestion.accepted202}, rows ${ingestion.rows}, jobs ${ingestion.jobs}; web peak RSS ${ingestion.webPeakRssMb} MB`);
-  const worker = results.worker as Record<string, { seconds: number; submissionsPerSecond: number; shareOfAllowed?: number; submitted: number }> & { concurrency: number; workerPeakRssMb: number };
-  log(`\nWorker drain of ${DRAIN_OPTOUTS} opt-outs, concurrency ${worker.concurrency}`);
-  for (const key of ['0ms', '50ms']) {
-    const drain = worker[key]!;
-    log(`fake OpenHIM ${key.padEnd(5)} ${String(drain.submissionsPerSecond).padStart(6)} submissions/s, drained in ${drain.seconds} s${drain.shareOfAllowed ? ` (${Math.round(drain.shareOfAllowed * 100)}% of what the concurrency allows)` : ''}`);
+interface Results {
+  ingestion?: Awaited<ReturnType<typeof benchIngestion>>;
+  worker?: Awaited<ReturnType<typeof benchWorker>>;
+  machine: { cpuCalibrationMs: number; cpus: number; cpuModel?: string; memoryGb: number; node: string; date: string };
+}
+
+interface Drain {
+  delayMs: number;
+  concurrency: number;
+  optouts: number;
+  submitted: number;
+  seconds: number;
+  submissionsPerSecond: number;
+  /** The worker process's CPU time per opt-out, its own share of the machine. */
+  cpuMsPerSubmission: number;
+  concurrencyAllows?: number;
+  shareOfAllowed?: number;
+}
+
+function printTable(results: Results) {
+  const { ingestion, worker, machine } = results;
+  if (ingestion) {
+    const row = (name: string, figures: LoadFigures) =>
+      log(`${name.padEnd(22)} ${String(figures.requestsPerSecond).padStart(8)} ${String(figures.p50Ms).padStart(7)} ${String(figures.p99Ms).padStart(7)} ${String(figures.maxMs).padStart(7)} ${String(figures.errors + figures.non2xx).padStart(7)}`);
+    log(`\nIngestion, ${CONNECTIONS} connections, ${SECONDS} s`);
+    log(`${'target'.padEnd(22)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'max ms'.padStart(7)} ${'errors'.padStart(7)}`);
+    row('companion webhook', ingestion.companion);
+    row('bare Express', ingestion.bareExpress);
+    log(`ratio ${ingestion.ratio}; 202s ${ingestion.accepted202}, rows ${ingestion.rows}, jobs ${ingestion.jobs}; web peak RSS ${ingestion.webPeakRssMb} MB`);
   }
-  log(`worker peak RSS ${worker.workerPeakRssMb} MB`);
+  if (worker) {
+    log(`\nWorker drains of ${DRAIN_OPTOUTS} opt-outs`);
+    log(`${'fake OpenHIM'.padEnd(13)} ${'concurrency'.padStart(11)} ${'subm/s'.padStart(7)} ${'seconds'.padStart(8)} ${'CPU ms/subm'.padStart(11)} ${'of allowed'.padStart(10)}`);
+    for (const drain of worker.drains) {
+      const share = drain.shareOfAllowed === undefined ? '' : `${Math.round(drain.shareOfAllowed * 100)}%`;
+      log(`${`${drain.delayMs} ms`.padEnd(13)} ${String(drain.concurrency).padStart(11)} ${String(drain.submissionsPerSecond).padStart(7)} ${String(drain.seconds).padStart(8)} ${String(drain.cpuMsPerSubmission).padStart(11)} ${share.padStart(10)}`);
+    }
+    log(`worker peak RSS ${worker.workerPeakRssMb} MB`);
+  }
+  log(`\n${machine.date}: ${machine.cpuModel ?? 'unknown CPU'}, ${machine.cpus} cores, Node ${machine.node}, CPU calibration ${machine.cpuCalibrationMs} ms`);
 }
 
 main().catch((error: unknown) => {

@@ -8,7 +8,7 @@
 //
 // Environment: BENCH_DURATION_S (10), BENCH_CONNECTIONS (100), BENCH_UPSTREAM_DELAY_MS (50),
 // BENCH_DATABASE_URL (a server; the database name is made up), BENCH_REDIS_URL (redis://127.0.0.1:6379),
-// BENCH_NODE_OPTIONS (given to the companion, e.g. "--cpu-prof --cpu-prof-dir=bench/results").
+// BENCH_NODE_OPTIONS (given to the companion after the heap bounds, e.g. "--cpu-prof --cpu-prof-dir=bench/results").
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,7 +16,7 @@ import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { PRODUCTION_ENV, cpuSeconds, load, peakRssMb, startChild, type Child, type LoadFigures } from './lib';
+import { PRODUCTION_ENV, cpuCalibrationMs, cpuSeconds, load, peakRssMb, startChild, type Child, type LoadFigures } from './lib';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
@@ -59,6 +59,7 @@ function row(label: string, figures: LoadFigures): string {
 
 async function main(): Promise<number> {
   if (!fs.existsSync(MAIN)) throw new Error('dist/main.js is missing: run `npm run build` (npm run bench:whatsapp does)');
+  const calibrationMs = cpuCalibrationMs();
   const databaseUrl = benchDatabaseUrl();
   await migrateDatabase(databaseUrl, { info: () => undefined });
   try {
@@ -84,7 +85,6 @@ async function main(): Promise<number> {
       WHATSAPP_URL: upstreamUrl,
       WHATSAPP_TOKEN,
       WHATSAPP_PHONE_NUMBER_ID: PHONE_NUMBER_ID,
-      ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     });
     children.push(companion);
 
@@ -127,7 +127,7 @@ async function main(): Promise<number> {
     const machine = `${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${cpu.length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`;
     log();
     log(`WhatsApp template proxy benchmark, ${new Date().toISOString()}`);
-    log(`machine: ${machine}; Node ${process.version}; load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`);
+    log(`machine: ${machine}; Node ${process.version}; CPU calibration ${calibrationMs} ms; load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`);
     log(`load: autocannon, ${CONNECTIONS} connections, ${DURATION_S} s per run; fake Cloud API answering after ${UPSTREAM_DELAY_MS} ms; all on 127.0.0.1`);
     log();
     log(`${'target'.padEnd(16)}${'req/s'.padStart(8)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'errors'.padStart(9)}${'non-2xx'.padStart(9)}`);
@@ -142,7 +142,7 @@ async function main(): Promise<number> {
     const resultsDir = path.join(__dirname, 'results');
     fs.mkdirSync(resultsDir, { recursive: true });
     const file = path.join(resultsDir, 'whatsapp-latest.json');
-    const results = { date: new Date().toISOString(), machine, node: process.version, loadBefore, loadAfter, connections: CONNECTIONS, durationS: DURATION_S };
+    const results = { date: new Date().toISOString(), machine, cpuCalibrationMs: calibrationMs, node: process.version, loadBefore, loadAfter, connections: CONNECTIONS, durationS: DURATION_S };
     fs.writeFileSync(file, `${JSON.stringify({ ...results, upstreamDelayMs: UPSTREAM_DELAY_MS, direct: straight, proxy: through, ratio, addedP50Ms, addedP99Ms, cpuPerRequestMs }, null, 2)}\n`);
     log(`written to ${path.relative(process.cwd(), file)}`);
     const failed = straight.errors + straight.non2xx + through.errors + through.non2xx;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { PRODUCTION_ENV } from '../../bench/lib';
+import { HEAP_BOUNDS } from '../../bench/lib';
 
 /**
  * No Docker engine runs where the tests run, so the Dockerfile and compose file are checked as text
@@ -53,7 +53,7 @@ describe('Dockerfile', () => {
     expect(runtime.instructions).toContain('USER node');
     expect(runtime.instructions).toContain('ENTRYPOINT ["node", "dist/main.js"]');
     expect(runtime.instructions).toContain('CMD ["serve", "--role", "web"]');
-    expect(runtime.instructions).toContain(`ENV NODE_ENV=production PORT=3000 NODE_OPTIONS="${PRODUCTION_ENV.NODE_OPTIONS}"`);
+    expect(runtime.instructions).toContain(`ENV NODE_ENV=production PORT=3000 NODE_OPTIONS="${HEAP_BOUNDS}"`);
     expect(runtime.instructions.some((line) => line.startsWith('HEALTHCHECK') && line.includes('/healthz'))).toBe(true);
   });
 
