@@ -3,7 +3,7 @@ import http from 'node:http';
 import { loadConfig } from '../../src/config';
 import { createDeps, type Deps } from '../../src/deps';
 import { eventually, optoutWebhook } from '../helpers/app';
-import { testEnvironment } from '../helpers/env';
+import { createScratchDatabase, testEnvironment } from '../helpers/env';
 import { openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { startCompanion, type CompanionProcess } from '../helpers/process';
 
@@ -31,24 +31,30 @@ function post(port: number, token: string): Promise<{ status: number; id: string
 describe('many web and worker replicas on one PostgreSQL and Redis', () => {
   let partner: FakePartner;
   let deps: Deps;
+  // A database of its own: the workers' reconciler would otherwise queue (and submit) opt-outs that
+  // other test files left queued in the shared one.
+  let database: Awaited<ReturnType<typeof createScratchDatabase>>;
   const processes: CompanionProcess[] = [];
   const queuePrefix = `replicas-${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
     partner = await startFakePartner();
     partner.on(OPENHIM_ROUTE, { status: 202, body: { status: 'ok' }, delayMs: 5 });
-    deps = await createDeps(loadConfig(testEnvironment({ QUEUE_PREFIX: queuePrefix })));
+    database = await createScratchDatabase('replicas');
+    deps = await createDeps(loadConfig(testEnvironment({ QUEUE_PREFIX: queuePrefix, DATABASE_URL: database.url })));
   });
   afterAll(async () => {
     for (const process of processes) process.child.kill('SIGKILL');
     agent.destroy();
     await deps.close();
+    await database.drop();
     await partner.stop();
   });
 
   it(`submits ${OPTOUTS} opt-outs sent to 2 web processes exactly once through 3 workers, within the global rate limit`, async () => {
     const env = {
       QUEUE_PREFIX: queuePrefix,
+      DATABASE_URL: database.url,
       ...openhimPartnerEnv(partner),
       OPENHIM_RATE_LIMIT: String(RATE_LIMIT),
       WORKER_CONCURRENCY: '20',
