@@ -23,6 +23,11 @@ export interface SendContext {
 }
 
 const ERROR_LIMIT = 500;
+/**
+ * Rows waiting for PostgreSQL (while it is away, say) beyond which a send goes unrecorded, with an
+ * error logged, rather than memory growing for as long as the outage lasts.
+ */
+export const MAX_UNRECORDED_SENDS = 10_000;
 
 const isSuccess = (status: number) => status >= 200 && status < 300;
 
@@ -113,23 +118,25 @@ export function createWhatsappService(deps: {
   missing: readonly string[];
   store: WhatsappSendStore;
   metrics: Metrics;
+  /** MAX_UNRECORDED_SENDS unless given (tests). */
+  maxUnrecorded?: number;
 }) {
   const { api, client, store, metrics } = deps;
+  const maxUnrecorded = deps.maxUnrecorded ?? MAX_UNRECORDED_SENDS;
   const notConfigured = `WhatsApp is not configured: set ${deps.missing.join(', ')}`;
   /** Rows not yet committed: shutdown waits for them. */
   const recording = new Set<Promise<void>>();
+
+  // Prisma's messages may quote the row, phone number included: log only what identifies the failure.
+  const notRecorded = (send: WhatsappSendRecord, log: Logger, why: { errorName?: string; errorCode?: string; reason?: string }) =>
+    log.error({ ...why, template: send.template, status: send.status, messageId: send.messageId }, 'whatsapp send not recorded');
 
   async function record(send: WhatsappSendRecord, log: Logger): Promise<void> {
     try {
       await store.record(send);
     } catch (error) {
-      // The message went (or not) whatever the database says: RapidPro gets the upstream's answer.
-      // Prisma's messages may quote the row, phone number included: log only what identifies the failure.
       const { name, code } = error as { name?: string; code?: string };
-      log.error(
-        { errorName: name, errorCode: code, template: send.template, status: send.status, messageId: send.messageId },
-        'whatsapp send not recorded',
-      );
+      notRecorded(send, log, { errorName: name, errorCode: code });
     }
   }
 
@@ -168,6 +175,10 @@ export function createWhatsappService(deps: {
         durationMs,
         ...outcome,
       };
+      if (recording.size >= maxUnrecorded) {
+        notRecorded(send, context.log, { reason: `${maxUnrecorded} sends already wait for the database` });
+        return answer;
+      }
       const written = record(send, context.log);
       recording.add(written);
       void written.finally(() => recording.delete(written));
