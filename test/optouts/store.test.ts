@@ -1,0 +1,109 @@
+import { createApiClientService } from '../../src/api-clients/service';
+import { createDatabase } from '../../src/db/client';
+import { createOptoutStore, type AttemptRecord } from '../../src/optouts/store';
+import { queuedOptoutRow } from '../helpers/app';
+import { TEST_DATABASE_URL } from '../helpers/env';
+
+const db = createDatabase({ url: TEST_DATABASE_URL, poolSize: 4 });
+const store = createOptoutStore(db);
+let apiClientId: string;
+
+beforeAll(async () => {
+  apiClientId = (await createApiClientService(db).create(`store-${Date.now()}`)).id;
+});
+afterAll(() => db.$disconnect());
+
+async function queued(count: number): Promise<string[]> {
+  const rows = Array.from({ length: count }, () => queuedOptoutRow(apiClientId));
+  await store.createMany(rows);
+  return rows.map((row) => row.id);
+}
+
+const inAMinute = () => new Date(Date.now() + 60_000);
+
+function attempt(overrides: Partial<AttemptRecord> = {}): AttemptRecord {
+  return {
+    number: 1,
+    partner: 'openhim',
+    startedAt: new Date('2026-11-26T10:15:00.123Z'),
+    durationMs: 42,
+    outcome: 'success',
+    httpStatus: 202,
+    response: '{"status":"ok"}',
+    error: null,
+    ...overrides,
+  };
+}
+
+describe('the worker statements of the opt-out store', () => {
+  it('claims many opt-outs at once, each for its own claim, each once', async () => {
+    const ids = await queued(30);
+    const leases = ids.map((_id, index) => new Date(Date.now() + 60_000 + index * 1000));
+    // Made together, so that they share statements.
+    const claimed = await Promise.all(ids.map((id, index) => store.claim(id, leases[index]!)));
+    expect(claimed.map((row) => row?.id)).toEqual(ids);
+    expect(claimed.map((row) => row?.leaseUntil?.toISOString())).toEqual(leases.map((lease) => lease.toISOString()));
+    expect(claimed[0]).toEqual(await db.optout.findUnique({ where: { id: ids[0]! } }));
+    // Held: nobody else gets them until the leases end.
+    expect(await Promise.all(ids.map((id) => store.claim(id, inAMinute())))).toEqual(ids.map(() => null));
+  });
+
+  it('gives an opt-out claimed twice at the same moment to one claim only', async () => {
+    const [id, ...others] = await queued(5);
+    // The first claims take every write slot, so that the six claims of one opt-out wait and go together.
+    const claims = await Promise.all([...others.map((other) => store.claim(other, inAMinute())), ...Array.from({ length: 6 }, () => store.claim(id!, inAMinute()))]);
+    expect(claims.slice(0, others.length).map((row) => row?.id)).toEqual(others);
+    expect(claims.slice(others.length).filter((row) => row !== null)).toHaveLength(1);
+  });
+
+  it('claims neither an opt-out that is not queued nor one that does not exist', async () => {
+    const [cancelled] = await queued(1);
+    await store.cancel(cancelled!, 'test');
+    const [fresh] = await queued(1);
+    const [gone, taken, missing] = await Promise.all([
+      store.claim(cancelled!, inAMinute()),
+      store.claim(fresh!, inAMinute()),
+      store.claim('00000000-0000-4000-8000-000000000000', inAMinute()),
+    ]);
+    expect([gone, taken?.id, missing]).toEqual([null, fresh, null]);
+  });
+
+  it('records many attempts at once, each on its own opt-out, and lets go of the leases', async () => {
+    const ids = await queued(3);
+    await Promise.all(ids.map((id) => store.claim(id, inAMinute())));
+    const [submitted, retried, failed] = ids as [string, string, string];
+    await Promise.all([
+      store.recordAttempt(submitted, attempt(), { status: 'submitted', lastError: null }),
+      store.recordAttempt(retried, attempt({ number: 2, outcome: 'transient', httpStatus: 503, error: 'HTTP 503' }), { status: 'queued', lastError: 'HTTP 503' }),
+      store.recordAttempt(failed, attempt({ partner: 'rapidpro', outcome: 'permanent', httpStatus: null, response: null, error: 'no contact' }), {
+        status: 'failed',
+        lastError: 'no contact',
+      }),
+    ]);
+
+    const rows = await db.optout.findMany({ where: { id: { in: ids } } });
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    expect(byId.get(submitted)).toMatchObject({ status: 'submitted', attempts: 1, lastError: null, leaseUntil: null, submittedAt: expect.any(Date) });
+    expect(byId.get(retried)).toMatchObject({ status: 'queued', attempts: 2, lastError: 'HTTP 503', leaseUntil: null, submittedAt: null });
+    expect(byId.get(failed)).toMatchObject({ status: 'failed', attempts: 1, lastError: 'no contact', leaseUntil: null, submittedAt: null });
+
+    const attempts = await db.optoutAttempt.findMany({ where: { optoutId: { in: ids } } });
+    const attemptOf = (id: string) => attempts.filter((row) => row.optoutId === id);
+    expect(attemptOf(submitted)).toEqual([expect.objectContaining({ ...attempt(), id: expect.any(String) })]);
+    expect(attemptOf(retried)).toEqual([expect.objectContaining({ number: 2, outcome: 'transient', httpStatus: 503, error: 'HTTP 503' })]);
+    expect(attemptOf(failed)).toEqual([expect.objectContaining({ partner: 'rapidpro', httpStatus: null, response: null, error: 'no contact' })]);
+  });
+
+  it('records the attempt but leaves an opt-out that staff cancelled meanwhile cancelled', async () => {
+    const [cancelled, other] = (await queued(2)) as [string, string];
+    await Promise.all([store.claim(cancelled, inAMinute()), store.claim(other, inAMinute())]);
+    await store.cancel(cancelled, 'staff decided');
+    await Promise.all([
+      store.recordAttempt(cancelled, attempt(), { status: 'submitted', lastError: null }),
+      store.recordAttempt(other, attempt(), { status: 'submitted', lastError: null }),
+    ]);
+    expect(await db.optout.findUnique({ where: { id: cancelled } })).toMatchObject({ status: 'cancelled', attempts: 0 });
+    expect(await db.optout.findUnique({ where: { id: other } })).toMatchObject({ status: 'submitted', attempts: 1 });
+    expect(await db.optoutAttempt.count({ where: { optoutId: cancelled } })).toBe(1);
+  });
+});
