@@ -1,4 +1,4 @@
-import type { Database } from '../db/client';
+import { hotQuery, type Database } from '../db/client';
 import { Prisma } from '../generated/prisma/client';
 import type { AttemptOutcome, Optout, OptoutAttempt } from '../generated/prisma/client';
 import { OptoutStatus } from '../generated/prisma/enums';
@@ -110,20 +110,20 @@ interface AttemptWrite {
 /**
  * The worker's two statements per try, each shared by the tries of the moment (group commit, as the
  * intake does): with many jobs at once, one UPDATE claims them all and one statement records their
- * attempts, instead of a round trip each. SQL of our own, like the intake's. Times go as ISO text:
- * a Date parameter reaches PostgreSQL without its time zone.
+ * attempts, instead of a round trip each. SQL of our own through hotQuery, like the intake's. Times
+ * go as ISO text, as everywhere in our own SQL.
  */
 function workerStatements(db: Database) {
   const claim = createGroupCommit<Claim, Optout | null>({
     slots: 4,
     maxBatch: 200,
     async write(claims) {
-      const rows = await db.$queryRaw<Optout[]>`
+      const rows = await hotQuery<Optout>(db, Prisma.sql`
         UPDATE optouts SET lease_until = claim.new_lease_until::timestamptz
         FROM unnest(${claims.map((item) => item.id)}::uuid[], ${claims.map((item) => item.leaseUntil.toISOString())}::text[]) AS claim (optout_id, new_lease_until)
         WHERE optouts.id = claim.optout_id AND optouts.status = 'queued'
           AND (optouts.lease_until IS NULL OR optouts.lease_until < ${new Date().toISOString()}::timestamptz)
-        RETURNING ${OPTOUT_COLUMNS}`;
+        RETURNING ${OPTOUT_COLUMNS}`);
       // An opt-out claimed twice in one batch is taken once: the first claim gets it.
       const byId = new Map(rows.map((row) => [row.id, row]));
       return claims.map((item) => {
@@ -140,7 +140,7 @@ function workerStatements(db: Database) {
     async write(writes) {
       const now = new Date().toISOString();
       const column = <T>(pick: (write: AttemptWrite) => T) => writes.map(pick);
-      await db.$executeRaw`
+      await hotQuery(db, Prisma.sql`
         WITH incoming AS (
           SELECT * FROM unnest(
             ${column((write) => write.id)}::uuid[], ${column((write) => write.attempt.number)}::int[],
@@ -161,7 +161,7 @@ function workerStatements(db: Database) {
           submitted_at = CASE WHEN incoming.new_status = 'submitted' THEN ${now}::timestamptz ELSE optouts.submitted_at END
         FROM incoming
         -- Staff may have cancelled it meanwhile: their decision stands.
-        WHERE optouts.id = incoming.optout_id AND optouts.status = 'queued'`;
+        WHERE optouts.id = incoming.optout_id AND optouts.status = 'queued'`);
       return writes.map(() => undefined);
     },
   });
@@ -180,12 +180,13 @@ export function createOptoutStore(db: Database) {
     /**
      * Inserts many in one statement and answers the rows it inserted. A row that would break a unique
      * rule (its key was used, or its contact has a queued opt-out, maybe one inserted just now by
-     * another process) is skipped, not an error. SQL of our own: this is the webhook's hot path, where
-     * Prisma's query building costs more CPU than the rest of the request (the columns are checked
-     * against the model by a test).
+     * another process) is skipped, not an error. SQL of our own through hotQuery: this is the
+     * webhook's hot path (the columns are checked against the model by a test).
      */
     createMany: (optouts: NewOptout[]) =>
-      db.$queryRaw<Optout[]>`
+      hotQuery<Optout>(
+        db,
+        Prisma.sql`
         INSERT INTO optouts (id, contact_uuid, contact_urn, contact_fields, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key)
         SELECT id, contact_uuid, contact_urn, contact_fields::jsonb, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key
         FROM unnest(
@@ -197,12 +198,16 @@ export function createOptoutStore(db: Database) {
         ) AS incoming (id, contact_uuid, contact_urn, contact_fields, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key)
         ON CONFLICT DO NOTHING
         RETURNING ${OPTOUT_COLUMNS}`,
+      ),
 
     /** Opt-outs that make these new ones duplicates: the same idempotency keys, or queued for the same contacts. */
     findDuplicates: (keys: string[], contactUuids: string[]) =>
-      db.$queryRaw<Optout[]>`
-        SELECT ${OPTOUT_COLUMNS} FROM optouts
-        WHERE idempotency_key = ANY(${keys}::text[]) OR (contact_uuid = ANY(${contactUuids}::uuid[]) AND status = 'queued')`,
+      hotQuery<Optout>(
+        db,
+        Prisma.sql`
+          SELECT ${OPTOUT_COLUMNS} FROM optouts
+          WHERE idempotency_key = ANY(${keys}::text[]) OR (contact_uuid = ANY(${contactUuids}::uuid[]) AND status = 'queued')`,
+      ),
 
     /**
      * Takes the opt-out for one worker until `leaseUntil`; null when it is not queued or another

@@ -1,4 +1,4 @@
-import { Prisma, type Database } from '../db/client';
+import { Prisma, hotQuery, type Database } from '../db/client';
 import { createGroupCommit } from '../shared/group-commit';
 import type { WhatsappApi, WhatsappSend } from '../generated/prisma/client';
 
@@ -8,8 +8,8 @@ export type { WhatsappApi, WhatsappSend };
 export type WhatsappSendRecord = Omit<WhatsappSend, 'id'>;
 
 /**
- * One multi-row INSERT. Written as SQL because the send path is hot: Prisma's createMany costs about
- * four times the CPU per row. The columns are the WhatsappSend model's (the tests read rows back through it).
+ * One multi-row INSERT, run through hotQuery because the send path is hot: Prisma's createMany costs
+ * about four times the CPU per row. The columns are the WhatsappSend model's (the tests read rows back through it).
  * The time goes as ISO text: a Date parameter reaches PostgreSQL as a timestamp without time zone,
  * which the session's time zone would then shift.
  */
@@ -32,7 +32,7 @@ export function createWhatsappSendStore(db: Database, options: { slots?: number;
     slots: options.slots ?? 4,
     maxBatch: options.maxBatch ?? 500,
     write: async (rows) => {
-      await db.$executeRaw(insertRows(rows));
+      await hotQuery(db, insertRows(rows));
       return rows.map(() => undefined);
     },
   });
