@@ -11,8 +11,7 @@ import { createDatabase, type Database } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
 import { createApiClientService } from '../src/api-clients/service';
 import { OPTOUT_QUEUE, jobIdFor } from '../src/optouts/queue';
-import { startFakePartner } from '../test/helpers/fake-partner';
-import { PRODUCTION_ENV, cpuCalibrationMs, cpuSeconds, load, peakRssMb, startChild, until, type LoadFigures } from './lib';
+import { cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, startChild, until, type LoadFigures } from './lib';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -33,8 +32,8 @@ const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
-function companionEnv(prefix: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...PRODUCTION_ENV, LOG_LEVEL: 'info', PORT: '0', DATABASE_URL, REDIS_URL, QUEUE_PREFIX: prefix, ...extra };
+function companionEnv(role: 'web' | 'worker', prefix: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...productionEnv(role), LOG_LEVEL: 'info', PORT: '0', DATABASE_URL, REDIS_URL, QUEUE_PREFIX: prefix, ...extra };
 }
 
 function webhookBody(): string {
@@ -96,7 +95,7 @@ async function main() {
 /** 1. Ingestion: the companion's webhook, then bare Express, the same load. */
 async function benchIngestion(db: Database, redis: Redis, token: string) {
   const ingestPrefix = `bench-ingest-${Date.now()}`;
-  const web = await startChild([MAIN, 'serve', '--role', 'web'], companionEnv(ingestPrefix));
+  const web = await startChild([MAIN, 'serve', '--role', 'web'], companionEnv('web', ingestPrefix));
   const { warmup, measured: ingestion } = await ingestionRun(web.port, token);
   const webRssMb = peakRssMb(web.process.pid!);
   await web.stop();
@@ -126,13 +125,13 @@ async function benchIngestion(db: Database, redis: Redis, token: string) {
 
 /** 2. Worker: drain queued opt-outs against a fake OpenHIM, at once and at 50 ms per request. */
 async function benchWorker(db: Database, redis: Redis) {
-  const partner = await startFakePartner();
   const drains: Drain[] = [];
   let workerRssMb = 0;
   const runs = [{ delayMs: 0, concurrency: INSTANT_CONCURRENCY }, ...WORKER_CONCURRENCIES.map((concurrency) => ({ delayMs: 50, concurrency }))];
   for (const { delayMs, concurrency } of runs) {
     log(`draining ${DRAIN_OPTOUTS} opt-outs, fake OpenHIM answering after ${delayMs} ms, concurrency ${concurrency}…`);
-    partner.on('POST /ws/rest/v1/nc/optout', { status: 202, body: { status: 'ok' }, delayMs });
+    const partner = await startChild([require.resolve('tsx/cli'), path.join(__dirname, 'fake-partner.ts')], { PORT: '0', FAKE_DELAY_MS: String(delayMs) });
+    const partnerUrl = `http://127.0.0.1:${partner.port}`;
     const prefix = `bench-drain-${delayMs}-${concurrency}-${Date.now()}`;
     await db.optout.deleteMany();
     const ids = Array.from({ length: DRAIN_OPTOUTS }, () => randomUUID());
@@ -153,10 +152,10 @@ async function benchWorker(db: Database, redis: Redis) {
     }
     const worker = await startChild(
       [MAIN, 'serve', '--role', 'worker'],
-      companionEnv(prefix, {
-        RAPIDPRO_URL: partner.url,
+      companionEnv('worker', prefix, {
+        RAPIDPRO_URL: partnerUrl,
         RAPIDPRO_TOKEN: 'bench',
-        OPENHIM_URL: partner.url,
+        OPENHIM_URL: partnerUrl,
         OPENHIM_USERNAME: 'bench',
         OPENHIM_PASSWORD: 'bench',
         WORKER_CONCURRENCY: String(concurrency),
@@ -184,9 +183,8 @@ async function benchWorker(db: Database, redis: Redis) {
     });
     await drainQueue.obliterate({ force: true });
     await drainQueue.close();
-    partner.requests.length = 0;
+    await partner.stop();
   }
-  await partner.stop();
   return { drains, workerPeakRssMb: workerRssMb };
 }
 

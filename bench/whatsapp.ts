@@ -1,6 +1,6 @@
 // npm run bench:whatsapp: the WhatsApp template proxy against the same load straight at its upstream.
 //
-// Starts a fake Cloud API answering after 50 ms (bench/fake-whatsapp.ts, a process of its own) and the
+// Starts a fake Cloud API answering after 50 ms (bench/fake-partner.ts, a process of its own) and the
 // built companion (`serve --role web`, on a database of its own that is dropped afterwards), then puts
 // the same load, 100 connections for a fixed time, once straight at the fake and once through
 // POST /api/v1/whatsapp/templates, and prints both throughputs, their ratio and the latency the proxy
@@ -16,7 +16,7 @@ import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { PRODUCTION_ENV, cpuCalibrationMs, cpuSeconds, load, peakRssMb, startChild, type Child, type LoadFigures } from './lib';
+import { cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, startChild, type Child, type LoadFigures } from './lib';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
@@ -67,7 +67,7 @@ async function main(): Promise<number> {
     const { token } = await createApiClientService(db).create('bench');
     await db.$disconnect();
 
-    const fake = await startChild([require.resolve('tsx/cli'), path.join(__dirname, 'fake-whatsapp.ts')], {
+    const fake = await startChild([require.resolve('tsx/cli'), path.join(__dirname, 'fake-partner.ts')], {
       PORT: '0',
       FAKE_DELAY_MS: String(UPSTREAM_DELAY_MS),
     });
@@ -75,7 +75,7 @@ async function main(): Promise<number> {
     const upstreamUrl = `http://127.0.0.1:${fake.port}`;
     // As in production: info-level request logs (written to a pipe; writing them is part of the cost).
     const companion = await startChild([MAIN, 'serve', '--role', 'web'], {
-      ...PRODUCTION_ENV,
+      ...productionEnv('web'),
       LOG_LEVEL: 'info',
       PORT: '0',
       DATABASE_URL: databaseUrl,

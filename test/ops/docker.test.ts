@@ -53,7 +53,7 @@ describe('Dockerfile', () => {
     expect(runtime.instructions).toContain('USER node');
     expect(runtime.instructions).toContain('ENTRYPOINT ["node", "dist/main.js"]');
     expect(runtime.instructions).toContain('CMD ["serve", "--role", "web"]');
-    expect(runtime.instructions).toContain(`ENV NODE_ENV=production PORT=3000 NODE_OPTIONS="${HEAP_BOUNDS}"`);
+    expect(runtime.instructions).toContain(`ENV NODE_ENV=production PORT=3000 NODE_OPTIONS="${HEAP_BOUNDS.web}"`);
     expect(runtime.instructions.some((line) => line.startsWith('HEALTHCHECK') && line.includes('/healthz'))).toBe(true);
   });
 
@@ -78,8 +78,8 @@ describe('Dockerfile', () => {
 });
 
 describe('docker-compose.yml', () => {
-  const compose = parse(read('docker-compose.yml')) as {
-    services: Record<string, { command?: string[]; depends_on?: Record<string, { condition: string }>; restart?: string }>;
+  const compose = parse(read('docker-compose.yml'), { merge: true }) as {
+    services: Record<string, { command?: string[]; depends_on?: Record<string, { condition: string }>; restart?: string; environment?: Record<string, string> }>;
   };
 
   it('has PostgreSQL, Redis, a one-shot migration, web and worker', () => {
@@ -88,6 +88,14 @@ describe('docker-compose.yml', () => {
     expect(compose.services.migrate!.restart).toBe('no');
     expect(compose.services.web!.command).toEqual(['serve', '--role', 'web']);
     expect(compose.services.worker!.command).toEqual(['serve', '--role', 'worker']);
+  });
+
+  it("wires every companion service to PostgreSQL and Redis, and gives the worker its heap bounds", () => {
+    for (const role of ['migrate', 'web', 'worker']) {
+      expect(compose.services[role]!.environment).toMatchObject({ DATABASE_URL: expect.stringMatching(/^postgresql:\/\/.+@postgres:5432\//), REDIS_URL: 'redis://redis:6379' });
+    }
+    expect(compose.services.worker!.environment!.NODE_OPTIONS).toBe(HEAP_BOUNDS.worker);
+    expect(compose.services.web!.environment!.NODE_OPTIONS).toBeUndefined();
   });
 
   it('starts web and worker only after the migration succeeded', () => {

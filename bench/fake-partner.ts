@@ -1,0 +1,47 @@
+// The partner for the benchmarks, a process of its own on 127.0.0.1 (so that its work is not the
+// companion's, nor the load generator's): answers every POST after FAKE_DELAY_MS, as the partner's
+// servers would after their own work. A POST to …/messages gets a WhatsApp Cloud API success for
+// its `to`; any other POST gets OpenHIM's 202 {"status":"ok"}. Its "listening" line carries its port
+// (bench/lib.ts startChild reads it).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+const delayMs = Number(process.env.FAKE_DELAY_MS ?? 50);
+const OPENHIM_ANSWER = JSON.stringify({ status: 'ok' });
+let sent = 0;
+
+function whatsappAnswer(body: Buffer): string {
+  let to = '';
+  try {
+    to = String((JSON.parse(body.toString('utf8')) as { to?: unknown }).to ?? '');
+  } catch {
+    // not JSON: answer all the same
+  }
+  return JSON.stringify({
+    messaging_product: 'whatsapp',
+    contacts: [{ input: to, wa_id: to.replace(/^\+/, '') }],
+    messages: [{ id: `wamid.bench${process.pid}.${sent}` }],
+  });
+}
+
+const server = http.createServer((req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.on('end', () => {
+    setTimeout(() => {
+      sent += 1;
+      const whatsapp = req.url?.endsWith('/messages') ?? false;
+      const body = whatsapp ? whatsappAnswer(Buffer.concat(chunks)) : OPENHIM_ANSWER;
+      res.writeHead(whatsapp ? 200 : 202, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    }, delayMs);
+  });
+});
+server.keepAliveTimeout = 65_000;
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port, msg: 'fake partner: listening' })}\n`);
+});
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});
