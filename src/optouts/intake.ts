@@ -83,5 +83,5 @@ export function createOptoutIntake(deps: { store: OptoutStore; queue: OptoutQueu
     });
   }
 
-  return createGroupCommit<NewOptout, AcceptResult>({ write, slots: deps.slots ?? 4, maxBatch: deps.maxBatch ?? 500 });
+  return createGroupCommit<NewOptout, AcceptResult>({ write, slots: deps.slots ?? 2, maxBatch: deps.maxBatch ?? 500 });
 }

@@ -115,7 +115,7 @@ interface AttemptWrite {
  */
 function workerStatements(db: Database) {
   const claim = createGroupCommit<Claim, Optout | null>({
-    slots: 4,
+    slots: 2,
     maxBatch: 200,
     async write(claims) {
       const rows = await hotQuery<Optout>(db, Prisma.sql`
@@ -135,7 +135,7 @@ function workerStatements(db: Database) {
   });
 
   const recordAttempt = createGroupCommit<AttemptWrite, void>({
-    slots: 4,
+    slots: 2,
     maxBatch: 200,
     async write(writes) {
       const now = new Date().toISOString();

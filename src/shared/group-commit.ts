@@ -6,7 +6,11 @@
 export interface GroupCommitOptions<Item, Result> {
   /** Writes a batch; answers one result per item, in order. */
   write(batch: Item[]): Promise<Result[]>;
-  /** Writes that may run at once. */
+  /**
+   * Writes that may run at once. Two suit the hot paths: one write under way while the next batch
+   * gathers. More make smaller batches, whose round trips cost more CPU than the waiting they save
+   * (measured: ingestion went from about 800 to 1,130 webhooks/s going from four slots to two).
+   */
   slots: number;
   maxBatch: number;
 }

@@ -29,7 +29,7 @@ function insertRows(rows: WhatsappSendRecord[]): Prisma.Sql {
  */
 export function createWhatsappSendStore(db: Database, options: { slots?: number; maxBatch?: number } = {}) {
   const record = createGroupCommit<WhatsappSendRecord, void>({
-    slots: options.slots ?? 4,
+    slots: options.slots ?? 2,
     maxBatch: options.maxBatch ?? 500,
     write: async (rows) => {
       await hotQuery(db, insertRows(rows));
