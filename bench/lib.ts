@@ -150,3 +150,11 @@ export function cpuCalibrationMs(): number {
   if (length === 0) throw new Error('unreachable: keeps the loop from being optimised away');
   return Math.round(performance.now() - started);
 }
+
+/** True when two calibrations of one run differ by more than a quarter: the machine changed speed (or its clock) mid-run. */
+export function speedChanged(beforeMs: number, afterMs: number): boolean {
+  return Math.abs(beforeMs - afterMs) > 0.25 * Math.min(beforeMs, afterMs);
+}
+
+export const SPEED_CHANGED_WARNING =
+  'WARNING: the machine changed speed during the run (the calibrations differ, or a figure is impossible): run again before using these figures';

@@ -11,7 +11,7 @@ import { createDatabase, type Database } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
 import { createApiClientService } from '../src/api-clients/service';
 import { OPTOUT_QUEUE, jobIdFor } from '../src/optouts/queue';
-import { cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, startChild, until, type LoadFigures } from './lib';
+import { SPEED_CHANGED_WARNING, cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, speedChanged, startChild, until, type LoadFigures } from './lib';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -78,9 +78,10 @@ async function main() {
   const db = createDatabase({ url: DATABASE_URL, poolSize: 4 });
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const { token } = await createApiClientService(db).create('bench');
+  const calibrationBefore = cpuCalibrationMs();
   const ingestion = PARTS.includes('ingestion') ? await benchIngestion(db, redis, token) : undefined;
   const worker = PARTS.includes('worker') ? await benchWorker(db, redis) : undefined;
-  const machine = { cpuCalibrationMs: cpuCalibrationMs(), cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
+  const machine = { cpuCalibrationMs: [calibrationBefore, cpuCalibrationMs()] as const, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
   const results: Results = { ingestion, worker, machine };
 
   printTable(results);
@@ -191,7 +192,8 @@ async function benchWorker(db: Database, redis: Redis) {
 interface Results {
   ingestion?: Awaited<ReturnType<typeof benchIngestion>>;
   worker?: Awaited<ReturnType<typeof benchWorker>>;
-  machine: { cpuCalibrationMs: number; cpus: number; cpuModel?: string; memoryGb: number; node: string; date: string };
+  /** Before and after the measurements. */
+  machine: { cpuCalibrationMs: readonly [number, number]; cpus: number; cpuModel?: string; memoryGb: number; node: string; date: string };
 }
 
 interface Drain {
@@ -227,7 +229,12 @@ function printTable(results: Results) {
     }
     log(`worker peak RSS ${worker.workerPeakRssMb} MB`);
   }
-  log(`\n${machine.date}: ${machine.cpuModel ?? 'unknown CPU'}, ${machine.cpus} cores, Node ${machine.node}, CPU calibration ${machine.cpuCalibrationMs} ms`);
+  const [before, after] = machine.cpuCalibrationMs;
+  log(`\n${machine.date}: ${machine.cpuModel ?? 'unknown CPU'}, ${machine.cpus} cores, Node ${machine.node}, CPU calibration ${before} ms before, ${after} ms after`);
+  // Seen here: a virtual machine whose speed, or clock, changed in the middle of a run, and a drain
+  // that beat what its concurrency allows.
+  const impossible = worker?.drains.some((drain) => (drain.shareOfAllowed ?? 0) > 1) ?? false;
+  if (speedChanged(before, after) || impossible) log(SPEED_CHANGED_WARNING);
 }
 
 main().catch((error: unknown) => {

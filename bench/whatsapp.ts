@@ -16,7 +16,7 @@ import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, startChild, type Child, type LoadFigures } from './lib';
+import { SPEED_CHANGED_WARNING, cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, speedChanged, startChild, type Child, type LoadFigures } from './lib';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
@@ -119,6 +119,7 @@ async function main(): Promise<number> {
     const through = await loadAt(proxied.url, proxied.headers, proxied.body, DURATION_S);
     const cpuPerRequestMs = ((cpuSeconds(companion.process.pid!) - cpuBefore) * 1000) / through.requests;
     const loadAfter = os.loadavg()[0]!;
+    const calibrationAfterMs = cpuCalibrationMs();
 
     const ratio = through.requestsPerSecond / straight.requestsPerSecond;
     const addedP50Ms = through.p50Ms - straight.p50Ms;
@@ -127,7 +128,7 @@ async function main(): Promise<number> {
     const machine = `${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${cpu.length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`;
     log();
     log(`WhatsApp template proxy benchmark, ${new Date().toISOString()}`);
-    log(`machine: ${machine}; Node ${process.version}; CPU calibration ${calibrationMs} ms; load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`);
+    log(`machine: ${machine}; Node ${process.version}; CPU calibration ${calibrationMs} ms before, ${calibrationAfterMs} ms after; load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after`);
     log(`load: autocannon, ${CONNECTIONS} connections, ${DURATION_S} s per run; fake Cloud API answering after ${UPSTREAM_DELAY_MS} ms; all on 127.0.0.1`);
     log();
     log(`${'target'.padEnd(16)}${'req/s'.padStart(8)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}${'errors'.padStart(9)}${'non-2xx'.padStart(9)}`);
@@ -138,11 +139,12 @@ async function main(): Promise<number> {
     log(`latency added at p50: ${addedP50Ms.toFixed(2)} ms (target <= 2 ms): ${addedP50Ms <= 2 ? 'met' : 'MISSED'}`);
     log(`latency added at p99: ${addedP99Ms.toFixed(2)} ms`);
     log(`companion: ${cpuPerRequestMs.toFixed(2)} ms of CPU per proxied request, peak RSS ${peakRssMb(companion.process.pid!)} MB`);
+    if (speedChanged(calibrationMs, calibrationAfterMs)) log(SPEED_CHANGED_WARNING);
 
     const resultsDir = path.join(__dirname, 'results');
     fs.mkdirSync(resultsDir, { recursive: true });
     const file = path.join(resultsDir, 'whatsapp-latest.json');
-    const results = { date: new Date().toISOString(), machine, cpuCalibrationMs: calibrationMs, node: process.version, loadBefore, loadAfter, connections: CONNECTIONS, durationS: DURATION_S };
+    const results = { date: new Date().toISOString(), machine, cpuCalibrationMs: [calibrationMs, calibrationAfterMs], node: process.version, loadBefore, loadAfter, connections: CONNECTIONS, durationS: DURATION_S };
     fs.writeFileSync(file, `${JSON.stringify({ ...results, upstreamDelayMs: UPSTREAM_DELAY_MS, direct: straight, proxy: through, ratio, addedP50Ms, addedP99Ms, cpuPerRequestMs }, null, 2)}\n`);
     log(`written to ${path.relative(process.cwd(), file)}`);
     const failed = straight.errors + straight.non2xx + through.errors + through.non2xx;
