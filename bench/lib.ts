@@ -39,8 +39,19 @@ export interface Child {
 }
 
 /** Starts a node process and waits for its "listening" log line, which carries its port. */
+/**
+ * Children still running. Whatever way a benchmark ends, they end with it: a worker left behind would
+ * go on reconciling the benchmark's database into a queue of its own and skew the next run (seen here).
+ */
+const running = new Set<ChildProcessWithoutNullStreams>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 export async function startChild(args: string[], env: NodeJS.ProcessEnv): Promise<Child> {
   const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env } });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));

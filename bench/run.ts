@@ -107,7 +107,7 @@ async function benchIngestion(db: Database, redis: Redis, token: string) {
   await queue.obliterate({ force: true });
   await queue.close();
 
-  const bare = await startChild([require.resolve('tsx/cli'), path.join(__dirname, 'bare-server.ts')], { PORT: '0' });
+  const bare = await startChild(['--import', 'tsx', path.join(__dirname, 'bare-server.ts')], { PORT: '0' });
   const { measured: baseline } = await ingestionRun(bare.port, undefined);
   await bare.stop();
   return {
@@ -131,7 +131,7 @@ async function benchWorker(db: Database, redis: Redis) {
   const runs = [{ delayMs: 0, concurrency: INSTANT_CONCURRENCY }, ...WORKER_CONCURRENCIES.map((concurrency) => ({ delayMs: 50, concurrency }))];
   for (const { delayMs, concurrency } of runs) {
     log(`draining ${DRAIN_OPTOUTS} opt-outs, fake OpenHIM answering after ${delayMs} ms, concurrency ${concurrency}…`);
-    const partner = await startChild([require.resolve('tsx/cli'), path.join(__dirname, 'fake-partner.ts')], { PORT: '0', FAKE_DELAY_MS: String(delayMs) });
+    const partner = await startChild(['--import', 'tsx', path.join(__dirname, 'fake-partner.ts')], { PORT: '0', FAKE_DELAY_MS: String(delayMs) });
     const partnerUrl = `http://127.0.0.1:${partner.port}`;
     const prefix = `bench-drain-${delayMs}-${concurrency}-${Date.now()}`;
     await db.optout.deleteMany();

@@ -67,7 +67,7 @@ async function main(): Promise<number> {
     const { token } = await createApiClientService(db).create('bench');
     await db.$disconnect();
 
-    const fake = await startChild([require.resolve('tsx/cli'), path.join(__dirname, 'fake-partner.ts')], {
+    const fake = await startChild(['--import', 'tsx', path.join(__dirname, 'fake-partner.ts')], {
       PORT: '0',
       FAKE_DELAY_MS: String(UPSTREAM_DELAY_MS),
     });
