@@ -11,7 +11,7 @@ import { createDatabase, type Database } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
 import { createApiClientService } from '../src/api-clients/service';
 import { OPTOUT_QUEUE, jobIdFor } from '../src/optouts/queue';
-import { SPEED_CHANGED_WARNING, cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, speedChanged, startChild, until, type LoadFigures } from './lib';
+import { SPEED_CHANGED_WARNING, cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, speedChanged, startChild, until, type Child, type LoadFigures } from './lib';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -50,10 +50,12 @@ function webhookBody(): string {
  * Both send a fixed number of requests, so that every request sent is answered and the 202s can be
  * matched to rows and jobs (a run cut off by time leaves requests committed but never answered).
  */
-async function ingestionRun(port: number, token: string | undefined) {
-  const warmup = await ingestionLoad(port, token, WARMUP_REQUESTS);
-  const measured = await ingestionLoad(port, token, Math.max(1000, Math.round(warmup.requestsPerSecond * SECONDS)));
-  return { warmup, measured };
+async function ingestionRun(server: Child, token: string | undefined) {
+  const warmup = await ingestionLoad(server.port, token, WARMUP_REQUESTS);
+  const cpuBefore = cpuSeconds(server.process.pid!);
+  const measured = await ingestionLoad(server.port, token, Math.max(1000, Math.round(warmup.requestsPerSecond * SECONDS)));
+  const cpuMsPerRequest = Number((((cpuSeconds(server.process.pid!) - cpuBefore) * 1000) / measured.requests).toFixed(3));
+  return { warmup, measured: { ...measured, cpuMsPerRequest } };
 }
 
 async function ingestionLoad(port: number, token: string | undefined, amount: number) {
@@ -97,7 +99,7 @@ async function main() {
 async function benchIngestion(db: Database, redis: Redis, token: string) {
   const ingestPrefix = `bench-ingest-${Date.now()}`;
   const web = await startChild([MAIN, 'serve', '--role', 'web'], companionEnv('web', ingestPrefix));
-  const { warmup, measured: ingestion } = await ingestionRun(web.port, token);
+  const { warmup, measured: ingestion } = await ingestionRun(web, token);
   const webRssMb = peakRssMb(web.process.pid!);
   await web.stop();
   const accepted = (warmup.statusCounts['202'] ?? 0) + (ingestion.statusCounts['202'] ?? 0);
@@ -108,7 +110,7 @@ async function benchIngestion(db: Database, redis: Redis, token: string) {
   await queue.close();
 
   const bare = await startChild(['--import', 'tsx', path.join(__dirname, 'bare-server.ts')], { PORT: '0' });
-  const { measured: baseline } = await ingestionRun(bare.port, undefined);
+  const { measured: baseline } = await ingestionRun(bare, undefined);
   await bare.stop();
   return {
     connections: CONNECTIONS,
@@ -212,10 +214,10 @@ interface Drain {
 function printTable(results: Results) {
   const { ingestion, worker, machine } = results;
   if (ingestion) {
-    const row = (name: string, figures: LoadFigures) =>
-      log(`${name.padEnd(22)} ${String(figures.requestsPerSecond).padStart(8)} ${String(figures.p50Ms).padStart(7)} ${String(figures.p99Ms).padStart(7)} ${String(figures.maxMs).padStart(7)} ${String(figures.errors + figures.non2xx).padStart(7)}`);
+    const row = (name: string, figures: LoadFigures & { cpuMsPerRequest: number }) =>
+      log(`${name.padEnd(22)} ${String(figures.requestsPerSecond).padStart(8)} ${String(figures.p50Ms).padStart(7)} ${String(figures.p99Ms).padStart(7)} ${String(figures.maxMs).padStart(7)} ${String(figures.errors + figures.non2xx).padStart(7)} ${String(figures.cpuMsPerRequest).padStart(12)}`);
     log(`\nIngestion, ${CONNECTIONS} connections, ${SECONDS} s`);
-    log(`${'target'.padEnd(22)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'max ms'.padStart(7)} ${'errors'.padStart(7)}`);
+    log(`${'target'.padEnd(22)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'max ms'.padStart(7)} ${'errors'.padStart(7)} ${'CPU ms/req'.padStart(12)}`);
     row('companion webhook', ingestion.companion);
     row('bare Express', ingestion.bareExpress);
     log(`ratio ${ingestion.ratio}; 202s ${ingestion.accepted202}, rows ${ingestion.rows}, jobs ${ingestion.jobs}; web peak RSS ${ingestion.webPeakRssMb} MB`);
