@@ -8,6 +8,10 @@ export { Prisma };
 
 export function createDatabase(options: { url: string; poolSize: number }): Database {
   const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize, connectionTimeoutMillis: 5000 });
+  // An idle connection that PostgreSQL drops (a restart) is an 'error' on the pool, fatal without a
+  // listener; Prisma adds its own only once it has run a query, and hotQuery may come first. The pool
+  // drops that connection and the next statement opens another (or reports why it cannot).
+  pool.on('error', () => undefined);
   // Prisma's $disconnect ends the pool too.
   const client = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
   return Object.assign(client, { $pool: pool });

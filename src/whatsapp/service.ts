@@ -127,7 +127,7 @@ export function createWhatsappService(deps: {
   /** Rows not yet committed: shutdown waits for them. */
   const recording = new Set<Promise<void>>();
 
-  // Prisma's messages may quote the row, phone number included: log only what identifies the failure.
+  // The database's messages may quote the row, phone number included: log only what identifies the failure.
   const notRecorded = (send: WhatsappSendRecord, log: Logger, why: { errorName?: string; errorCode?: string; reason?: string }) =>
     log.error({ ...why, template: send.template, status: send.status, messageId: send.messageId }, 'whatsapp send not recorded');
 
