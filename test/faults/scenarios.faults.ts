@@ -206,6 +206,10 @@ describe('fault scenarios', () => {
   it('a worker freezes (SIGSTOP) past its lock while another worker runs, then goes on', async () => {
     await run({
       name: 'worker frozen 5 s',
+      // A slower OpenHIM, so that the worker has jobs in flight when it freezes: at the usual latency
+      // a worker that keeps up holds one or none at a time, and the scenario tests nothing. Well under
+      // PARTNER_TIMEOUT_MS, so that only the frozen worker's calls time out.
+      upstream: () => ({ ...ACCEPTED, delayMs: 300 + Math.floor(Math.random() * 300) }),
       async strike(cluster) {
         await sleep(2000);
         await cluster.startWorker();
