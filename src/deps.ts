@@ -123,8 +123,8 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   metrics.watchQueue(optoutQueue.bullQueue.name, () =>
     optoutQueue.bullQueue.getJobCounts('waiting', 'delayed', 'active', 'completed', 'failed', 'prioritized'),
   );
-  // connect-pg-simple needs a pg pool of its own (Prisma's adapter keeps its pool to itself); it
-  // connects only when a staff page is used.
+  // connect-pg-simple gets a small pg pool of its own, so that staff pages never wait for (nor take)
+  // the connections the webhook and the worker use; it connects only when a staff page is used.
   const sessionPool = new pg.Pool({ connectionString: config.databaseUrl, max: 4, connectionTimeoutMillis: 5000 });
   sessionPool.on('error', (error) => logger.warn({ err: error }, 'session database connection dropped'));
   return {

@@ -6,6 +6,7 @@ import { AppError } from '../errors';
 import type { OptoutWebhook } from './schemas';
 import type { Optout, OptoutStore } from './store';
 import type { OptoutQueue } from './queue';
+import { createInFlight } from '../shared/in-flight';
 import { createOptoutIntake, type AcceptResult } from './intake';
 
 export interface AcceptContext {
@@ -32,7 +33,7 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
   const intake = createOptoutIntake({ store, queue, metrics });
 
   /** Accepts still running: a client that hung up does not stop them, and shutdown waits for them. */
-  const inFlight = new Set<Promise<AcceptResult>>();
+  const inFlight = createInFlight();
 
   /**
    * Commits the opt-out, then hands it to the queue (both through the intake, with the webhooks that
@@ -59,15 +60,12 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
 
   return {
     accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
-      const work = accept(webhook, context);
-      inFlight.add(work);
-      void work.finally(() => inFlight.delete(work)).catch(() => undefined);
-      return work;
+      return inFlight.track(accept(webhook, context));
     },
 
     /** Resolves once every accept under way has committed and enqueued (or failed). */
     async settle(): Promise<void> {
-      await Promise.allSettled([...inFlight]);
+      await inFlight.settle();
     },
 
     get: (id: string) => store.findById(id),

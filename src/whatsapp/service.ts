@@ -2,6 +2,7 @@ import type { Metrics } from '../ops/metrics';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { AppError } from '../errors';
+import { createInFlight } from '../shared/in-flight';
 import { maskPhone, type Logger } from '../ops/logger';
 import { bodyReportsError } from '../partners/failures';
 import type { WhatsappClient, WhatsappResult } from '../partners/whatsapp';
@@ -125,7 +126,7 @@ export function createWhatsappService(deps: {
   const maxUnrecorded = deps.maxUnrecorded ?? MAX_UNRECORDED_SENDS;
   const notConfigured = `WhatsApp is not configured: set ${deps.missing.join(', ')}`;
   /** Rows not yet committed: shutdown waits for them. */
-  const recording = new Set<Promise<void>>();
+  const recording = createInFlight();
 
   // The database's messages may quote the row, phone number included: log only what identifies the failure.
   const notRecorded = (send: WhatsappSendRecord, log: Logger, why: { errorName?: string; errorCode?: string; reason?: string }) =>
@@ -179,15 +180,13 @@ export function createWhatsappService(deps: {
         notRecorded(send, context.log, { reason: `${maxUnrecorded} sends already wait for the database` });
         return answer;
       }
-      const written = record(send, context.log);
-      recording.add(written);
-      void written.finally(() => recording.delete(written));
+      void recording.track(record(send, context.log));
       return answer;
     },
 
     /** Resolves once every send answered so far is recorded (or its failure logged). */
     async settle(): Promise<void> {
-      await Promise.all([...recording]);
+      await recording.settle();
     },
   };
 }
