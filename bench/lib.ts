@@ -47,6 +47,8 @@ const running = new Set<ChildProcessWithoutNullStreams>();
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
+// Interrupted (Ctrl-C, say), a process ends without 'exit' unless it exits itself.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
 export async function startChild(args: string[], env: NodeJS.ProcessEnv): Promise<Child> {
   const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env } });

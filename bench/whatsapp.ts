@@ -157,18 +157,11 @@ async function main(): Promise<number> {
 }
 
 const watchdog = setTimeout(() => {
+  // Its children end with it (bench/lib.ts).
   log(`the benchmark took longer than ${WATCHDOG_MS / 1000} s: stopping`);
-  for (const child of children) child.process.kill('SIGKILL');
   process.exit(2);
 }, WATCHDOG_MS);
 watchdog.unref();
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    for (const child of children) child.process.kill('SIGTERM');
-    process.exit(130);
-  });
-}
 
 // Exits explicitly: a load generator's leftover handle must not keep the run going.
 main().then(
