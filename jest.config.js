@@ -1,10 +1,6 @@
 // Tests run TypeScript through ts-jest compiled to CommonJS (type checking is `tsc --noEmit`'s job).
-// got, oauth2-mock-server (basic-auth, jose) and their dependencies ship only ESM, so they are transformed too.
-const esmOnly = [
-  'got', '@sindresorhus/is', '@sec-ant/readable-stream', 'byte-counter', 'cacheable', 'cacheable-request', '@cacheable',
-  'chunk-data', 'decompress-response', 'get-stream', 'is-stream', 'keyv', '@keyv', 'hashery', 'hookified', 'qified',
-  'lowercase-keys', 'mimic-response', 'normalize-url', 'responselike', 'uint8array-extras', 'oauth2-mock-server', 'basic-auth', 'jose', '@prisma/schema-engine-wasm',
-];
+// oauth2-mock-server and its dependencies (basic-auth, jose), and the wasm engine, ship only ESM, so they are transformed too.
+const esmOnly = ['oauth2-mock-server', 'basic-auth', 'jose', '@prisma/schema-engine-wasm'];
 
 /** @type {import('jest').Config} */
 module.exports = {

@@ -1,4 +1,3 @@
-import type { Got } from 'got';
 import type { Logger } from '../ops/logger';
 import type { Metrics } from '../ops/metrics';
 import { createPartnerHttp, sendJson } from './http-client';
@@ -17,7 +16,7 @@ export interface RapidProClient {
 }
 
 export function createRapidProClient(options: { url: string; token: string; timeoutMs: number; logger: Logger; metrics: Metrics }): RapidProClient {
-  const http: Got = createPartnerHttp({
+  const http = createPartnerHttp({
     partner: 'rapidpro',
     timeoutMs: options.timeoutMs,
     headers: { authorization: `Token ${options.token}` },
