@@ -48,4 +48,28 @@ describe('group commit', () => {
     expect(outcomes.filter((outcome) => outcome.status === 'rejected')).toEqual([{ status: 'rejected', reason: new Error('13 is refused') }]);
     expect(outcomes[12]).toEqual({ status: 'fulfilled', value: 24 });
   });
+
+  it('with a linger, waits that long for more items, unless a whole batch is there', async () => {
+    const batches: number[][] = [];
+    const submit = createGroupCommit<number, number>({
+      slots: 1,
+      maxBatch: 5,
+      lingerMs: 50,
+      write: async (batch) => {
+        batches.push(batch);
+        return batch;
+      },
+    });
+    const first = submit(0);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(batches).toEqual([]);
+    const rest = [1, 2].map((item) => submit(item));
+    await Promise.all([first, ...rest]);
+    expect(batches).toEqual([[0, 1, 2]]);
+
+    const started = performance.now();
+    await Promise.all([3, 4, 5, 6, 7].map((item) => submit(item)));
+    expect(performance.now() - started).toBeLessThan(40);
+    expect(batches).toEqual([[0, 1, 2], [3, 4, 5, 6, 7]]);
+  });
 });
