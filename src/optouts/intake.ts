@@ -36,8 +36,8 @@ function firstOccurrences(batch: NewOptout[]): number[] {
 }
 
 /**
- * Commits webhooks' opt-outs and hands them to the queue, many at a time (group commit): one query for
- * earlier duplicates, one multi-row INSERT, one enqueue of all the new jobs, whatever the batch size.
+ * Commits webhooks' opt-outs and hands them to the queue, many at a time (group commit): one statement
+ * that finds earlier duplicates and inserts the rest, one enqueue of all the new jobs, whatever the batch size.
  * Each caller still waits until its own opt-out is committed and handed over.
  */
 export function createOptoutIntake(deps: { store: OptoutStore; queue: OptoutQueue; metrics: Metrics; slots?: number; maxBatch?: number }) {
@@ -48,28 +48,24 @@ export function createOptoutIntake(deps: { store: OptoutStore; queue: OptoutQueu
     const leaders = batch.filter((_item, index) => first[index] === index);
     const results = new Map<NewOptout, BatchResult>();
 
-    const earlier = await store.findDuplicates(
-      leaders.flatMap((item) => (item.idempotencyKey !== null ? [item.idempotencyKey] : [])),
-      leaders.map((item) => item.contactUuid),
-    );
-    const fresh: NewOptout[] = [];
-    for (const item of leaders) {
-      const duplicate = earlierFor(item, earlier);
-      if (duplicate) results.set(item, { kind: 'duplicate', optout: duplicate });
-      else fresh.push(item);
-    }
-
-    const inserted = fresh.length > 0 ? await store.createMany(fresh) : [];
+    const { earlier, inserted } = await store.insertUnlessDuplicate(leaders);
     const insertedById = new Map(inserted.map((row) => [row.id, row]));
-    const raced = fresh.filter((item) => !insertedById.has(item.id));
-    // Skipped rows lost a race with another writer since the query above: answer with the winner.
-    const winners = raced.length > 0 ? await store.findDuplicates(raced.flatMap((item) => item.idempotencyKey ?? []), raced.map((item) => item.contactUuid)) : [];
-    for (const item of fresh) {
+    const raced: NewOptout[] = [];
+    for (const item of leaders) {
       const row = insertedById.get(item.id);
-      const winner = row ? undefined : earlierFor(item, winners);
+      const duplicate = row ? undefined : earlierFor(item, earlier);
+      if (row) results.set(item, { kind: 'created', optout: row });
+      else if (duplicate) results.set(item, { kind: 'duplicate', optout: duplicate });
+      else raced.push(item);
+    }
+    // Neither inserted nor a duplicate of what the statement saw: it lost a race with another writer
+    // since the statement's snapshot. Answer with the winner.
+    const winners = raced.length > 0 ? await store.findDuplicates(raced.flatMap((item) => item.idempotencyKey ?? []), raced.map((item) => item.contactUuid)) : [];
+    for (const item of raced) {
+      const winner = earlierFor(item, winners);
       // The winner changed status within the race: so rare that writing the item again alone will do.
-      if (!row && !winner) throw new Error(`opt-out ${item.id} lost a race with a duplicate that then left the queue`);
-      results.set(item, row ? { kind: 'created', optout: row } : { kind: 'duplicate', optout: winner! });
+      if (!winner) throw new Error(`opt-out ${item.id} lost a race with a duplicate that then left the queue`);
+      results.set(item, { kind: 'duplicate', optout: winner });
     }
 
     if (inserted.length > 0) {

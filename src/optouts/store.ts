@@ -96,6 +96,25 @@ export const OPTOUT_COLUMNS = Prisma.raw(
   ].join(', '),
 );
 
+const INSERT_OPTOUTS = Prisma.sql`INSERT INTO optouts (id, contact_uuid, contact_urn, contact_fields, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key)`;
+const NEW_OPTOUT_COLUMNS = Prisma.sql`id, contact_uuid, contact_urn, contact_fields::jsonb, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key`;
+
+/** New opt-outs as a table named `incoming`, one array parameter per column. */
+function incomingOptouts(optouts: NewOptout[]): Prisma.Sql {
+  return Prisma.sql`unnest(
+      ${optouts.map((row) => row.id)}::uuid[], ${optouts.map((row) => row.contactUuid)}::uuid[],
+      ${optouts.map((row) => row.contactUrn)}::text[], ${optouts.map((row) => (row.contactFields ? JSON.stringify(row.contactFields) : null))}::text[],
+      ${optouts.map((row) => row.reasonCategory)}::text[], ${optouts.map((row) => row.reasonValue)}::text[],
+      ${optouts.map((row) => row.flowUuid)}::text[], ${optouts.map((row) => row.runUuid)}::text[],
+      ${optouts.map((row) => row.apiClientId)}::uuid[], ${optouts.map((row) => row.idempotencyKey)}::text[]
+    ) AS incoming (id, contact_uuid, contact_urn, contact_fields, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key)`;
+}
+
+/** The opt-outs (whole rows) that make new ones duplicates: the same idempotency keys, or queued for the same contacts. */
+function duplicatesOf(keys: string[], contactUuids: string[]): Prisma.Sql {
+  return Prisma.sql`SELECT * FROM optouts WHERE idempotency_key = ANY(${keys}::text[]) OR (contact_uuid = ANY(${contactUuids}::uuid[]) AND status = 'queued')`;
+}
+
 interface Claim {
   id: string;
   leaseUntil: Date;
@@ -187,27 +206,41 @@ export function createOptoutStore(db: Database) {
       hotQuery<Optout>(
         db,
         Prisma.sql`
-        INSERT INTO optouts (id, contact_uuid, contact_urn, contact_fields, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key)
-        SELECT id, contact_uuid, contact_urn, contact_fields::jsonb, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key
-        FROM unnest(
-          ${optouts.map((row) => row.id)}::uuid[], ${optouts.map((row) => row.contactUuid)}::uuid[],
-          ${optouts.map((row) => row.contactUrn)}::text[], ${optouts.map((row) => (row.contactFields ? JSON.stringify(row.contactFields) : null))}::text[],
-          ${optouts.map((row) => row.reasonCategory)}::text[], ${optouts.map((row) => row.reasonValue)}::text[],
-          ${optouts.map((row) => row.flowUuid)}::text[], ${optouts.map((row) => row.runUuid)}::text[],
-          ${optouts.map((row) => row.apiClientId)}::uuid[], ${optouts.map((row) => row.idempotencyKey)}::text[]
-        ) AS incoming (id, contact_uuid, contact_urn, contact_fields, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key)
+        ${INSERT_OPTOUTS} SELECT ${NEW_OPTOUT_COLUMNS} FROM ${incomingOptouts(optouts)}
         ON CONFLICT DO NOTHING
         RETURNING ${OPTOUT_COLUMNS}`,
       ),
 
-    /** Opt-outs that make these new ones duplicates: the same idempotency keys, or queued for the same contacts. */
-    findDuplicates: (keys: string[], contactUuids: string[]) =>
-      hotQuery<Optout>(
+    /**
+     * The webhook's write, in one round trip: finds the earlier opt-outs that make any of these
+     * duplicates (as findDuplicates) and inserts the others (as createMany). An opt-out in neither
+     * answer lost a race with another writer since the statement's snapshot.
+     */
+    async insertUnlessDuplicate(optouts: NewOptout[]): Promise<{ earlier: Optout[]; inserted: Optout[] }> {
+      const keys = optouts.flatMap((row) => row.idempotencyKey ?? []);
+      const rows = await hotQuery<Optout & { source: 'earlier' | 'inserted' }>(
         db,
         Prisma.sql`
-          SELECT ${OPTOUT_COLUMNS} FROM optouts
-          WHERE idempotency_key = ANY(${keys}::text[]) OR (contact_uuid = ANY(${contactUuids}::uuid[]) AND status = 'queued')`,
-      ),
+        WITH earlier AS (${duplicatesOf(keys, optouts.map((row) => row.contactUuid))}),
+        inserted AS (
+          ${INSERT_OPTOUTS} SELECT ${NEW_OPTOUT_COLUMNS} FROM ${incomingOptouts(optouts)}
+          WHERE NOT EXISTS (
+            SELECT FROM earlier
+            WHERE earlier.idempotency_key = incoming.idempotency_key OR (earlier.contact_uuid = incoming.contact_uuid AND earlier.status = 'queued'))
+          ON CONFLICT DO NOTHING
+          RETURNING *)
+        SELECT 'earlier' AS source, ${OPTOUT_COLUMNS} FROM earlier
+        UNION ALL
+        SELECT 'inserted' AS source, ${OPTOUT_COLUMNS} FROM inserted`,
+      );
+      const answer = { earlier: [] as Optout[], inserted: [] as Optout[] };
+      for (const { source, ...row } of rows) answer[source].push(row);
+      return answer;
+    },
+
+    /** Opt-outs that make these new ones duplicates: the same idempotency keys, or queued for the same contacts. */
+    findDuplicates: (keys: string[], contactUuids: string[]) =>
+      hotQuery<Optout>(db, Prisma.sql`SELECT ${OPTOUT_COLUMNS} FROM (${duplicatesOf(keys, contactUuids)}) AS earlier`),
 
     /**
      * Takes the opt-out for one worker until `leaseUntil`; null when it is not queued or another

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Prisma } from '../../src/db/client';
 import { jobIdFor } from '../../src/optouts/queue';
 import { optoutWebhookSchema } from '../../src/optouts/schemas';
-import { optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+import { optoutWebhook, queuedOptoutRow, startTestApp, type TestApp } from '../helpers/app';
 
 /** Many webhooks at once go through the intake's group commit: each must still be answered by the contract. */
 describe('opt-out intake under concurrent webhooks', () => {
@@ -87,5 +87,27 @@ describe("the intake's own SQL", () => {
     const [viaSql] = await app.deps.optoutStore.findDuplicates([viaPrisma.idempotencyKey!], []);
     expect(Object.keys(viaSql!).sort()).toEqual(Object.keys(Prisma.OptoutScalarFieldEnum).sort());
     expect(viaSql).toEqual(viaPrisma);
+  });
+
+  it('inserts in one statement only what no earlier opt-out makes a duplicate of, and answers those earlier ones', async () => {
+    const { id: apiClientId } = (await app.deps.apiClients.authenticate(app.token))!;
+    const store = app.deps.optoutStore;
+    const keyed = { ...queuedOptoutRow(apiClientId), idempotencyKey: randomUUID() };
+    const queued = queuedOptoutRow(apiClientId);
+    const submitted = queuedOptoutRow(apiClientId);
+    await store.createMany([keyed, queued, submitted]);
+    await app.deps.db.optout.update({ where: { id: submitted.id }, data: { status: 'submitted' } });
+
+    const sameKey = { ...queuedOptoutRow(apiClientId), idempotencyKey: keyed.idempotencyKey };
+    const sameQueuedContact = queuedOptoutRow(apiClientId, { contactUuid: queued.contactUuid });
+    const sameSubmittedContact = queuedOptoutRow(apiClientId, { contactUuid: submitted.contactUuid });
+    const unrelated = queuedOptoutRow(apiClientId);
+    const { earlier, inserted } = await store.insertUnlessDuplicate([sameKey, sameQueuedContact, sameSubmittedContact, unrelated]);
+
+    expect(earlier.map((row) => row.id).sort()).toEqual([keyed.id, queued.id].sort());
+    expect(inserted.map((row) => row.id).sort()).toEqual([sameSubmittedContact.id, unrelated.id].sort());
+    const viaPrisma = await app.deps.db.optout.findMany({ where: { id: { in: [...earlier, ...inserted].map((row) => row.id) } } });
+    expect([...earlier, ...inserted].sort((a, b) => a.id.localeCompare(b.id))).toEqual(viaPrisma.sort((a, b) => a.id.localeCompare(b.id)));
+    expect(await app.deps.db.optout.count({ where: { id: { in: [sameKey.id, sameQueuedContact.id] } } })).toBe(0);
   });
 });
