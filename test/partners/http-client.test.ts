@@ -1,0 +1,76 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLogger } from '../../src/ops/logger';
+import { createMetrics } from '../../src/ops/metrics';
+import { AnswerTooLarge, ANSWER_LIMIT_BYTES, createPartnerHttp, isNetworkError, isTimeout, sendJson, USER_AGENT } from '../../src/partners/http-client';
+import { closedPortUrl } from '../whatsapp/support';
+
+/** A partner whose every answer is written by `answer`, straight on node:http. */
+async function partnerAnswering(answer: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void) {
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+    req.on('end', () => answer(req, res, body));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+}
+
+const client = (timeoutMs = 2000) =>
+  createPartnerHttp({ partner: 'test', timeoutMs, headers: { authorization: 'Token secret' }, logger: createLogger({ level: 'silent' }), metrics: createMetrics() });
+
+describe('partner HTTP client', () => {
+  it('sends JSON with its headers and reads any status, without following a redirect', async () => {
+    let seen: { headers: http.IncomingHttpHeaders; body: string } | undefined;
+    const partner = await partnerAnswering((req, res, body) => {
+      seen = { headers: req.headers, body };
+      res.writeHead(302, { location: 'http://elsewhere.example.org/', 'content-type': 'application/json' }).end('{"moved":true}');
+    });
+    try {
+      const answer = await sendJson(client(), { method: 'POST', url: `${partner.url}/api`, json: { a: 1 } });
+      expect(answer).toMatchObject({ status: 302, body: { moved: true }, excerpt: '{"moved":true}' });
+      expect(seen?.body).toBe('{"a":1}');
+      expect(seen?.headers).toMatchObject({ 'user-agent': USER_AGENT, accept: 'application/json', 'content-type': 'application/json', authorization: 'Token secret' });
+    } finally {
+      partner.close();
+    }
+  });
+
+  it('reports a connection closed before the answer as a reset, and a refused one as refused', async () => {
+    const partner = await partnerAnswering((req) => req.socket.destroy());
+    try {
+      const reset = await sendJson(client(), { method: 'GET', url: partner.url }).catch((error: unknown) => error);
+      expect(isNetworkError(reset) && reset.code).toBe('ECONNRESET');
+    } finally {
+      partner.close();
+    }
+    const refused = await sendJson(client(), { method: 'GET', url: await closedPortUrl() }).catch((error: unknown) => error);
+    expect(isNetworkError(refused) && refused.code).toBe('ECONNREFUSED');
+  });
+
+  it('gives up at the timeout, headers or not, and says so', async () => {
+    const partner = await partnerAnswering((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"slow":');
+    });
+    try {
+      const started = Date.now();
+      const error = await sendJson(client(200), { method: 'GET', url: partner.url }).catch((failure: unknown) => failure);
+      expect(isTimeout(error)).toBe(true);
+      expect(Date.now() - started).toBeLessThan(1500);
+    } finally {
+      partner.close();
+    }
+  });
+
+  it('refuses an answer larger than the limit', async () => {
+    const partner = await partnerAnswering((_req, res) => res.end('x'.repeat(ANSWER_LIMIT_BYTES + 1)));
+    try {
+      await expect(sendJson(client(), { method: 'GET', url: partner.url })).rejects.toBeInstanceOf(AnswerTooLarge);
+    } finally {
+      partner.close();
+    }
+  });
+});
