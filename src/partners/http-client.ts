@@ -97,7 +97,10 @@ export async function sendJson(
     timeoutMs?: number;
   },
 ): Promise<PartnerAnswer> {
-  const deadline = AbortSignal.timeout(request.timeoutMs ?? client.timeoutMs);
+  // A timer cleared at the end rather than AbortSignal.timeout, whose timers would outlive their
+  // calls by the whole timeout (thousands of them at once under load).
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), request.timeoutMs ?? client.timeoutMs);
   const body = request.json === undefined ? undefined : JSON.stringify(request.json);
   const started = performance.now();
   let status: number;
@@ -109,17 +112,18 @@ export async function sendJson(
       dispatcher: client.agent,
       headers: { ...client.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...request.headers },
       body,
-      signal: deadline,
+      signal: deadline.signal,
     });
     status = response.statusCode;
     headers = response.headers;
     text = await response.body.text();
   } catch (error) {
-    const failure = noAnswer(error, deadline);
-    if (failure instanceof PartnerUnreachable || failure instanceof AnswerTooLarge) {
-      observe(client, partnerOutcome(undefined, (failure as { code?: string }).code), started);
-    }
+    const failure = noAnswer(error, deadline.signal);
+    const code = failure instanceof PartnerUnreachable ? failure.code : undefined;
+    if (code !== undefined || failure instanceof AnswerTooLarge) observe(client, partnerOutcome(undefined, code), started);
     throw failure;
+  } finally {
+    clearTimeout(timer);
   }
   const ms = observe(client, partnerOutcome(status), started);
   if (client.logger.isLevelEnabled('debug')) {
