@@ -3,9 +3,9 @@
 // as the companion makes it; the upstream's status and body handed back. No Express, authentication,
 // validation, log line, metrics or record. UPSTREAM_URL is the Cloud API's messages URL.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { buildCloudTemplateMessage } from '../src/partners/whatsapp-payloads';
+import { serveForBench } from './serve';
 
 const upstreamUrl = process.env.UPSTREAM_URL!;
 const agent = new Agent({ connections: 256, keepAliveTimeout: 60_000 });
@@ -32,11 +32,4 @@ const server = http.createServer((req, res) => {
     );
   });
 });
-server.keepAliveTimeout = 65_000;
-server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
-  process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port, msg: 'bare proxy: listening' })}\n`);
-});
-process.on('SIGTERM', () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-});
+serveForBench(server, 'bare proxy');

@@ -4,7 +4,7 @@
 // its `to`; any other POST gets OpenHIM's 202 {"status":"ok"}. Its "listening" line carries its port
 // (bench/lib.ts startChild reads it).
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveForBench } from './serve';
 
 const delayMs = Number(process.env.FAKE_DELAY_MS ?? 50);
 const OPENHIM_ANSWER = JSON.stringify({ status: 'ok' });
@@ -49,11 +49,4 @@ const server = http.createServer((req, res) => {
     }),
   );
 });
-server.keepAliveTimeout = 65_000;
-server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
-  process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port, msg: 'fake partner: listening' })}\n`);
-});
-process.on('SIGTERM', () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-});
+serveForBench(server, 'fake partner');
