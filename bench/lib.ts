@@ -1,6 +1,7 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import path from 'node:path';
 import autocannon from 'autocannon';
 
 /**
@@ -32,46 +33,64 @@ const PRODUCTION_SETTINGS = {
 };
 
 export interface Child {
-  process: ChildProcessWithoutNullStreams;
+  process: ChildProcess;
   port: number;
+  /** Everything it has written so far (its log file). */
   output(): string;
   stop(): Promise<void>;
 }
 
-/** Starts a node process and waits for its "listening" log line, which carries its port. */
 /**
  * Children still running. Whatever way a benchmark ends, they end with it: a worker left behind would
  * go on reconciling the benchmark's database into a queue of its own and skew the next run (seen here).
  */
-const running = new Set<ChildProcessWithoutNullStreams>();
+const running = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 // Interrupted (Ctrl-C, say), a process ends without 'exit' unless it exits itself.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 
+/** Where the children's output goes: bench/results/logs, one file each. */
+const LOG_DIR = path.join(__dirname, 'results', 'logs');
+let childrenStarted = 0;
+
+/**
+ * Starts a node process and waits for its "listening" log line, which carries its port. Its output
+ * goes to a file of its own, as a container's logs go to the engine's: read by this process, the
+ * load generator, its log lines would take the generator's time (measured: about 4 points of the
+ * WhatsApp ratio and a fifth of the ingestion rate).
+ */
 export async function startChild(args: string[], env: NodeJS.ProcessEnv): Promise<Child> {
-  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env } });
+  fs.mkdirSync(LOG_DIR, { recursive: true });
+  // Named by what runs: "fake-partner", "main-serve-web", …
+  const name = args.filter((arg) => !arg.startsWith('-') && arg !== 'tsx').map((arg) => path.parse(arg).name).join('-');
+  const logFile = path.join(LOG_DIR, `${name}-${process.pid}-${(childrenStarted += 1)}.log`);
+  const log = fs.openSync(logFile, 'w');
+  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', log, log] });
+  fs.closeSync(log);
   running.add(child);
   child.on('exit', () => running.delete(child));
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const output = () => fs.readFileSync(logFile, 'utf8');
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not listening within 30 s:\n${output}`)), 30000);
-    child.stdout.on('data', () => {
-      const match = /"port":(\d+)[^\n]*listening/.exec(output);
+    const fail = (why: string) => {
+      clearInterval(poll);
+      reject(new Error(`${why} (output in ${logFile}):\n${output()}`));
+    };
+    const started = Date.now();
+    const poll = setInterval(() => {
+      const match = /"port":(\d+)[^\n]*listening/.exec(output());
       if (match) {
-        clearTimeout(timer);
+        clearInterval(poll);
         resolve(Number(match[1]));
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`exited with ${code}:\n${output}`)));
+      } else if (child.exitCode !== null) fail(`exited with ${child.exitCode}`);
+      else if (Date.now() - started > 30_000) fail('not listening within 30 s');
+    }, 50);
   });
   return {
     process: child,
     port,
-    output: () => output,
+    output,
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
