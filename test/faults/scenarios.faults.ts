@@ -205,7 +205,7 @@ describe('fault scenarios', () => {
 
   it('a worker freezes (SIGSTOP) past its lock while another worker runs, then goes on', async () => {
     await run({
-      name: 'worker frozen 5 s',
+      name: 'worker frozen 8 s',
       // A slower OpenHIM, so that the worker has jobs in flight when it freezes: at the usual latency
       // a worker that keeps up holds one or none at a time, and the scenario tests nothing. Well under
       // PARTNER_TIMEOUT_MS, so that only the frozen worker's calls time out.
@@ -215,7 +215,10 @@ describe('fault scenarios', () => {
         await cluster.startWorker();
         await sleep(1000);
         cluster.freezeWorker();
-        await sleep(5000);
+        // Long enough for the other worker to take the jobs over, short of their 12 s leases: the lock
+        // lapses up to WORKER_LOCK_MS (2 s) after the freeze, and BullMQ moves a stalled job at the
+        // second of its checks (every 2 s) that finds it, so up to 6 s (at 5 s the thaw sometimes came first).
+        await sleep(8000);
         cluster.thawWorker();
       },
       // Calls the frozen worker had in flight time out as it thaws (their answers came while it was
