@@ -96,20 +96,6 @@ export const OPTOUT_COLUMNS = Prisma.raw(
   ].join(', '),
 );
 
-const INSERT_OPTOUTS = Prisma.sql`INSERT INTO optouts (id, contact_uuid, contact_urn, contact_fields, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key)`;
-const NEW_OPTOUT_COLUMNS = Prisma.sql`id, contact_uuid, contact_urn, contact_fields::jsonb, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key`;
-
-/** New opt-outs as a table named `incoming`, one array parameter per column. */
-function incomingOptouts(optouts: NewOptout[]): Prisma.Sql {
-  return Prisma.sql`unnest(
-      ${optouts.map((row) => row.id)}::uuid[], ${optouts.map((row) => row.contactUuid)}::uuid[],
-      ${optouts.map((row) => row.contactUrn)}::text[], ${optouts.map((row) => (row.contactFields ? JSON.stringify(row.contactFields) : null))}::text[],
-      ${optouts.map((row) => row.reasonCategory)}::text[], ${optouts.map((row) => row.reasonValue)}::text[],
-      ${optouts.map((row) => row.flowUuid)}::text[], ${optouts.map((row) => row.runUuid)}::text[],
-      ${optouts.map((row) => row.apiClientId)}::uuid[], ${optouts.map((row) => row.idempotencyKey)}::text[]
-    ) AS incoming (id, contact_uuid, contact_urn, contact_fields, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key)`;
-}
-
 /** The opt-outs (whole rows) that make new ones duplicates: the same idempotency keys, or queued for the same contacts. */
 function duplicatesOf(keys: string[], contactUuids: string[]): Prisma.Sql {
   return Prisma.sql`SELECT * FROM optouts WHERE idempotency_key = ANY(${keys}::text[]) OR (contact_uuid = ANY(${contactUuids}::uuid[]) AND status = 'queued')`;
@@ -197,24 +183,11 @@ export function createOptoutStore(db: Database) {
     findById: (id: string) => db.optout.findUnique({ where: { id } }),
 
     /**
-     * Inserts many in one statement and answers the rows it inserted. A row that would break a unique
-     * rule (its key was used, or its contact has a queued opt-out, maybe one inserted just now by
-     * another process) is skipped, not an error. SQL of our own through hotQuery: this is the
-     * webhook's hot path (the columns are checked against the model by a test).
-     */
-    createMany: (optouts: NewOptout[]) =>
-      hotQuery<Optout>(
-        db,
-        Prisma.sql`
-        ${INSERT_OPTOUTS} SELECT ${NEW_OPTOUT_COLUMNS} FROM ${incomingOptouts(optouts)}
-        ON CONFLICT DO NOTHING
-        RETURNING ${OPTOUT_COLUMNS}`,
-      ),
-
-    /**
      * The webhook's write, in one round trip: finds the earlier opt-outs that make any of these
-     * duplicates (as findDuplicates) and inserts the others (as createMany). An opt-out in neither
-     * answer lost a race with another writer since the statement's snapshot.
+     * duplicates (as findDuplicates) and inserts the others. A row that would still break a unique
+     * rule (another process inserted its duplicate since the statement's snapshot) is skipped, not an
+     * error: an opt-out in neither answer lost that race. SQL of our own through hotQuery: this is the
+     * webhook's hot path (the columns are checked against the model by a test).
      */
     async insertUnlessDuplicate(optouts: NewOptout[]): Promise<{ earlier: Optout[]; inserted: Optout[] }> {
       const keys = optouts.flatMap((row) => row.idempotencyKey ?? []);
@@ -223,7 +196,15 @@ export function createOptoutStore(db: Database) {
         Prisma.sql`
         WITH earlier AS (${duplicatesOf(keys, optouts.map((row) => row.contactUuid))}),
         inserted AS (
-          ${INSERT_OPTOUTS} SELECT ${NEW_OPTOUT_COLUMNS} FROM ${incomingOptouts(optouts)}
+          INSERT INTO optouts (id, contact_uuid, contact_urn, contact_fields, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key)
+          SELECT id, contact_uuid, contact_urn, contact_fields::jsonb, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key
+          FROM unnest(
+            ${optouts.map((row) => row.id)}::uuid[], ${optouts.map((row) => row.contactUuid)}::uuid[],
+            ${optouts.map((row) => row.contactUrn)}::text[], ${optouts.map((row) => (row.contactFields ? JSON.stringify(row.contactFields) : null))}::text[],
+            ${optouts.map((row) => row.reasonCategory)}::text[], ${optouts.map((row) => row.reasonValue)}::text[],
+            ${optouts.map((row) => row.flowUuid)}::text[], ${optouts.map((row) => row.runUuid)}::text[],
+            ${optouts.map((row) => row.apiClientId)}::uuid[], ${optouts.map((row) => row.idempotencyKey)}::text[]
+          ) AS incoming (id, contact_uuid, contact_urn, contact_fields, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key)
           WHERE NOT EXISTS (
             SELECT FROM earlier
             WHERE earlier.idempotency_key = incoming.idempotency_key OR (earlier.contact_uuid = incoming.contact_uuid AND earlier.status = 'queued'))

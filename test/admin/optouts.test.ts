@@ -150,7 +150,7 @@ describe('staff pages: opt-outs', () => {
     const first = await failedOptout({ uuid: contact });
     const second = await failedOptout({ uuid: contact });
     // A third opt-out of the contact is waiting in the queue (never enqueued: it stays queued).
-    await app.deps.optoutStore.createMany([queuedOptoutRow((await app.deps.apiClients.authenticate(app.token))!.id, { contactUuid: contact })]);
+    await app.deps.optoutStore.insertUnlessDuplicate([queuedOptoutRow((await app.deps.apiClients.authenticate(app.token))!.id, { contactUuid: contact })]);
     const single = await post(operator, `/admin/optouts/${first.id}/retry`);
     expect(single.status).toBe(303);
     expect((await operator.get(single.headers.location!)).text).toMatch(/the contact already has an opt-out in the queue/);

@@ -95,7 +95,7 @@ describe("the intake's own SQL", () => {
     const keyed = { ...queuedOptoutRow(apiClientId), idempotencyKey: randomUUID() };
     const queued = queuedOptoutRow(apiClientId);
     const submitted = queuedOptoutRow(apiClientId);
-    await store.createMany([keyed, queued, submitted]);
+    await store.insertUnlessDuplicate([keyed, queued, submitted]);
     await app.deps.db.optout.update({ where: { id: submitted.id }, data: { status: 'submitted' } });
 
     const sameKey = { ...queuedOptoutRow(apiClientId), idempotencyKey: keyed.idempotencyKey };

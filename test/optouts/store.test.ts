@@ -15,7 +15,7 @@ afterAll(() => db.$disconnect());
 
 async function queued(count: number): Promise<string[]> {
   const rows = Array.from({ length: count }, () => queuedOptoutRow(apiClientId));
-  await store.createMany(rows);
+  await store.insertUnlessDuplicate(rows);
   return rows.map((row) => row.id);
 }
 

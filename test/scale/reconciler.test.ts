@@ -29,7 +29,7 @@ describe('the reconciler on three replicas', () => {
     const { id: apiClientId } = await first!.apiClients.create(`reconcile-${randomUUID()}`);
     // Queued rows with no job, as Redis leaves them after losing its data.
     const strays = Array.from({ length: 300 }, () => randomUUID());
-    await first!.optoutStore.createMany(strays.map((id) => queuedOptoutRow(apiClientId, { id })));
+    await first!.optoutStore.insertUnlessDuplicate(strays.map((id) => queuedOptoutRow(apiClientId, { id })));
 
     const runs = await Promise.all(
       replicas.map((deps) =>
