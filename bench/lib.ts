@@ -125,6 +125,14 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** Runs a load against `server` and adds the CPU time that process spent per request answered, in ms. */
+export async function withCpuPerRequest<Figures extends { requests: number }>(server: Child, run: () => Promise<Figures>): Promise<Figures & { cpuMsPerRequest: number }> {
+  const before = cpuSeconds(server.process.pid!);
+  const figures = await run();
+  const cpuMsPerRequest = Number((((cpuSeconds(server.process.pid!) - before) * 1000) / figures.requests).toFixed(3));
+  return { ...figures, cpuMsPerRequest };
+}
+
 function percentile(sorted: number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))]!;
 }

@@ -11,7 +11,7 @@ import { createDatabase, type Database } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
 import { createApiClientService } from '../src/api-clients/service';
 import { OPTOUT_QUEUE, jobIdFor } from '../src/optouts/queue';
-import { SPEED_CHANGED_WARNING, cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, speedChanged, startChild, until, type Child, type LoadFigures } from './lib';
+import { SPEED_CHANGED_WARNING, cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, speedChanged, startChild, until, withCpuPerRequest, type Child, type LoadFigures } from './lib';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -52,10 +52,8 @@ function webhookBody(): string {
  */
 async function ingestionRun(server: Child, token: string | undefined) {
   const warmup = await ingestionLoad(server.port, token, WARMUP_REQUESTS);
-  const cpuBefore = cpuSeconds(server.process.pid!);
-  const measured = await ingestionLoad(server.port, token, Math.max(1000, Math.round(warmup.requestsPerSecond * SECONDS)));
-  const cpuMsPerRequest = Number((((cpuSeconds(server.process.pid!) - cpuBefore) * 1000) / measured.requests).toFixed(3));
-  return { warmup, measured: { ...measured, cpuMsPerRequest } };
+  const measured = await withCpuPerRequest(server, () => ingestionLoad(server.port, token, Math.max(1000, Math.round(warmup.requestsPerSecond * SECONDS))));
+  return { warmup, measured };
 }
 
 async function ingestionLoad(port: number, token: string | undefined, amount: number) {

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { SPEED_CHANGED_WARNING, cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, speedChanged, startChild, type Child, type LoadFigures } from './lib';
+import { SPEED_CHANGED_WARNING, cpuCalibrationMs, load, peakRssMb, productionEnv, speedChanged, startChild, withCpuPerRequest, type Child, type LoadFigures } from './lib';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
@@ -123,12 +123,8 @@ async function main(): Promise<number> {
     // Other work on the machine takes CPU from the proxy: the figures say how busy it was.
     const loadBefore = os.loadavg()[0]!;
     const bare = { url: `http://127.0.0.1:${bareProxy.port}/`, headers: {}, body: proxied.body };
-    /** The load, and the CPU time the process serving it spent per request. */
-    const measure = async (target: { url: string; headers: Record<string, string>; body: object }, server: Child) => {
-      const cpuBefore = cpuSeconds(server.process.pid!);
-      const figures = await loadAt(target.url, target.headers, target.body, DURATION_S);
-      return { ...figures, cpuPerRequestMs: ((cpuSeconds(server.process.pid!) - cpuBefore) * 1000) / figures.requests };
-    };
+    const measure = (target: { url: string; headers: Record<string, string>; body: object }, server: Child) =>
+      withCpuPerRequest(server, () => loadAt(target.url, target.headers, target.body, DURATION_S));
 
     log(`warming up (${WARMUP_S} s each)…`);
     await loadAt(direct.url, direct.headers, direct.body, WARMUP_S);
@@ -159,10 +155,10 @@ async function main(): Promise<number> {
     log(`throughput ratio: ${percentRoundedDown(ratio)}% of direct (target >= 90%): ${ratio >= 0.9 ? 'met' : 'MISSED'}`);
     log(`latency added at p50: ${addedP50Ms.toFixed(2)} ms (target <= 2 ms): ${addedP50Ms <= 2 ? 'met' : 'MISSED'}`);
     log(`latency added at p99: ${addedP99Ms.toFixed(2)} ms`);
-    log(`companion: ${through.cpuPerRequestMs.toFixed(2)} ms of CPU per proxied request, peak RSS ${peakRssMb(companion.process.pid!)} MB`);
+    log(`companion: ${through.cpuMsPerRequest.toFixed(2)} ms of CPU per proxied request, peak RSS ${peakRssMb(companion.process.pid!)} MB`);
     log(
       `bare proxy (the floor): ${percentRoundedDown(floor.requestsPerSecond / straight.requestsPerSecond)}% of direct, ` +
-        `${(floor.p50Ms - straight.p50Ms).toFixed(2)} ms added at p50, ${floor.cpuPerRequestMs.toFixed(2)} ms of CPU per request`,
+        `${(floor.p50Ms - straight.p50Ms).toFixed(2)} ms added at p50, ${floor.cpuMsPerRequest.toFixed(2)} ms of CPU per request`,
     );
     if (speedChanged(calibrationMs, calibrationAfterMs)) log(SPEED_CHANGED_WARNING);
 
@@ -170,7 +166,7 @@ async function main(): Promise<number> {
     fs.mkdirSync(resultsDir, { recursive: true });
     const file = path.join(resultsDir, 'whatsapp-latest.json');
     const results = { date: new Date().toISOString(), machine, cpuCalibrationMs: [calibrationMs, calibrationAfterMs], node: process.version, loadBefore, loadAfter, connections: CONNECTIONS, durationS: DURATION_S };
-    fs.writeFileSync(file, `${JSON.stringify({ ...results, upstreamDelayMs: UPSTREAM_DELAY_MS, direct: straight, bareProxy: floor, proxy: through, ratio, addedP50Ms, addedP99Ms, cpuPerRequestMs: through.cpuPerRequestMs }, null, 2)}\n`);
+    fs.writeFileSync(file, `${JSON.stringify({ ...results, upstreamDelayMs: UPSTREAM_DELAY_MS, direct: straight, bareProxy: floor, proxy: through, ratio, addedP50Ms, addedP99Ms, cpuPerRequestMs: through.cpuMsPerRequest }, null, 2)}\n`);
     log(`written to ${path.relative(process.cwd(), file)}`);
     const failed = [straight, floor, through].reduce((sum, figures) => sum + figures.errors + figures.non2xx, 0);
     if (failed > 0) log(`${failed} requests failed: the figures above are not comparable`);
