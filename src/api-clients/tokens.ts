@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * API tokens look like `cmp_<key id>_<secret>`. The key id finds the client's row; only a SHA-256
@@ -13,7 +13,7 @@ export interface IssuedToken {
 }
 
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
+  return hash('sha256', secret, 'hex');
 }
 
 export function issueToken(): IssuedToken {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import express, { type Express } from 'express';
+import type { ServerResponse } from 'node:http';
+import express, { type Express, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Deps } from '../deps';
 import { opsRoutes } from '../ops/routes';
@@ -60,10 +61,18 @@ function finish(app: Express): Express {
   return app;
 }
 
+function withApiClient(res: ServerResponse, line: object): object {
+  const client = (res as Response).locals?.apiClient;
+  return client ? { ...line, apiClient: client.name } : line;
+}
+
 /** Request id and log, metrics, and the operations endpoints: common to every role. */
 function baseApp(deps: Deps): Express {
   const app = express();
   app.disable('x-powered-by');
+  // No ETag on answers: the API's are POST answers nobody revalidates, the staff pages are dynamic;
+  // computing one hashed every answer's body.
+  app.set('etag', false);
   app.set('trust proxy', 1);
 
   app.use(httpMetrics(deps.metrics));
@@ -82,6 +91,9 @@ function baseApp(deps: Deps): Express {
         res: (res: { statusCode: number }) => ({ status: res.statusCode }),
       },
       customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : 'info'),
+      // Which API client asked: added to the request's one line, rather than a child logger per request.
+      customSuccessObject: (_req, res, line: object) => withApiClient(res, line),
+      customErrorObject: (_req, res, _error, line: object) => withApiClient(res, line),
       autoLogging: { ignore: (req) => OPS_PATHS.has(req.url ?? '') },
     }),
   );

@@ -117,6 +117,22 @@ describe('the logs', () => {
     expect(findLeaks(logs, [client.token.slice(-43)])).toEqual([]); // ...without what they carried
   });
 
+  it("name the API client in a request's line, and no client when the token was not good", async () => {
+    const client = await app.deps.apiClients.create(`named-${randomUUID()}`);
+    const lineOf = async (authorization: string) => {
+      const requestId = randomUUID();
+      const response = await post(WEBHOOK_ROUTES[0]!, authorization, newAddress()).set('X-Request-Id', requestId);
+      const lines = app.logs.join('').split('\n').filter((line) => line.includes(requestId) && line.includes('"responseTime"'));
+      expect(lines).toHaveLength(1);
+      return { status: response.status, line: JSON.parse(lines[0]!) as { apiClient?: string; req: { id: string }; res: { status: number } } };
+    };
+
+    const accepted = await lineOf(`Token ${client.token}`);
+    expect([accepted.status, accepted.line.res.status, accepted.line.apiClient]).toEqual([202, 202, client.name]);
+    const refused = await lineOf(`Token cmp_${'0123456789abcdef'}_${'A'.repeat(43)}`);
+    expect([refused.status, refused.line.res.status, 'apiClient' in refused.line]).toEqual([401, 401, false]);
+  });
+
   it('are checked by a scanner that does find each kind of leak', () => {
     const token = `cmp_0123456789abcdef_${'Q'.repeat(43)}`;
     const line = (fields: object) => `${JSON.stringify({ level: 'info', time: '2026-11-27T10:15:00.000Z', ...fields })}\n`;
