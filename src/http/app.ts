@@ -14,7 +14,7 @@ import { whatsappRoutes } from '../whatsapp/routes';
 import { requireApiToken } from './auth';
 import { errorHandler, notFound } from './errors';
 import { jsonBody } from './json-body';
-import { buildOpenApiDocument, openApiRoutes, type ApiOperation } from './openapi';
+import { addOpenApiRoutes, buildOpenApiDocument, type ApiOperation } from './openapi';
 
 const REQUEST_ID = /^[\w.-]{1,128}$/;
 /** Probed every few seconds: not worth a log line each. */
@@ -33,26 +33,31 @@ export function apiFeatures(deps: Deps): Array<{ prefix: string; router: express
 }
 
 /**
- * The HTTP face of the companion. Middleware order: metrics, request id and log, ops endpoints, /api
- * behind token auth, then the staff pages (/admin, /auth) behind Google sign-in.
+ * The HTTP face of the companion. Middleware order: metrics, request id and log, /api (its public
+ * documentation, then token auth), the ops endpoints, then the staff pages (/admin, /auth) behind
+ * Google sign-in. The webhooks come first because they are the busy path: each router a request
+ * passes through costs it CPU.
  */
 export function createApp(deps: Deps): Express {
   const app = baseApp(deps);
   const features = apiFeatures(deps);
   const api = express.Router();
-  api.use(openApiRoutes(buildOpenApiDocument(features.flatMap((feature) => feature.operations), VERSION)));
+  addOpenApiRoutes(api, buildOpenApiDocument(features.flatMap((feature) => feature.operations), VERSION));
   api.use(requireApiToken(deps.apiClients, deps.config.failedAuth));
   api.use(jsonBody());
   for (const feature of features) api.use(feature.prefix, feature.router);
   api.use(notFound);
   app.use('/api', api);
+  app.use(opsRoutes(deps));
   app.use(staffRoutes(deps));
   return finish(app);
 }
 
 /** What a worker serves on PORT: the operations endpoints alone. */
 export function createOpsApp(deps: Deps): Express {
-  return finish(baseApp(deps));
+  const app = baseApp(deps);
+  app.use(opsRoutes(deps));
+  return finish(app);
 }
 
 function finish(app: Express): Express {
@@ -66,7 +71,7 @@ function withApiClient(res: ServerResponse, line: object): object {
   return client ? { ...line, apiClient: client.name } : line;
 }
 
-/** Request id and log, metrics, and the operations endpoints: common to every role. */
+/** Request id and log, and metrics: common to every role. */
 function baseApp(deps: Deps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -97,6 +102,5 @@ function baseApp(deps: Deps): Express {
       autoLogging: { ignore: (req) => OPS_PATHS.has(req.url ?? '') },
     }),
   );
-  app.use(opsRoutes(deps));
   return app;
 }

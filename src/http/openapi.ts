@@ -1,5 +1,5 @@
 import path from 'node:path';
-import express, { Router } from 'express';
+import express, { type Router } from 'express';
 import { z } from 'zod';
 
 /**
@@ -113,9 +113,11 @@ const SWAGGER_INITIALIZER = `window.onload = function () {
 };
 `;
 
-/** /api/openapi.json and /api/docs (Swagger UI's own files, pointed at our document). */
-export function openApiRoutes(document: object): Router {
-  const router = Router();
+/**
+ * Adds /openapi.json and /docs (Swagger UI's own files, pointed at our document) to the API router
+ * as its own routes, not as a router of their own that every webhook would pass through.
+ */
+export function addOpenApiRoutes(router: Router, document: object): void {
   const body = JSON.stringify(document, null, 2);
   router.get('/openapi.json', (_req, res) => {
     res.type('application/json').send(body);
@@ -129,5 +131,4 @@ export function openApiRoutes(document: object): Router {
     res.type('application/javascript').send(SWAGGER_INITIALIZER);
   });
   router.use('/docs', express.static(path.dirname(require.resolve('swagger-ui-dist/package.json')), { index: 'index.html' }));
-  return router;
 }
