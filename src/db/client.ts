@@ -12,9 +12,17 @@ export function createDatabase(options: { url: string; poolSize: number }): Data
   // listener; Prisma adds its own only once it has run a query, and hotQuery may come first. The pool
   // drops that connection and the next statement opens another (or reports why it cannot).
   pool.on('error', () => undefined);
-  // Prisma's $disconnect ends the pool too.
+  // Prisma's $disconnect ends the pool, but only once Prisma itself has connected: a process that
+  // ran hotQuery alone would keep the pool's idle connections (and itself) alive for another 10 s.
   const client = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
-  return Object.assign(client, { $pool: pool });
+  const disconnectPrisma = client.$disconnect.bind(client);
+  return Object.assign(client, {
+    $pool: pool,
+    async $disconnect() {
+      await disconnectPrisma();
+      if (!pool.ending) await pool.end();
+    },
+  });
 }
 
 /**

@@ -24,6 +24,16 @@ describe('hotQuery', () => {
     }
   });
 
+  it('leaves no connection open after $disconnect, whether Prisma ran a query or hotQuery alone did', async () => {
+    const hotOnly = createDatabase({ url: TEST_DATABASE_URL, poolSize: 2 });
+    const both = createDatabase({ url: TEST_DATABASE_URL, poolSize: 2 });
+    await hotQuery(hotOnly, Prisma.sql`SELECT 1`);
+    await Promise.all([hotQuery(both, Prisma.sql`SELECT 1`), both.$queryRaw`SELECT 1`]);
+    await Promise.all([hotOnly.$disconnect(), both.$disconnect()]);
+    // Otherwise the idle connections, and the process, would stay up until the pool's idle timeout.
+    expect([hotOnly.$pool.totalCount, hotOnly.$pool.ended, both.$pool.totalCount, both.$pool.ended]).toEqual([0, true, 0, true]);
+  });
+
   it('fails as "database unavailable" when nothing listens, and as itself for a wrong statement', async () => {
     const url = new URL(TEST_DATABASE_URL);
     url.port = new URL(await closedPortUrl()).port;
