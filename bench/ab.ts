@@ -1,0 +1,95 @@
+// npm run bench:ab -- <build A> <build B>: which of two builds of the companion proxies WhatsApp
+// templates with less CPU. This machine changes speed from minute to minute, so two benchmark runs
+// an hour apart cannot tell a 10% change; this runs both builds side by side (each `serve --role web`
+// on one database, in front of one fake Cloud API answering after 50 ms) and loads them in turn,
+// A, B, A, B…, printing each round's figures and the mean CPU per request of each.
+//
+// A build is a folder holding main.js, e.g. a copy of dist/ made before a change:
+//   cp -r dist /tmp/before && (change, npm run build) && npm run bench:ab -- /tmp/before dist
+// Environment: BENCH_AB_ROUNDS (3), BENCH_DURATION_S (8), BENCH_CONNECTIONS (100).
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createApiClientService } from '../src/api-clients/service';
+import { createDatabase } from '../src/db/client';
+import { dropDatabase, migrateDatabase } from '../src/db/migrate';
+import { cpuCalibrationMs, load, productionEnv, startChild, withCpuPerRequest, type Child } from './lib';
+
+const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 3);
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
+const BODY = JSON.stringify({ to: '+27820001001', template: { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] } });
+
+const log = (line = '') => process.stdout.write(`${line}\n`);
+const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+
+async function main(builds: string[]): Promise<number> {
+  if (builds.length !== 2) throw new Error('usage: npm run bench:ab -- <build A> <build B> (folders holding main.js)');
+  const mains = builds.map((build) => path.resolve(build, 'main.js'));
+  for (const main of mains) if (!fs.existsSync(main)) throw new Error(`${main} is missing`);
+  const databaseUrl = `postgresql://postgres@127.0.0.1:5432/companion_bench_ab_${randomBytes(4).toString('hex')}`;
+  await migrateDatabase(databaseUrl, { info: () => undefined });
+  const children: Child[] = [];
+  try {
+    const db = createDatabase({ url: databaseUrl, poolSize: 1 });
+    const { token } = await createApiClientService(db).create('bench');
+    await db.$disconnect();
+    const fake = await startChild(['--import', 'tsx', path.join(__dirname, 'fake-partner.ts')], { PORT: '0', FAKE_DELAY_MS: '50' });
+    children.push(fake);
+    const companions: Child[] = [];
+    for (const main of mains) {
+      const companion = await startChild([main, 'serve', '--role', 'web'], {
+        ...productionEnv('web'),
+        LOG_LEVEL: 'info',
+        PORT: '0',
+        DATABASE_URL: databaseUrl,
+        REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+        QUEUE_PREFIX: `bench-ab-${randomBytes(4).toString('hex')}`,
+        WHATSAPP_API: 'cloud',
+        WHATSAPP_URL: `http://127.0.0.1:${fake.port}`,
+        WHATSAPP_TOKEN: 'bench-whatsapp-token',
+        WHATSAPP_PHONE_NUMBER_ID: '106540352242922',
+      });
+      children.push(companion);
+      companions.push(companion);
+    }
+    const run = (companion: Child, seconds: number) =>
+      withCpuPerRequest(companion, () =>
+        load({
+          url: `http://127.0.0.1:${companion.port}/api/v1/whatsapp/templates`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Token ${token}` },
+          body: BODY,
+          connections: CONNECTIONS,
+          duration: seconds,
+        }),
+      );
+    for (const companion of companions) await run(companion, 3);
+    const cpu: number[][] = [[], []];
+    let failed = 0;
+    for (let round = 1; round <= ROUNDS; round += 1) {
+      for (const [index, companion] of companions.entries()) {
+        const calibrationMs = cpuCalibrationMs();
+        const figures = await run(companion, DURATION_S);
+        cpu[index]!.push(figures.cpuMsPerRequest);
+        failed += figures.errors + figures.non2xx;
+        log(`round ${round} ${'AB'[index]}: calibration ${calibrationMs} ms, ${figures.requestsPerSecond} req/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, ${figures.cpuMsPerRequest} ms of CPU per request`);
+      }
+    }
+    const [a, b] = cpu.map(mean) as [number, number];
+    log(`mean CPU per request: A ${a.toFixed(3)} ms (${builds[0]}), B ${b.toFixed(3)} ms (${builds[1]}): B ${b <= a ? 'saves' : 'costs'} ${Math.abs(100 * (1 - b / a)).toFixed(1)}%`);
+    if (failed > 0) log(`${failed} requests failed: the figures are not comparable`);
+    return failed > 0 ? 1 : 0;
+  } finally {
+    await Promise.all(children.map((child) => child.stop()));
+    await dropDatabase(databaseUrl);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);
