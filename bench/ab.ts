@@ -13,7 +13,7 @@ import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { cpuCalibrationMs, load, productionEnv, startChild, withCpuPerRequest, type Child } from './lib';
+import { cpuCalibrationMs, load, startChild, startWhatsappCompanion, withCpuPerRequest, type Child } from './lib';
 
 const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 3);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
@@ -38,18 +38,7 @@ async function main(builds: string[]): Promise<number> {
     children.push(fake);
     const companions: Child[] = [];
     for (const main of mains) {
-      const companion = await startChild([main, 'serve', '--role', 'web'], {
-        ...productionEnv('web'),
-        LOG_LEVEL: 'info',
-        PORT: '0',
-        DATABASE_URL: databaseUrl,
-        REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
-        QUEUE_PREFIX: `bench-ab-${randomBytes(4).toString('hex')}`,
-        WHATSAPP_API: 'cloud',
-        WHATSAPP_URL: `http://127.0.0.1:${fake.port}`,
-        WHATSAPP_TOKEN: 'bench-whatsapp-token',
-        WHATSAPP_PHONE_NUMBER_ID: '106540352242922',
-      });
+      const companion = await startWhatsappCompanion(main, databaseUrl, `http://127.0.0.1:${fake.port}`);
       children.push(companion);
       companions.push(companion);
     }

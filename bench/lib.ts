@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -97,6 +98,26 @@ export async function startChild(args: string[], env: NodeJS.ProcessEnv): Promis
       await once(child, 'exit');
     },
   };
+}
+
+/** The fake Cloud API's number id and token, as the WhatsApp benchmarks configure the companion. */
+export const BENCH_WHATSAPP = { phoneNumberId: '106540352242922', token: 'bench-whatsapp-token' };
+
+/** The built companion (`main`) as a production web process proxying templates to the Cloud API at `upstreamUrl`. */
+export function startWhatsappCompanion(main: string, databaseUrl: string, upstreamUrl: string): Promise<Child> {
+  return startChild([main, 'serve', '--role', 'web'], {
+    ...productionEnv('web'),
+    // As in production: info-level request logs (written to a file; writing them is part of the cost).
+    LOG_LEVEL: 'info',
+    PORT: '0',
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    QUEUE_PREFIX: `bench-whatsapp-${randomBytes(4).toString('hex')}`,
+    WHATSAPP_API: 'cloud',
+    WHATSAPP_URL: upstreamUrl,
+    WHATSAPP_TOKEN: BENCH_WHATSAPP.token,
+    WHATSAPP_PHONE_NUMBER_ID: BENCH_WHATSAPP.phoneNumberId,
+  });
 }
 
 /** Peak resident set size of a running process, from the kernel's high-water mark (Linux). */

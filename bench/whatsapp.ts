@@ -17,7 +17,7 @@ import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { SPEED_CHANGED_WARNING, cpuCalibrationMs, load, peakRssMb, productionEnv, speedChanged, startChild, withCpuPerRequest, type Child, type LoadFigures } from './lib';
+import { BENCH_WHATSAPP, SPEED_CHANGED_WARNING, cpuCalibrationMs, load, peakRssMb, speedChanged, startChild, startWhatsappCompanion, withCpuPerRequest, type Child, type LoadFigures } from './lib';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
@@ -27,8 +27,6 @@ const WARMUP_S = 3;
 const WATCHDOG_MS = (6 * DURATION_S + 180) * 1000;
 const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
 
-const PHONE_NUMBER_ID = '106540352242922';
-const WHATSAPP_TOKEN = 'bench-whatsapp-token';
 const TO = '+27820001001';
 const TEMPLATE = { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] };
 
@@ -77,32 +75,20 @@ async function main(): Promise<number> {
     });
     children.push(fake);
     const upstreamUrl = `http://127.0.0.1:${fake.port}`;
-    // As in production: info-level request logs (written to a pipe; writing them is part of the cost).
-    const companion = await startChild([MAIN, 'serve', '--role', 'web'], {
-      ...productionEnv('web'),
-      LOG_LEVEL: 'info',
-      PORT: '0',
-      DATABASE_URL: databaseUrl,
-      REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
-      QUEUE_PREFIX: `bench-whatsapp-${randomBytes(4).toString('hex')}`,
-      WHATSAPP_API: 'cloud',
-      WHATSAPP_URL: upstreamUrl,
-      WHATSAPP_TOKEN,
-      WHATSAPP_PHONE_NUMBER_ID: PHONE_NUMBER_ID,
-    });
+    const companion = await startWhatsappCompanion(MAIN, databaseUrl, upstreamUrl);
     children.push(companion);
 
-    const messagesUrl = `${upstreamUrl}/v26.0/${PHONE_NUMBER_ID}/messages`;
+    const messagesUrl = `${upstreamUrl}/v26.0/${BENCH_WHATSAPP.phoneNumberId}/messages`;
     const bareProxy = await startChild(['--import', 'tsx', path.join(__dirname, 'bare-proxy.ts')], {
       PORT: '0',
       UPSTREAM_URL: messagesUrl,
-      UPSTREAM_AUTHORIZATION: `Bearer ${WHATSAPP_TOKEN}`,
+      UPSTREAM_AUTHORIZATION: `Bearer ${BENCH_WHATSAPP.token}`,
     });
     children.push(bareProxy);
 
     const direct = {
       url: messagesUrl,
-      headers: { authorization: `Bearer ${WHATSAPP_TOKEN}` },
+      headers: { authorization: `Bearer ${BENCH_WHATSAPP.token}` },
       body: {
         messaging_product: 'whatsapp',
         to: TO,
