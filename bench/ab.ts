@@ -4,9 +4,11 @@
 // on one database, in front of one fake Cloud API answering after 50 ms) and loads them in turn,
 // A, B, A, B…, printing each round's figures and the mean CPU per request of each.
 //
-// A build is a folder holding main.js, e.g. a copy of dist/ made before a change:
-//   cp -r dist /tmp/before && (change, npm run build) && npm run bench:ab -- /tmp/before dist
-// Environment: BENCH_AB_ROUNDS (3), BENCH_DURATION_S (8), BENCH_CONNECTIONS (100).
+// A build is a folder holding main.js beside package.json (the build reads its version from it), e.g.
+// a copy of dist/ made before a change (git ignores dist-*/):
+//   cp -r dist dist-before && (change, npm run build) && npm run bench:ab -- dist-before dist
+// One round of two identical builds differed by a tenth here: trust a difference that holds in most
+// rounds. Environment: BENCH_AB_ROUNDS (5), BENCH_DURATION_S (8), BENCH_CONNECTIONS (100).
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,7 +17,7 @@ import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
 import { cpuCalibrationMs, load, startChild, startWhatsappCompanion, withCpuPerRequest, type Child } from './lib';
 
-const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 5);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
 const BODY = JSON.stringify({ to: '+27820001001', template: { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] } });
