@@ -8,14 +8,14 @@
 // a copy of dist/ made before a change (git ignores dist-*/):
 //   cp -r dist dist-before && (change, npm run build) && npm run bench:ab -- dist-before dist
 // One round of two identical builds differed by a tenth here: trust a difference that holds in most
-// rounds. Environment: BENCH_AB_ROUNDS (5), BENCH_DURATION_S (8), BENCH_CONNECTIONS (100).
-import { randomBytes } from 'node:crypto';
+// rounds. Environment: BENCH_AB_ROUNDS (5), BENCH_DURATION_S (8), BENCH_CONNECTIONS (100),
+// BENCH_DATABASE_URL (a server; the database name is made up), BENCH_REDIS_URL.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { cpuCalibrationMs, load, startChild, startWhatsappCompanion, withCpuPerRequest, type Child } from './lib';
+import { benchDatabaseUrl, cpuCalibrationMs, load, startChild, startWhatsappCompanion, withCpuPerRequest, type Child } from './lib';
 
 const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 5);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
@@ -29,7 +29,7 @@ async function main(builds: string[]): Promise<number> {
   if (builds.length !== 2) throw new Error('usage: npm run bench:ab -- <build A> <build B> (folders holding main.js)');
   const mains = builds.map((build) => path.resolve(build, 'main.js'));
   for (const main of mains) if (!fs.existsSync(main)) throw new Error(`${main} is missing`);
-  const databaseUrl = `postgresql://postgres@127.0.0.1:5432/companion_bench_ab_${randomBytes(4).toString('hex')}`;
+  const databaseUrl = benchDatabaseUrl('ab');
   await migrateDatabase(databaseUrl, { info: () => undefined });
   const children: Child[] = [];
   try {

@@ -100,6 +100,13 @@ export async function startChild(args: string[], env: NodeJS.ProcessEnv): Promis
   };
 }
 
+/** A database of its own for one benchmark run, on BENCH_DATABASE_URL's server (created by migrating, dropped at the end). */
+export function benchDatabaseUrl(benchmark: string): string {
+  const url = new URL(process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench');
+  url.pathname = `/companion_bench_${benchmark}_${randomBytes(4).toString('hex')}`;
+  return url.toString();
+}
+
 /** The fake Cloud API's number id and token, as the WhatsApp benchmarks configure the companion. */
 export const BENCH_WHATSAPP = { phoneNumberId: '106540352242922', token: 'bench-whatsapp-token' };
 

@@ -10,14 +10,13 @@
 // Environment: BENCH_DURATION_S (10), BENCH_CONNECTIONS (100), BENCH_UPSTREAM_DELAY_MS (50),
 // BENCH_DATABASE_URL (a server; the database name is made up), BENCH_REDIS_URL (redis://127.0.0.1:6379),
 // BENCH_NODE_OPTIONS (given to the companion after the heap bounds, e.g. "--cpu-prof --cpu-prof-dir=bench/results").
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { BENCH_WHATSAPP, SPEED_CHANGED_WARNING, cpuCalibrationMs, load, peakRssMb, speedChanged, startChild, startWhatsappCompanion, withCpuPerRequest, type Child, type LoadFigures } from './lib';
+import { BENCH_WHATSAPP, SPEED_CHANGED_WARNING, benchDatabaseUrl, cpuCalibrationMs, load, peakRssMb, speedChanged, startChild, startWhatsappCompanion, withCpuPerRequest, type Child, type LoadFigures } from './lib';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
@@ -32,12 +31,6 @@ const TEMPLATE = { name: 'appointment_reminder', language: 'en', params: ['Jane'
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const children: Child[] = [];
-
-function benchDatabaseUrl(): string {
-  const url = new URL(process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench');
-  url.pathname = `/companion_bench_whatsapp_${randomBytes(4).toString('hex')}`;
-  return url.toString();
-}
 
 function loadAt(url: string, headers: Record<string, string>, body: object, seconds: number): Promise<LoadFigures> {
   return load({
@@ -62,7 +55,7 @@ function row(label: string, figures: LoadFigures): string {
 async function main(): Promise<number> {
   if (!fs.existsSync(MAIN)) throw new Error('dist/main.js is missing: run `npm run build` (npm run bench:whatsapp does)');
   const calibrationMs = cpuCalibrationMs();
-  const databaseUrl = benchDatabaseUrl();
+  const databaseUrl = benchDatabaseUrl('whatsapp');
   await migrateDatabase(databaseUrl, { info: () => undefined });
   try {
     const db = createDatabase({ url: databaseUrl, poolSize: 1 });
