@@ -1,37 +1,56 @@
-// npm run bench:ab -- <build A> <build B>: which of two builds of the companion proxies WhatsApp
-// templates with less CPU. This machine changes speed from minute to minute, so two benchmark runs
-// an hour apart cannot tell a 10% change; this runs both builds side by side (each `serve --role web`
-// on one database, in front of one fake Cloud API answering after 50 ms) and loads them in turn,
-// A, B, A, B…, printing each round's figures and the mean CPU per request of each.
+// npm run bench:ab -- <build A> <build B>: which of two builds (or two sets of Node flags) of the
+// companion answers a webhook with less CPU. This machine changes speed from minute to minute, so two
+// benchmark runs an hour apart cannot tell a 10% change; this runs both side by side (each `serve
+// --role web` on one database, in front of one fake Cloud API answering after 50 ms) and loads them in
+// turn, A, B, A, B…, printing each round's figures and the mean CPU per request of each.
 //
 // A build is a folder holding main.js beside package.json (the build reads its version from it), e.g.
 // a copy of dist/ made before a change (git ignores dist-*/):
 //   cp -r dist dist-before && (change, npm run build) && npm run bench:ab -- dist-before dist
+// To compare Node flags, give one build twice and the flags of each:
+//   BENCH_AB_NODE_OPTIONS_B=--max-semi-space-size=16 npm run bench:ab -- dist dist
 // One round of two identical builds differed by a tenth here: trust a difference that holds in most
-// rounds. Environment: BENCH_AB_ROUNDS (5), BENCH_DURATION_S (8), BENCH_CONNECTIONS (100),
-// BENCH_DATABASE_URL (a server; the database name is made up), BENCH_REDIS_URL.
+// rounds. Environment: BENCH_AB_ROUTE (whatsapp: POST /api/v1/whatsapp/templates, 100 connections;
+// optouts: POST /api/v1/optouts with a new contact each time, 50 connections, as `npm run bench`),
+// BENCH_AB_ROUNDS (5), BENCH_DURATION_S (8), BENCH_CONNECTIONS, BENCH_AB_NODE_OPTIONS_A and _B (Node
+// flags after the production heap bounds), BENCH_DATABASE_URL (a server; the database name is made
+// up), BENCH_REDIS_URL.
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { benchDatabaseUrl, cpuCalibrationMs, load, startChild, startWhatsappCompanion, withCpuPerRequest, type Child } from './lib';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { OPTOUT_QUEUE } from '../src/optouts/queue';
+import { BENCH_REDIS_URL, benchDatabaseUrl, cpuCalibrationMs, load, optoutWebhookBody, startChild, startWebCompanion, withCpuPerRequest, type Child } from './lib';
 
 const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 5);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
-const BODY = JSON.stringify({ to: '+27820001001', template: { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] } });
+const TEMPLATE_BODY = JSON.stringify({ to: '+27820001001', template: { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] } });
+/** What each route's load sends: the webhook's usual concurrency in the benchmarks, and a body per request. */
+const ROUTES = {
+  whatsapp: { path: '/api/v1/whatsapp/templates', connections: 100, body: () => TEMPLATE_BODY },
+  optouts: { path: '/api/v1/optouts', connections: 50, body: optoutWebhookBody },
+};
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 
 async function main(builds: string[]): Promise<number> {
   if (builds.length !== 2) throw new Error('usage: npm run bench:ab -- <build A> <build B> (folders holding main.js)');
+  const routeName = process.env.BENCH_AB_ROUTE ?? 'whatsapp';
+  if (!(routeName in ROUTES)) throw new Error(`BENCH_AB_ROUTE must be one of ${Object.keys(ROUTES).join(', ')}`);
+  const route = ROUTES[routeName as keyof typeof ROUTES];
+  const connections = Number(process.env.BENCH_CONNECTIONS ?? route.connections);
+  const nodeOptions = [process.env.BENCH_AB_NODE_OPTIONS_A, process.env.BENCH_AB_NODE_OPTIONS_B];
   const mains = builds.map((build) => path.resolve(build, 'main.js'));
   for (const main of mains) if (!fs.existsSync(main)) throw new Error(`${main} is missing`);
   const databaseUrl = benchDatabaseUrl('ab');
   await migrateDatabase(databaseUrl, { info: () => undefined });
   const children: Child[] = [];
+  const queuePrefixes = builds.map((_build, index) => `bench-ab-${'ab'[index]}-${randomBytes(4).toString('hex')}`);
   try {
     const db = createDatabase({ url: databaseUrl, poolSize: 1 });
     const { token } = await createApiClientService(db).create('bench');
@@ -39,20 +58,30 @@ async function main(builds: string[]): Promise<number> {
     const fake = await startChild(['--import', 'tsx', path.join(__dirname, 'fake-partner.ts')], { PORT: '0', FAKE_DELAY_MS: '50' });
     children.push(fake);
     const companions: Child[] = [];
-    for (const main of mains) {
-      const companion = await startWhatsappCompanion(main, databaseUrl, `http://127.0.0.1:${fake.port}`);
+    for (const [index, main] of mains.entries()) {
+      const companion = await startWebCompanion(main, {
+        databaseUrl,
+        whatsappUrl: `http://127.0.0.1:${fake.port}`,
+        queuePrefix: queuePrefixes[index]!,
+        nodeOptions: nodeOptions[index],
+      });
       children.push(companion);
       companions.push(companion);
     }
     const run = (companion: Child, seconds: number) =>
       withCpuPerRequest(companion, () =>
         load({
-          url: `http://127.0.0.1:${companion.port}/api/v1/whatsapp/templates`,
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Token ${token}` },
-          body: BODY,
-          connections: CONNECTIONS,
+          url: `http://127.0.0.1:${companion.port}`,
+          connections,
           duration: seconds,
+          requests: [
+            {
+              method: 'POST',
+              path: route.path,
+              headers: { 'content-type': 'application/json', authorization: `Token ${token}` },
+              setupRequest: (request) => ({ ...request, body: route.body() }),
+            },
+          ],
         }),
       );
     for (const companion of companions) await run(companion, 3);
@@ -68,12 +97,21 @@ async function main(builds: string[]): Promise<number> {
       }
     }
     const [a, b] = cpu.map(mean) as [number, number];
-    log(`mean CPU per request: A ${a.toFixed(3)} ms (${builds[0]}), B ${b.toFixed(3)} ms (${builds[1]}): B ${b <= a ? 'saves' : 'costs'} ${Math.abs(100 * (1 - b / a)).toFixed(1)}%`);
+    const named = (index: number) => [builds[index], nodeOptions[index]].filter(Boolean).join(' ');
+    log(`mean CPU per request: A ${a.toFixed(3)} ms (${named(0)}), B ${b.toFixed(3)} ms (${named(1)}): B ${b <= a ? 'saves' : 'costs'} ${Math.abs(100 * (1 - b / a)).toFixed(1)}%`);
     if (failed > 0) log(`${failed} requests failed: the figures are not comparable`);
     return failed > 0 ? 1 : 0;
   } finally {
     await Promise.all(children.map((child) => child.stop()));
     await dropDatabase(databaseUrl);
+    // The opt-out webhooks' jobs, which no worker took.
+    const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: null });
+    for (const prefix of queuePrefixes) {
+      const queue = new Queue(OPTOUT_QUEUE, { connection: redis, prefix });
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+    redis.disconnect();
   }
 }
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,9 +15,12 @@ export const HEAP_BOUNDS = {
   worker: '--max-old-space-size=192 --max-semi-space-size=32',
 };
 
-/** Settings every benchmarked process gets, as production runs it; any BENCH_NODE_OPTIONS (a profiler's flags, say) come after the heap bounds. */
-export function productionEnv(role: keyof typeof HEAP_BOUNDS): NodeJS.ProcessEnv {
-  return { ...PRODUCTION_SETTINGS, NODE_OPTIONS: [HEAP_BOUNDS[role], process.env.BENCH_NODE_OPTIONS].filter(Boolean).join(' ') };
+/**
+ * Settings every benchmarked process gets, as production runs it. Node flags given here, then any in
+ * BENCH_NODE_OPTIONS (a profiler's, say), come after the heap bounds: a later flag wins.
+ */
+export function productionEnv(role: keyof typeof HEAP_BOUNDS, nodeOptions?: string): NodeJS.ProcessEnv {
+  return { ...PRODUCTION_SETTINGS, NODE_OPTIONS: [HEAP_BOUNDS[role], nodeOptions, process.env.BENCH_NODE_OPTIONS].filter(Boolean).join(' ') };
 }
 
 /**
@@ -107,23 +110,41 @@ export function benchDatabaseUrl(benchmark: string): string {
   return url.toString();
 }
 
+export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
 /** The fake Cloud API's number id and token, as the WhatsApp benchmarks configure the companion. */
 export const BENCH_WHATSAPP = { phoneNumberId: '106540352242922', token: 'bench-whatsapp-token' };
 
-/** The built companion (`main`) as a production web process proxying templates to the Cloud API at `upstreamUrl`. */
-export function startWhatsappCompanion(main: string, databaseUrl: string, upstreamUrl: string): Promise<Child> {
+/**
+ * The built companion (`main`) as a production web process: opt-out webhooks enqueue under
+ * `queuePrefix`, templates go to the Cloud API at `whatsappUrl`.
+ */
+export function startWebCompanion(
+  main: string,
+  options: { databaseUrl: string; whatsappUrl: string; queuePrefix: string; nodeOptions?: string },
+): Promise<Child> {
   return startChild([main, 'serve', '--role', 'web'], {
-    ...productionEnv('web'),
+    ...productionEnv('web', options.nodeOptions),
     // As in production: info-level request logs (written to a file; writing them is part of the cost).
     LOG_LEVEL: 'info',
     PORT: '0',
-    DATABASE_URL: databaseUrl,
-    REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
-    QUEUE_PREFIX: `bench-whatsapp-${randomBytes(4).toString('hex')}`,
+    DATABASE_URL: options.databaseUrl,
+    REDIS_URL: BENCH_REDIS_URL,
+    QUEUE_PREFIX: options.queuePrefix,
     WHATSAPP_API: 'cloud',
-    WHATSAPP_URL: upstreamUrl,
+    WHATSAPP_URL: options.whatsappUrl,
     WHATSAPP_TOKEN: BENCH_WHATSAPP.token,
     WHATSAPP_PHONE_NUMBER_ID: BENCH_WHATSAPP.phoneNumberId,
+  });
+}
+
+/** A RapidPro opt-out webhook's body, for a contact never seen before. */
+export function optoutWebhookBody(): string {
+  return JSON.stringify({
+    contact: { uuid: randomUUID(), name: 'Nurse', urn: 'whatsapp:27820001001' },
+    flow: { uuid: 'bead76f5-dac4-4c9d-996c-c62b326e8c0a', name: 'NurseConnect opt-out' },
+    results: { optout_reason: { value: 'job change', category: 'job_change' } },
+    run: { uuid: randomUUID() },
   });
 }
 

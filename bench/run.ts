@@ -11,10 +11,9 @@ import { createDatabase, type Database } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
 import { createApiClientService } from '../src/api-clients/service';
 import { OPTOUT_QUEUE, jobIdFor } from '../src/optouts/queue';
-import { SPEED_CHANGED_WARNING, cpuCalibrationMs, cpuSeconds, load, peakRssMb, productionEnv, speedChanged, startChild, until, withCpuPerRequest, type Child, type LoadFigures } from './lib';
+import { BENCH_REDIS_URL, SPEED_CHANGED_WARNING, cpuCalibrationMs, cpuSeconds, load, optoutWebhookBody, peakRssMb, productionEnv, speedChanged, startChild, until, withCpuPerRequest, type Child, type LoadFigures } from './lib';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench';
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const WARMUP_REQUESTS = 3000;
 const CONNECTIONS = 50;
@@ -33,16 +32,7 @@ const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
 function companionEnv(role: 'web' | 'worker', prefix: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...productionEnv(role), LOG_LEVEL: 'info', PORT: '0', DATABASE_URL, REDIS_URL, QUEUE_PREFIX: prefix, ...extra };
-}
-
-function webhookBody(): string {
-  return JSON.stringify({
-    contact: { uuid: randomUUID(), name: 'Nurse', urn: 'whatsapp:27820001001' },
-    flow: { uuid: 'bead76f5-dac4-4c9d-996c-c62b326e8c0a', name: 'NurseConnect opt-out' },
-    results: { optout_reason: { value: 'job change', category: 'job_change' } },
-    run: { uuid: randomUUID() },
-  });
+  return { ...productionEnv(role), LOG_LEVEL: 'info', PORT: '0', DATABASE_URL, REDIS_URL: BENCH_REDIS_URL, QUEUE_PREFIX: prefix, ...extra };
 }
 
 /**
@@ -66,7 +56,7 @@ async function ingestionLoad(port: number, token: string | undefined, amount: nu
         method: 'POST',
         path: '/api/v1/optouts',
         headers: { 'content-type': 'application/json', ...(token ? { authorization: `Token ${token}` } : {}) },
-        setupRequest: (request) => ({ ...request, body: webhookBody() }),
+        setupRequest: (request) => ({ ...request, body: optoutWebhookBody() }),
       },
     ],
   });
@@ -76,7 +66,7 @@ async function main() {
   await dropDatabase(DATABASE_URL);
   await migrateDatabase(DATABASE_URL, { info: () => undefined });
   const db = createDatabase({ url: DATABASE_URL, poolSize: 4 });
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: null });
   const { token } = await createApiClientService(db).create('bench');
   const calibrationBefore = cpuCalibrationMs();
   const ingestion = PARTS.includes('ingestion') ? await benchIngestion(db, redis, token) : undefined;

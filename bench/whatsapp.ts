@@ -10,13 +10,14 @@
 // Environment: BENCH_DURATION_S (10), BENCH_CONNECTIONS (100), BENCH_UPSTREAM_DELAY_MS (50),
 // BENCH_DATABASE_URL (a server; the database name is made up), BENCH_REDIS_URL (redis://127.0.0.1:6379),
 // BENCH_NODE_OPTIONS (given to the companion after the heap bounds, e.g. "--cpu-prof --cpu-prof-dir=bench/results").
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { BENCH_WHATSAPP, SPEED_CHANGED_WARNING, benchDatabaseUrl, cpuCalibrationMs, load, peakRssMb, speedChanged, startChild, startWhatsappCompanion, withCpuPerRequest, type Child, type LoadFigures } from './lib';
+import { BENCH_WHATSAPP, SPEED_CHANGED_WARNING, benchDatabaseUrl, cpuCalibrationMs, load, peakRssMb, speedChanged, startChild, startWebCompanion, withCpuPerRequest, type Child, type LoadFigures } from './lib';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
@@ -68,7 +69,7 @@ async function main(): Promise<number> {
     });
     children.push(fake);
     const upstreamUrl = `http://127.0.0.1:${fake.port}`;
-    const companion = await startWhatsappCompanion(MAIN, databaseUrl, upstreamUrl);
+    const companion = await startWebCompanion(MAIN, { databaseUrl, whatsappUrl: upstreamUrl, queuePrefix: `bench-whatsapp-${randomBytes(4).toString('hex')}` });
     children.push(companion);
 
     const messagesUrl = `${upstreamUrl}/v26.0/${BENCH_WHATSAPP.phoneNumberId}/messages`;
