@@ -2,7 +2,7 @@
 // companion answers a webhook with less CPU. This machine changes speed from minute to minute, so two
 // benchmark runs an hour apart cannot tell a 10% change; this runs both side by side (each `serve
 // --role web` on one database, in front of one fake Cloud API answering after 50 ms) and loads them in
-// turn, A, B, A, B…, printing each round's figures and the mean CPU per request of each.
+// turn, A, B, B, A, A, B…, printing each round's figures and the mean CPU per request of each.
 //
 // A build is a folder holding main.js beside package.json (the build reads its version from it), e.g.
 // a copy of dist/ made before a change (git ignores dist-*/):
@@ -12,9 +12,9 @@
 // One round of two identical builds differed by a tenth here: trust a difference that holds in most
 // rounds. Environment: BENCH_AB_ROUTE (whatsapp: POST /api/v1/whatsapp/templates, 100 connections;
 // optouts: POST /api/v1/optouts with a new contact each time, 50 connections, as `npm run bench`),
-// BENCH_AB_ROUNDS (5), BENCH_DURATION_S (8), BENCH_CONNECTIONS, BENCH_AB_NODE_OPTIONS_A and _B (Node
-// flags after the production heap bounds), BENCH_DATABASE_URL (a server; the database name is made
-// up), BENCH_REDIS_URL.
+// BENCH_AB_ROUNDS (6; even, so that each goes first as often), BENCH_DURATION_S (8), BENCH_CONNECTIONS,
+// BENCH_AB_NODE_OPTIONS_A and _B (Node flags after the production heap bounds), BENCH_DATABASE_URL
+// (a server; the database name is made up), BENCH_REDIS_URL.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,7 +26,7 @@ import { Redis } from 'ioredis';
 import { OPTOUT_QUEUE } from '../src/optouts/queue';
 import { BENCH_REDIS_URL, benchDatabaseUrl, cpuCalibrationMs, load, optoutWebhookBody, startChild, startWebCompanion, withCpuPerRequest, type Child } from './lib';
 
-const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 6);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
 const TEMPLATE_BODY = JSON.stringify({ to: '+27820001001', template: { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] } });
 /** What each route's load sends: the webhook's usual concurrency in the benchmarks, and a body per request. */
@@ -88,7 +88,11 @@ async function main(builds: string[]): Promise<number> {
     const cpu: number[][] = [[], []];
     let failed = 0;
     for (let round = 1; round <= ROUNDS; round += 1) {
-      for (const [index, companion] of companions.entries()) {
+      // A then B, then B then A: whichever runs second in a round was measured faster (about 5%, two
+      // identical builds), so each goes first in half the rounds.
+      const order = round % 2 === 1 ? [0, 1] : [1, 0];
+      for (const index of order) {
+        const companion = companions[index]!;
         const calibrationMs = cpuCalibrationMs();
         const figures = await run(companion, DURATION_S);
         cpu[index]!.push(figures.cpuMsPerRequest);
