@@ -8,10 +8,10 @@ import autocannon from 'autocannon';
 /**
  * V8's heap bounds per role, as production sets them: the Dockerfile's (web) and docker-compose.yml's
  * worker service (test/ops/docker.test.ts keeps them the same). A larger young generation means
- * fewer scavenges per request or job; the web's is as large as keeps it under 200 MB under load.
+ * fewer scavenges per request or job, at some memory; the web's keeps it under 200 MB under load.
  */
 export const HEAP_BOUNDS = {
-  web: '--max-old-space-size=192 --max-semi-space-size=12',
+  web: '--max-old-space-size=192 --max-semi-space-size=8',
   worker: '--max-old-space-size=192 --max-semi-space-size=32',
 };
 
