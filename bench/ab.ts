@@ -18,11 +18,11 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { OPTOUT_QUEUE } from '../src/optouts/queue';
 import { BENCH_REDIS_URL, benchDatabaseUrl, cpuCalibrationMs, load, optoutWebhookBody, startChild, startWebCompanion, withCpuPerRequest, type Child } from './lib';
 
