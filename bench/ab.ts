@@ -18,13 +18,10 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { OPTOUT_QUEUE } from '../src/optouts/queue';
-import { BENCH_REDIS_URL, benchDatabaseUrl, cpuCalibrationMs, load, optoutWebhookBody, startChild, startWebCompanion, withCpuPerRequest, type Child } from './lib';
+import { benchDatabaseUrl, cpuCalibrationMs, load, optoutWebhookBody, removeOptoutQueues, startChild, startWebCompanion, withCpuPerRequest, type Child } from './lib';
 
 const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 6);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
@@ -109,13 +106,7 @@ async function main(builds: string[]): Promise<number> {
     await Promise.all(children.map((child) => child.stop()));
     await dropDatabase(databaseUrl);
     // The opt-out webhooks' jobs, which no worker took.
-    const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: null });
-    for (const prefix of queuePrefixes) {
-      const queue = new Queue(OPTOUT_QUEUE, { connection: redis, prefix });
-      await queue.obliterate({ force: true });
-      await queue.close();
-    }
-    redis.disconnect();
+    await removeOptoutQueues(queuePrefixes);
   }
 }
 

@@ -4,6 +4,9 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { OPTOUT_QUEUE } from '../src/optouts/queue';
 
 /**
  * V8's heap bounds per role, as production sets them: the Dockerfile's (web) and docker-compose.yml's
@@ -136,6 +139,20 @@ export function startWebCompanion(
     WHATSAPP_TOKEN: BENCH_WHATSAPP.token,
     WHATSAPP_PHONE_NUMBER_ID: BENCH_WHATSAPP.phoneNumberId,
   });
+}
+
+/** Removes the opt-out queues that benchmarked web processes made under these prefixes, jobs and all. */
+export async function removeOptoutQueues(prefixes: string[]): Promise<void> {
+  const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: null });
+  try {
+    for (const prefix of prefixes) {
+      const queue = new Queue(OPTOUT_QUEUE, { connection: redis, prefix });
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** A RapidPro opt-out webhook's body, for a contact never seen before. */

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { BENCH_WHATSAPP, SPEED_CHANGED_WARNING, benchDatabaseUrl, cpuCalibrationMs, load, peakRssMb, speedChanged, startChild, startWebCompanion, withCpuPerRequest, type Child, type LoadFigures } from './lib';
+import { BENCH_WHATSAPP, SPEED_CHANGED_WARNING, benchDatabaseUrl, cpuCalibrationMs, load, peakRssMb, speedChanged, removeOptoutQueues, startChild, startWebCompanion, withCpuPerRequest, type Child, type LoadFigures } from './lib';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
@@ -57,6 +57,7 @@ async function main(): Promise<number> {
   if (!fs.existsSync(MAIN)) throw new Error('dist/main.js is missing: run `npm run build` (npm run bench:whatsapp does)');
   const calibrationMs = cpuCalibrationMs();
   const databaseUrl = benchDatabaseUrl('whatsapp');
+  const queuePrefix = `bench-whatsapp-${randomBytes(4).toString('hex')}`;
   await migrateDatabase(databaseUrl, { info: () => undefined });
   try {
     const db = createDatabase({ url: databaseUrl, poolSize: 1 });
@@ -69,7 +70,7 @@ async function main(): Promise<number> {
     });
     children.push(fake);
     const upstreamUrl = `http://127.0.0.1:${fake.port}`;
-    const companion = await startWebCompanion(MAIN, { databaseUrl, whatsappUrl: upstreamUrl, queuePrefix: `bench-whatsapp-${randomBytes(4).toString('hex')}` });
+    const companion = await startWebCompanion(MAIN, { databaseUrl, whatsappUrl: upstreamUrl, queuePrefix });
     children.push(companion);
 
     const messagesUrl = `${upstreamUrl}/v26.0/${BENCH_WHATSAPP.phoneNumberId}/messages`;
@@ -154,6 +155,7 @@ async function main(): Promise<number> {
   } finally {
     await Promise.all(children.map((child) => child.stop()));
     await dropDatabase(databaseUrl).catch((error: unknown) => log(`could not drop the bench database: ${String(error)}`));
+    await removeOptoutQueues([queuePrefix]);
   }
 }
 
