@@ -2,7 +2,9 @@
 // companion answers a webhook with less CPU. This machine changes speed from minute to minute, so two
 // benchmark runs an hour apart cannot tell a 10% change; this runs both side by side (each `serve
 // --role web` on one database, in front of one fake Cloud API answering after 50 ms) and loads them in
-// turn, A, B, B, A, A, B…, printing each round's figures and the mean CPU per request of each.
+// turn, A, B, B, A, A, B…, printing each round's figures and the means of each: CPU, garbage
+// collection and scavenges per request (the last depends on the bytes a request allocates, not on the
+// machine's speed).
 //
 // A build is a folder holding main.js beside package.json (the build reads its version from it), e.g.
 // a copy of dist/ made before a change (git ignores dist-*/):
@@ -21,7 +23,7 @@ import path from 'node:path';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { benchDatabaseUrl, cpuCalibrationMs, load, optoutWebhookBody, removeOptoutQueues, startChild, startWebCompanion, withCpuPerRequest, type Child } from './lib';
+import { benchDatabaseUrl, cpuCalibrationMs, gcTotals, load, optoutWebhookBody, removeOptoutQueues, startChild, startWebCompanion, withCpuPerRequest, type Child } from './lib';
 
 const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 6);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
@@ -83,6 +85,8 @@ async function main(builds: string[]): Promise<number> {
       );
     for (const companion of companions) await run(companion, 3);
     const cpu: number[][] = [[], []];
+    const gcMs: number[][] = [[], []];
+    const scavenges: number[][] = [[], []];
     let failed = 0;
     for (let round = 1; round <= ROUNDS; round += 1) {
       // A then B, then B then A: whichever runs second in a round was measured faster (about 5%, two
@@ -91,15 +95,30 @@ async function main(builds: string[]): Promise<number> {
       for (const index of order) {
         const companion = companions[index]!;
         const calibrationMs = cpuCalibrationMs();
+        const gcBefore = await gcTotals(companion.port);
         const figures = await run(companion, DURATION_S);
+        const gcAfter = await gcTotals(companion.port);
+        const perThousand = (value: number) => (1000 * value) / figures.requests;
         cpu[index]!.push(figures.cpuMsPerRequest);
+        scavenges[index]!.push(perThousand(gcAfter.scavenges - gcBefore.scavenges));
+        gcMs[index]!.push(perThousand(gcAfter.seconds - gcBefore.seconds));
         failed += figures.errors + figures.non2xx;
-        log(`round ${round} ${'AB'[index]}: calibration ${calibrationMs} ms, ${figures.requestsPerSecond} req/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, ${figures.cpuMsPerRequest} ms of CPU per request`);
+        log(
+          `round ${round} ${'AB'[index]}: calibration ${calibrationMs} ms, ${figures.requestsPerSecond} req/s, p50 ${figures.p50Ms} ms, ` +
+            `p99 ${figures.p99Ms} ms, ${figures.cpuMsPerRequest} ms of CPU per request, of which GC ${gcMs[index]!.at(-1)!.toFixed(3)} ms; ` +
+            `${scavenges[index]!.at(-1)!.toFixed(1)} scavenges per 1,000 requests`,
+        );
       }
     }
-    const [a, b] = cpu.map(mean) as [number, number];
     const named = (index: number) => [builds[index], nodeOptions[index]].filter(Boolean).join(' ');
-    log(`mean CPU per request: A ${a.toFixed(3)} ms (${named(0)}), B ${b.toFixed(3)} ms (${named(1)}): B ${b <= a ? 'saves' : 'costs'} ${Math.abs(100 * (1 - b / a)).toFixed(1)}%`);
+    const compare = (what: string, [a, b]: number[][], digits: number) => {
+      const [meanA, meanB] = [mean(a!), mean(b!)];
+      log(`mean ${what}: A ${meanA.toFixed(digits)} (${named(0)}), B ${meanB.toFixed(digits)} (${named(1)}): B ${meanB <= meanA ? 'less' : 'more'} by ${Math.abs(100 * (1 - meanB / meanA)).toFixed(1)}%`);
+    };
+    compare('ms of CPU per request', cpu, 3);
+    compare('ms of GC per request', gcMs, 3);
+    // Scavenges follow the bytes allocated per request and the young generation's size, not the machine's speed.
+    compare('scavenges per 1,000 requests', scavenges, 1);
     if (failed > 0) log(`${failed} requests failed: the figures are not comparable`);
     return failed > 0 ? 1 : 0;
   } finally {

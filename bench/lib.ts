@@ -165,6 +165,16 @@ export function optoutWebhookBody(): string {
   });
 }
 
+/** Garbage collections a companion has made so far, from its /metrics (prom-client's `nodejs_gc_duration_seconds`). */
+export async function gcTotals(port: number): Promise<{ scavenges: number; seconds: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const sum = (pattern: RegExp) => [...text.matchAll(pattern)].reduce((total, match) => total + Number(match[1]), 0);
+  return {
+    scavenges: sum(/^nodejs_gc_duration_seconds_count\{[^}]*kind="minor"[^}]*\} (\S+)$/gm),
+    seconds: sum(/^nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm),
+  };
+}
+
 /** Peak resident set size of a running process, from the kernel's high-water mark (Linux). */
 export function peakRssMb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
