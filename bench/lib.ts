@@ -14,7 +14,7 @@ import { OPTOUT_QUEUE } from '../src/optouts/queue';
  * fewer scavenges per request or job, at some memory; the web's keeps it under 200 MB under load.
  */
 export const HEAP_BOUNDS = {
-  web: '--max-old-space-size=192 --max-semi-space-size=8',
+  web: '--max-old-space-size=192 --max-semi-space-size=12',
   worker: '--max-old-space-size=192 --max-semi-space-size=32',
 };
 
