@@ -20,41 +20,40 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createApiClientService } from '../src/api-clients/service';
-import { createDatabase } from '../src/db/client';
-import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { benchDatabaseUrl, cpuCalibrationMs, gcTotals, load, optoutWebhookBody, removeOptoutQueues, startChild, startWebCompanion, withCpuPerRequest, type Child } from './lib';
+import { dropDatabase } from '../src/db/migrate';
+import {
+  benchDatabaseUrl,
+  cpuCalibrationMs,
+  gcTotals,
+  loadWebhook,
+  prepareBenchDatabase,
+  removeOptoutQueues,
+  startFakePartner,
+  startWebCompanion,
+  webhookRouteNamed,
+  withCpuPerRequest,
+  type Child,
+} from './lib';
 
 const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 6);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8);
-const TEMPLATE_BODY = JSON.stringify({ to: '+27820001001', template: { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] } });
-/** What each route's load sends: the webhook's usual concurrency in the benchmarks, and a body per request. */
-const ROUTES = {
-  whatsapp: { path: '/api/v1/whatsapp/templates', connections: 100, body: () => TEMPLATE_BODY },
-  optouts: { path: '/api/v1/optouts', connections: 50, body: optoutWebhookBody },
-};
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 
 async function main(builds: string[]): Promise<number> {
   if (builds.length !== 2) throw new Error('usage: npm run bench:ab -- <build A> <build B> (folders holding main.js)');
-  const routeName = process.env.BENCH_AB_ROUTE ?? 'whatsapp';
-  if (!(routeName in ROUTES)) throw new Error(`BENCH_AB_ROUTE must be one of ${Object.keys(ROUTES).join(', ')}`);
-  const route = ROUTES[routeName as keyof typeof ROUTES];
-  const connections = Number(process.env.BENCH_CONNECTIONS ?? route.connections);
+  const routeName = webhookRouteNamed(process.env.BENCH_AB_ROUTE, 'BENCH_AB_ROUTE');
+  const connections = process.env.BENCH_CONNECTIONS ? Number(process.env.BENCH_CONNECTIONS) : undefined;
   const nodeOptions = [process.env.BENCH_AB_NODE_OPTIONS_A, process.env.BENCH_AB_NODE_OPTIONS_B];
   const mains = builds.map((build) => path.resolve(build, 'main.js'));
   for (const main of mains) if (!fs.existsSync(main)) throw new Error(`${main} is missing`);
   const databaseUrl = benchDatabaseUrl('ab');
-  await migrateDatabase(databaseUrl, { info: () => undefined });
   const children: Child[] = [];
   const queuePrefixes = builds.map((_build, index) => `bench-ab-${'ab'[index]}-${randomBytes(4).toString('hex')}`);
   try {
-    const db = createDatabase({ url: databaseUrl, poolSize: 1 });
-    const { token } = await createApiClientService(db).create('bench');
-    await db.$disconnect();
-    const fake = await startChild(['--import', 'tsx', path.join(__dirname, 'fake-partner.ts')], { PORT: '0', FAKE_DELAY_MS: '50' });
+    const token = await prepareBenchDatabase(databaseUrl);
+    const fake = await startFakePartner(50);
     children.push(fake);
     const companions: Child[] = [];
     for (const [index, main] of mains.entries()) {
@@ -67,22 +66,7 @@ async function main(builds: string[]): Promise<number> {
       children.push(companion);
       companions.push(companion);
     }
-    const run = (companion: Child, seconds: number) =>
-      withCpuPerRequest(companion, () =>
-        load({
-          url: `http://127.0.0.1:${companion.port}`,
-          connections,
-          duration: seconds,
-          requests: [
-            {
-              method: 'POST',
-              path: route.path,
-              headers: { 'content-type': 'application/json', authorization: `Token ${token}` },
-              setupRequest: (request) => ({ ...request, body: route.body() }),
-            },
-          ],
-        }),
-      );
+    const run = (companion: Child, seconds: number) => withCpuPerRequest(companion, () => loadWebhook(companion.port, routeName, token, seconds, connections));
     for (const companion of companions) await run(companion, 3);
     const cpu: number[][] = [[], []];
     const gcMs: number[][] = [[], []];

@@ -6,6 +6,9 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { createApiClientService } from '../src/api-clients/service';
+import { createDatabase } from '../src/db/client';
+import { migrateDatabase } from '../src/db/migrate';
 import { OPTOUT_QUEUE } from '../src/optouts/queue';
 
 /**
@@ -153,6 +156,61 @@ export async function removeOptoutQueues(prefixes: string[]): Promise<void> {
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * A bench database with the companion's schema and an API client: its token. The database is
+ * dropped by the caller (dropDatabase).
+ */
+export async function prepareBenchDatabase(databaseUrl: string): Promise<string> {
+  await migrateDatabase(databaseUrl, { info: () => undefined });
+  const db = createDatabase({ url: databaseUrl, poolSize: 1 });
+  try {
+    return (await createApiClientService(db).create('bench')).token;
+  } finally {
+    await db.$disconnect();
+  }
+}
+
+/** The fake partner (bench/fake-partner.ts) in a process of its own, answering `delayMs` after each request. */
+export function startFakePartner(delayMs: number): Promise<Child> {
+  return startChild(['--import', 'tsx', path.join(__dirname, 'fake-partner.ts')], { PORT: '0', FAKE_DELAY_MS: String(delayMs) });
+}
+
+/** What the WhatsApp benchmarks ask the companion to send. */
+export const BENCH_TEMPLATE_REQUEST = { to: '+27820001001', template: { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] } };
+const TEMPLATE_BODY = JSON.stringify(BENCH_TEMPLATE_REQUEST);
+
+/** The webhooks a benchmark can load, with the concurrency the benchmarks use for each and a body per request. */
+export const WEBHOOK_ROUTES = {
+  whatsapp: { path: '/api/v1/whatsapp/templates', connections: 100, body: () => TEMPLATE_BODY },
+  optouts: { path: '/api/v1/optouts', connections: 50, body: optoutWebhookBody },
+};
+export type WebhookRouteName = keyof typeof WEBHOOK_ROUTES;
+
+/** The route an environment variable names (whatsapp when unset). */
+export function webhookRouteNamed(name: string | undefined, variable: string): WebhookRouteName {
+  const routeName = name ?? 'whatsapp';
+  if (!(routeName in WEBHOOK_ROUTES)) throw new Error(`${variable} must be one of ${Object.keys(WEBHOOK_ROUTES).join(', ')}`);
+  return routeName as WebhookRouteName;
+}
+
+/** Loads one webhook of a companion for `seconds`, each request with its own body. */
+export function loadWebhook(port: number, routeName: WebhookRouteName, token: string, seconds: number, connections?: number): Promise<LoadFigures> {
+  const route = WEBHOOK_ROUTES[routeName];
+  return load({
+    url: `http://127.0.0.1:${port}`,
+    connections: connections ?? route.connections,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        path: route.path,
+        headers: { 'content-type': 'application/json', authorization: `Token ${token}` },
+        setupRequest: (request) => ({ ...request, body: route.body() }),
+      },
+    ],
+  });
 }
 
 /** A RapidPro opt-out webhook's body, for a contact never seen before. */

@@ -14,10 +14,25 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createApiClientService } from '../src/api-clients/service';
-import { createDatabase } from '../src/db/client';
-import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { BENCH_WHATSAPP, SPEED_CHANGED_WARNING, benchDatabaseUrl, cpuCalibrationMs, load, peakRssMb, speedChanged, removeOptoutQueues, startChild, startWebCompanion, withCpuPerRequest, type Child, type LoadFigures } from './lib';
+import { dropDatabase } from '../src/db/migrate';
+import {
+  BENCH_TEMPLATE_REQUEST,
+  BENCH_WHATSAPP,
+  SPEED_CHANGED_WARNING,
+  benchDatabaseUrl,
+  cpuCalibrationMs,
+  load,
+  peakRssMb,
+  prepareBenchDatabase,
+  removeOptoutQueues,
+  speedChanged,
+  startChild,
+  startFakePartner,
+  startWebCompanion,
+  withCpuPerRequest,
+  type Child,
+  type LoadFigures,
+} from './lib';
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 100);
@@ -27,8 +42,7 @@ const WARMUP_S = 3;
 const WATCHDOG_MS = (6 * DURATION_S + 180) * 1000;
 const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
 
-const TO = '+27820001001';
-const TEMPLATE = { name: 'appointment_reminder', language: 'en', params: ['Jane', 'Monday 10:00'] };
+const { to: TO, template: TEMPLATE } = BENCH_TEMPLATE_REQUEST;
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const children: Child[] = [];
@@ -58,16 +72,9 @@ async function main(): Promise<number> {
   const calibrationMs = cpuCalibrationMs();
   const databaseUrl = benchDatabaseUrl('whatsapp');
   const queuePrefix = `bench-whatsapp-${randomBytes(4).toString('hex')}`;
-  await migrateDatabase(databaseUrl, { info: () => undefined });
   try {
-    const db = createDatabase({ url: databaseUrl, poolSize: 1 });
-    const { token } = await createApiClientService(db).create('bench');
-    await db.$disconnect();
-
-    const fake = await startChild(['--import', 'tsx', path.join(__dirname, 'fake-partner.ts')], {
-      PORT: '0',
-      FAKE_DELAY_MS: String(UPSTREAM_DELAY_MS),
-    });
+    const token = await prepareBenchDatabase(databaseUrl);
+    const fake = await startFakePartner(UPSTREAM_DELAY_MS);
     children.push(fake);
     const upstreamUrl = `http://127.0.0.1:${fake.port}`;
     const companion = await startWebCompanion(MAIN, { databaseUrl, whatsappUrl: upstreamUrl, queuePrefix });
