@@ -54,6 +54,7 @@ const environmentSchema = z.object({
     .default('postgresql://postgres@127.0.0.1:5432/companion')
     .pipe(z.url({ protocol: /^postgres(ql)?$/ })),
   DATABASE_POOL_SIZE: wholeNumber(10, 1),
+  DATABASE_PREPARED_STATEMENTS: z.stringbool().default(true),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379').pipe(z.url({ protocol: /^rediss?$/ })),
   REDIS_SENTINELS: optionalString.pipe(hostPortList.optional()),
   REDIS_SENTINEL_NAME: optionalString,
@@ -147,6 +148,7 @@ function shape(env: Environment) {
     port: env.PORT,
     databaseUrl: env.DATABASE_URL,
     databasePoolSize: env.DATABASE_POOL_SIZE,
+    databasePreparedStatements: env.DATABASE_PREPARED_STATEMENTS,
     redis: {
       url: env.REDIS_URL,
       sentinels: env.REDIS_SENTINELS,

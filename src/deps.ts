@@ -112,7 +112,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   // Requests must not wait on Redis: a command fails at once while it is disconnected (no offline
   // queue), and after REDIS_COMMAND_TIMEOUT_MS while it is connected but does not answer.
   const redis = await connectRedis(config.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
-  const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize });
+  const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize, preparedStatements: config.databasePreparedStatements });
   const optoutStore = createOptoutStore(db);
   const optoutQueue = createOptoutQueue({
     connection: redis,

@@ -28,6 +28,12 @@ describe('configuration', () => {
     expect(error.problems.map((line) => line.split(':')[0]).sort()).toEqual(['DHIS2_MODE', 'OPTOUT_MAX_ATTEMPTS', 'PORT', 'RAPIDPRO_URL']);
   });
 
+  it('prepares the hot statements unless DATABASE_PREPARED_STATEMENTS says not to', () => {
+    expect(loadConfig({}).databasePreparedStatements).toBe(true);
+    expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).databasePreparedStatements).toBe(false);
+    expect(() => loadConfig({ DATABASE_PREPARED_STATEMENTS: 'sometimes' })).toThrow(/DATABASE_PREPARED_STATEMENTS/);
+  });
+
   it('checks DHIS2_DATA_ELEMENTS is a JSON object of UIDs', () => {
     expect(() => loadConfig({ DHIS2_DATA_ELEMENTS: '{nope' })).toThrow(/DHIS2_DATA_ELEMENTS: must be a JSON object/);
     expect(() => loadConfig({ DHIS2_DATA_ELEMENTS: '{"msisdn":"x"}' })).toThrow(/DHIS2_DATA_ELEMENTS/);

@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createDatabase, hotQuery, isDatabaseUnavailable, Prisma } from '../../src/db/client';
+import { createOptoutStore, type NewOptout } from '../../src/optouts/store';
+import { createWhatsappSendStore, type WhatsappSendRecord } from '../../src/whatsapp/store';
 import { TEST_DATABASE_URL } from '../helpers/env';
 import { closedPortUrl } from '../whatsapp/support';
 
@@ -32,6 +35,65 @@ describe('hotQuery', () => {
     await Promise.all([hotOnly.$disconnect(), both.$disconnect()]);
     // Otherwise the idle connections, and the process, would stay up until the pool's idle timeout.
     expect([hotOnly.$pool.totalCount, hotOnly.$pool.ended, both.$pool.totalCount, both.$pool.ended]).toEqual([0, true, 0, true]);
+  });
+
+  it('prepares each hot statement once per connection, whatever the size of its batch', async () => {
+    // One connection: pg_prepared_statements lists what this session has prepared.
+    const db = createDatabase({ url: TEST_DATABASE_URL, poolSize: 1 });
+    try {
+      const prepared = async () =>
+        (await hotQuery<{ name: string }>(db, Prisma.sql`SELECT name FROM pg_prepared_statements WHERE name LIKE 'hot\_%' ORDER BY name`)).map((row) => row.name);
+      const client = await db.apiClient.create({ data: { name: `prepared-${randomUUID()}`, keyId: randomUUID(), secretHash: 'unused' } });
+      const optouts = createOptoutStore(db);
+      const optout = (): NewOptout => ({
+        id: randomUUID(),
+        contactUuid: randomUUID(),
+        contactUrn: null,
+        contactFields: null,
+        reasonCategory: null,
+        reasonValue: null,
+        flowUuid: null,
+        runUuid: null,
+        apiClientId: client.id,
+        idempotencyKey: null,
+      });
+      const sends = createWhatsappSendStore(db, { lingerMs: 0, maxBatch: 3 });
+      const send = (): WhatsappSendRecord => ({
+        createdAt: new Date(),
+        api: 'cloud',
+        recipient: '+27820001001',
+        template: 'prepared',
+        language: 'en',
+        contactUuid: null,
+        apiClientId: null,
+        upstreamStatus: 200,
+        status: 200,
+        messageId: null,
+        error: null,
+        durationMs: 1,
+      });
+
+      expect((await optouts.insertUnlessDuplicate([optout()])).inserted).toHaveLength(1);
+      await sends.record(send());
+      const afterOneRow = await prepared();
+      expect((await optouts.insertUnlessDuplicate([optout(), optout(), optout()])).inserted).toHaveLength(3);
+      await Promise.all([send(), send(), send(), send()].map((row) => sends.record(row)));
+      // The first of the four goes alone, the other three together: batches of 1 and 3, one statement.
+      expect(await prepared()).toEqual(afterOneRow);
+      expect(afterOneRow).toHaveLength(3);
+    } finally {
+      await db.$disconnect();
+    }
+  });
+
+  it('prepares nothing when told not to (for poolers that cannot keep prepared statements)', async () => {
+    const db = createDatabase({ url: TEST_DATABASE_URL, poolSize: 1, preparedStatements: false });
+    try {
+      expect(await hotQuery(db, Prisma.sql`SELECT name FROM pg_prepared_statements`)).toEqual([]);
+      expect(await hotQuery(db, Prisma.sql`SELECT name FROM pg_prepared_statements`)).toEqual([]);
+    } finally {
+      await db.$disconnect();
+    }
   });
 
   it('fails as "database unavailable" when nothing listens, and as itself for a wrong statement', async () => {
