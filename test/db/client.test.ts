@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createDatabase, hotQuery, isDatabaseUnavailable, Prisma } from '../../src/db/client';
-import { createOptoutStore, type NewOptout } from '../../src/optouts/store';
+import { createOptoutStore } from '../../src/optouts/store';
 import { createWhatsappSendStore, type WhatsappSendRecord } from '../../src/whatsapp/store';
+import { queuedOptoutRow } from '../helpers/app';
 import { TEST_DATABASE_URL } from '../helpers/env';
 import { closedPortUrl } from '../whatsapp/support';
 
@@ -45,18 +46,7 @@ describe('hotQuery', () => {
         (await hotQuery<{ name: string }>(db, Prisma.sql`SELECT name FROM pg_prepared_statements WHERE name LIKE 'hot\_%' ORDER BY name`)).map((row) => row.name);
       const client = await db.apiClient.create({ data: { name: `prepared-${randomUUID()}`, keyId: randomUUID(), secretHash: 'unused' } });
       const optouts = createOptoutStore(db);
-      const optout = (): NewOptout => ({
-        id: randomUUID(),
-        contactUuid: randomUUID(),
-        contactUrn: null,
-        contactFields: null,
-        reasonCategory: null,
-        reasonValue: null,
-        flowUuid: null,
-        runUuid: null,
-        apiClientId: client.id,
-        idempotencyKey: null,
-      });
+      const optout = () => queuedOptoutRow(client.id);
       const sends = createWhatsappSendStore(db, { lingerMs: 0, maxBatch: 3 });
       const send = (): WhatsappSendRecord => ({
         createdAt: new Date(),
