@@ -8,10 +8,26 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createDatabase, type Database } from '../src/db/client';
-import { dropDatabase, migrateDatabase } from '../src/db/migrate';
-import { createApiClientService } from '../src/api-clients/service';
+import { dropDatabase } from '../src/db/migrate';
 import { OPTOUT_QUEUE, jobIdFor } from '../src/optouts/queue';
-import { BENCH_REDIS_URL, SPEED_CHANGED_WARNING, cpuCalibrationMs, cpuSeconds, load, optoutWebhookBody, peakRssMb, productionEnv, speedChanged, startChild, until, withCpuPerRequest, type Child, type LoadFigures } from './lib';
+import {
+  BENCH_REDIS_URL,
+  SPEED_CHANGED_WARNING,
+  cpuCalibrationMs,
+  cpuSeconds,
+  load,
+  optoutWebhookBody,
+  peakRssMb,
+  prepareBenchDatabase,
+  productionEnv,
+  speedChanged,
+  startChild,
+  startFakePartner,
+  until,
+  withCpuPerRequest,
+  type Child,
+  type LoadFigures,
+} from './lib';
 
 const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_bench';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -64,10 +80,9 @@ async function ingestionLoad(port: number, token: string | undefined, amount: nu
 
 async function main() {
   await dropDatabase(DATABASE_URL);
-  await migrateDatabase(DATABASE_URL, { info: () => undefined });
+  const token = await prepareBenchDatabase(DATABASE_URL);
   const db = createDatabase({ url: DATABASE_URL, poolSize: 4 });
   const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: null });
-  const { token } = await createApiClientService(db).create('bench');
   const calibrationBefore = cpuCalibrationMs();
   const ingestion = PARTS.includes('ingestion') ? await benchIngestion(db, redis, token) : undefined;
   const worker = PARTS.includes('worker') ? await benchWorker(db, redis) : undefined;
@@ -121,7 +136,7 @@ async function benchWorker(db: Database, redis: Redis) {
   const runs = [{ delayMs: 0, concurrency: INSTANT_CONCURRENCY }, ...WORKER_CONCURRENCIES.map((concurrency) => ({ delayMs: 50, concurrency }))];
   for (const { delayMs, concurrency } of runs) {
     log(`draining ${DRAIN_OPTOUTS} opt-outs, fake OpenHIM answering after ${delayMs} ms, concurrency ${concurrency}…`);
-    const partner = await startChild(['--import', 'tsx', path.join(__dirname, 'fake-partner.ts')], { PORT: '0', FAKE_DELAY_MS: String(delayMs) });
+    const partner = await startFakePartner(delayMs);
     const partnerUrl = `http://127.0.0.1:${partner.port}`;
     const prefix = `bench-drain-${delayMs}-${concurrency}-${Date.now()}`;
     await db.optout.deleteMany();
