@@ -15,6 +15,11 @@ describe('configuration', () => {
     expect(Object.isFrozen(config.dhis2.openhim)).toBe(true);
   });
 
+  it('takes an empty variable as unset, as .env.example says', () => {
+    const blank = Object.fromEntries([...CONFIG_VARIABLES].map((name) => [name, name === 'PORT' ? ' ' : '']));
+    expect(loadConfig(blank)).toEqual(loadConfig({}));
+  });
+
   it('names each invalid variable on a line of its own', () => {
     const error = (() => {
       try {
