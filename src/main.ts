@@ -87,6 +87,7 @@ async function main(argv: string[]): Promise<void> {
 
   switch (command) {
     case 'migrate': {
+      await checkPostgres(config.databaseUrl, { databaseMayBeMissing: true });
       const logger = createLogger({ level: config.logLevel });
       const { applied } = await migrateDatabase(config.databaseUrl, logger);
       logger.info({ applied: applied.length }, applied.length ? 'migrations applied' : 'database is up to date');

@@ -21,12 +21,17 @@ export class StartupError extends Error {
   }
 }
 
-export async function checkPostgres(url: string): Promise<void> {
+/**
+ * Stops start-up when PostgreSQL cannot be reached. `migrate` creates a missing database, so for it a
+ * server that answers "database does not exist" (3D000) is reachable enough.
+ */
+export async function checkPostgres(url: string, options: { databaseMayBeMissing?: boolean } = {}): Promise<void> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
   try {
     await client.connect();
     await client.query('SELECT 1');
   } catch (error) {
+    if (options.databaseMayBeMissing && (error as { code?: unknown }).code === '3D000') return;
     throw new StartupError(
       `PostgreSQL is not reachable at ${maskUrl(url)} (${(error as Error).message}). ` +
         'Start it (for example `pg_ctlcluster 15 main start`) or set DATABASE_URL.',
