@@ -47,13 +47,15 @@ async function runServe(config: Config, role: Role): Promise<void> {
   const deps = await createDeps(config);
   const running = await serve(deps, role);
   let stopping = false;
+  // A stop that was asked for exits 0 whatever it had to cut short (the contract): a supervisor that
+  // restarts failed processes must not start again one it was told to stop. The log says what was cut.
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     deps.logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: finishing in-flight work');
     const deadline = setTimeout(() => {
-      deps.logger.error('shutdown took longer than SHUTDOWN_TIMEOUT_MS; exiting anyway');
-      process.exit(1);
+      deps.logger.error('shutdown took longer than SHUTDOWN_TIMEOUT_MS: exiting with work unfinished (jobs go back to the queue)');
+      process.exit(0);
     }, config.shutdownTimeoutMs);
     deadline.unref();
     running.stop().then(
@@ -63,7 +65,7 @@ async function runServe(config: Config, role: Role): Promise<void> {
       },
       (error: unknown) => {
         deps.logger.error({ err: error }, 'error while shutting down');
-        process.exit(1);
+        process.exit(0);
       },
     );
   };

@@ -95,7 +95,8 @@ export class FakePartner {
     const route = `${request.method} ${path}`;
     const answer = this.queued.get(route)?.shift() ??
       (this.defaults.get(route) ?? this.defaults.get('*'))?.(request) ?? { status: 404, body: { error: 'no fake route' } };
-    if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
+    // Unref'd: an answer still pending when the test stops the fake must not keep Jest running.
+    if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs).unref());
     if (res.destroyed) return;
     res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
     const answerText = answer.rawBody ?? (answer.body === undefined ? '' : JSON.stringify(answer.body));

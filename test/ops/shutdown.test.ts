@@ -101,6 +101,32 @@ describe('graceful shutdown', () => {
     expect(eids.filter((eid) => ids.includes(eid)).sort()).toEqual([...ids].sort());
   });
 
+  it('on SIGTERM, stops waiting for work in flight after SHUTDOWN_TIMEOUT_MS, says so, and exits 0', async () => {
+    const { token } = await deps.apiClients.create(`shutdown-deadline-${Date.now()}`);
+    const phoneNumberId = '106540352242923';
+    partner.on(`POST /v26.0/${phoneNumberId}/messages`, { status: 200, body: { messages: [{ id: 'wamid.late' }] }, delayMs: 8000 });
+    const server = startCompanion(['serve', '--role', 'web'], {
+      ...env(),
+      SHUTDOWN_TIMEOUT_MS: '500',
+      WHATSAPP_URL: partner.url,
+      WHATSAPP_TOKEN: 'shutdown-token',
+      WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
+    });
+    const port = await server.listening;
+    const stuck = fetch(`http://127.0.0.1:${port}/api/v1/whatsapp/templates`, {
+      method: 'POST',
+      headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ to: '+27820001009', template: { name: 'hello_world' } }),
+    }).catch((error: unknown) => error);
+    await eventually(async () => (partner.received(`POST /v26.0/${phoneNumberId}/messages`).length > 0 ? true : undefined), 10000, 20);
+    const signalled = Date.now();
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(4000);
+    expect(server.output()).toMatch(/shutdown took longer than SHUTDOWN_TIMEOUT_MS/);
+    await stuck;
+  });
+
   it('on SIGTERM, writes the rows of WhatsApp sends already answered before it exits', async () => {
     const { token } = await deps.apiClients.create(`shutdown-whatsapp-${Date.now()}`);
     partner.on('POST /v26.0/106540352242922/messages', { status: 200, body: { messaging_product: 'whatsapp', messages: [{ id: 'wamid.shutdown' }] } });
