@@ -151,3 +151,22 @@ describe('DHIS2 tracker event', () => {
     expect(() => buildTrackerPayload(OPTOUT_ID, details, { ...settings, orgUnit: undefined })).toThrow(MissingContactData);
   });
 });
+
+describe.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])('the name %s, which every object inherits', (name) => {
+  const details = resolveContactDetails(facts({ reasonCategory: name }), rapidproContact);
+
+  it('is an unknown reason (6) for OpenHIM', () => {
+    expect(buildOpenhimOptout(OPTOUT_ID, details).optoutreason).toBe(6);
+  });
+
+  it('is an unknown reason (6) for the tracker, and a field the contact does not have', () => {
+    const settings = {
+      program: 'IpHINAT79UW',
+      programStage: 'A03MvHHogjR',
+      orgUnit: undefined,
+      // A computed key: an own property even for __proto__, as JSON.parse makes it.
+      dataElements: { optout_reason_code: 'bx6fsa0t90x', [name]: 'eYGaxwK615G' },
+    };
+    expect(buildTrackerPayload(OPTOUT_ID, details, settings).events[0]!.dataValues).toEqual([{ dataElement: 'bx6fsa0t90x', value: '6' }]);
+  });
+});
