@@ -24,7 +24,7 @@ export interface ContactRecord {
 
 export interface ContactDetails {
   contactUuid: string;
-  /** The nurse's number, E.164: the contact's tel: URN, else its whatsapp: URN. */
+  /** The nurse's number, E.164: the contact's first tel: URN with a valid number, else such a whatsapp: URN. */
   msisdn: string;
   /** The channel the opt-out came over. */
   channel: 'whatsapp' | 'sms';
@@ -69,8 +69,9 @@ function parseDate(value: unknown): Date | undefined {
 export function resolveContactDetails(optout: OptoutFacts, contact?: ContactRecord): ContactDetails {
   const fields = { ...(contact?.fields ?? {}), ...(optout.contactFields ?? {}) };
   const urns = phoneUrns([...(optout.contactUrn ? [optout.contactUrn] : []), ...(contact?.urns ?? [])]);
-  const numberUrn = urns.find((urn) => urnScheme(urn) === 'tel') ?? urns.find((urn) => urnScheme(urn) === 'whatsapp');
-  const msisdn = numberUrn ? toE164(numberUrn) : undefined;
+  // The first tel: URN with a valid number, else the first such whatsapp: one: a bad number is skipped, not fatal.
+  const byPreference = [...urns.filter((urn) => urnScheme(urn) === 'tel'), ...urns.filter((urn) => urnScheme(urn) === 'whatsapp')];
+  const msisdn = byPreference.map(toE164).find((number) => number !== undefined);
   if (!msisdn) throw new MissingContactData('contact has no tel: or whatsapp: URN with a valid phone number');
   const channelUrn = optout.contactUrn ?? urns[0];
   const registeredByRaw = text(fields.registered_by);

@@ -74,6 +74,19 @@ describe('OpenHIM NurseConnect opt-out', () => {
     expect(details.channel).toBe('whatsapp');
   });
 
+  it.each([
+    ['tel: listed first', ['tel:0820001001', 'whatsapp:27820001001']],
+    ['whatsapp: listed first', ['whatsapp:27820001001', 'tel:0820001001']],
+  ])('takes the whatsapp: number when the tel: one is not E.164 (%s)', (_order, urns) => {
+    const details = resolveContactDetails(facts({ contactUrn: null }), { urns, fields: {} });
+    expect(details.msisdn).toBe('+27820001001');
+  });
+
+  it('takes a later valid tel: number over a first one that is not E.164', () => {
+    const details = resolveContactDetails(facts({ contactUrn: 'tel:0820001001' }), { urns: ['tel:+27820001003', 'whatsapp:27820001001'], fields: {} });
+    expect(details.msisdn).toBe('+27820001003');
+  });
+
   it('takes contact details from the webhook fields when they are there', () => {
     const webhookFacts = facts({ contactFields: { facility_code: '777777', registered_by: '27820001005' } });
     expect(needsContactLookup(webhookFacts)).toBe(false);
@@ -88,6 +101,7 @@ describe('OpenHIM NurseConnect opt-out', () => {
 
   it('refuses a contact without a phone URN or without a facility code', () => {
     expect(() => resolveContactDetails(facts({ contactUrn: null }), { urns: ['mailto:a@b.c'], fields: {} })).toThrow(MissingContactData);
+    expect(() => resolveContactDetails(facts({ contactUrn: 'tel:0820001001' }), { urns: ['whatsapp:123'], fields: {} })).toThrow(MissingContactData);
     const noFacility = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: {} });
     expect(() => buildOpenhimOptout(OPTOUT_ID, noFacility)).toThrow(/facility_code/);
   });
