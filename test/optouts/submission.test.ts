@@ -87,6 +87,13 @@ describe('OpenHIM NurseConnect opt-out', () => {
     expect(details.msisdn).toBe('+27820001003');
   });
 
+  // NurseConnect's convention: the device is the nurse's own unless another is known. An unusable
+  // registered_by is no reason to hold back the opt-out, so it counts as unknown.
+  it.each([[undefined], [''], ['0820001002'], ['not a number']])('sends the nurse\'s own number as dmsisdn for registered_by %p', (registeredBy) => {
+    const details = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: { facility_code: '123456', registered_by: registeredBy } });
+    expect(buildOpenhimOptout(OPTOUT_ID, details).dmsisdn).toBe('+27820001001');
+  });
+
   it('takes contact details from the webhook fields when they are there', () => {
     const webhookFacts = facts({ contactFields: { facility_code: '777777', registered_by: '27820001005' } });
     expect(needsContactLookup(webhookFacts)).toBe(false);
