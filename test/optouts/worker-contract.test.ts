@@ -1,0 +1,73 @@
+import { optoutWebhook, settledOptout, startTestApp, type TestApp } from '../helpers/app';
+import {
+  CONTACTS_ROUTE,
+  OPENHIM_ROUTE,
+  openhimPartnerEnv,
+  startFakePartner,
+  type FakePartner,
+  type ReceivedRequest,
+} from '../helpers/fake-partner';
+
+/** The contract's rules on what the worker sends and what GET answers after it ran (CONTRACT.md, "Opt-outs"). */
+
+const contactQuery = (request: ReceivedRequest) => new URL(request.url, 'http://x').searchParams.get('uuid') ?? '';
+
+/** A fake RapidPro that answers each contact's look-up with the results set for it (none by default). */
+function fakeRapidPro(partner: FakePartner): Map<string, object[]> {
+  const resultsByContact = new Map<string, object[]>();
+  partner.on(CONTACTS_ROUTE, (request) => ({
+    status: 200,
+    body: { next: null, previous: null, results: resultsByContact.get(contactQuery(request)) ?? [] },
+  }));
+  return resultsByContact;
+}
+
+async function send(app: TestApp, body: ReturnType<typeof optoutWebhook>): Promise<string> {
+  const response = await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(body);
+  expect(response.status).toBe(202);
+  return response.body.id as string;
+}
+
+describe('opt-out worker, contract rules (OpenHIM)', () => {
+  let app: TestApp;
+  let partner: FakePartner;
+  let rapidpro: Map<string, object[]>;
+
+  beforeAll(async () => {
+    partner = await startFakePartner();
+    rapidpro = fakeRapidPro(partner);
+    partner.on(OPENHIM_ROUTE, { status: 202, body: { status: 'ok' } });
+    app = await startTestApp({ role: 'all', env: { ...openhimPartnerEnv(partner), OPTOUT_BACKOFF_MS: '20' } });
+  });
+  afterAll(async () => {
+    await app.stop();
+    await partner.stop();
+  });
+
+  const submissionFor = (contactUuid: string) =>
+    partner.received(OPENHIM_ROUTE).find((request) => (request.body as { sid: string }).sid === contactUuid)?.body;
+  const lookupsOf = (contactUuid: string) => partner.received(CONTACTS_ROUTE).filter((request) => contactQuery(request) === contactUuid);
+
+  it("merges the webhook's contact.fields over RapidPro's, field by field, when RapidPro is asked too", async () => {
+    // No URN in the webhook: its fields alone are not enough, so RapidPro is asked as well.
+    const body = optoutWebhook({ urn: null, fields: { facility_code: '999999' } });
+    rapidpro.set(body.contact.uuid, [
+      { uuid: body.contact.uuid, urns: ['tel:+27820001001'], fields: { facility_code: '123456', registered_by: '+27820001002' } },
+    ]);
+    const id = await send(app, body);
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted' });
+    expect(lookupsOf(body.contact.uuid)).toHaveLength(1);
+    expect(submissionFor(body.contact.uuid)).toMatchObject({ faccode: '999999', dmsisdn: '+27820001002', cmsisdn: '+27820001001' });
+  });
+
+  it("takes RapidPro's first result when several come back", async () => {
+    const body = optoutWebhook({ urn: null });
+    rapidpro.set(body.contact.uuid, [
+      { uuid: body.contact.uuid, urns: ['tel:+27820001011'], fields: { facility_code: '111111' } },
+      { uuid: body.contact.uuid, urns: ['tel:+27820001022'], fields: { facility_code: '222222' } },
+    ]);
+    const id = await send(app, body);
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted' });
+    expect(submissionFor(body.contact.uuid)).toMatchObject({ faccode: '111111', cmsisdn: '+27820001011' });
+  });
+});
