@@ -32,11 +32,14 @@ describe('opt-out worker, contract rules (OpenHIM)', () => {
   let app: TestApp;
   let partner: FakePartner;
   let rapidpro: Map<string, object[]>;
+  const rejectedContacts = new Set<string>();
 
   beforeAll(async () => {
     partner = await startFakePartner();
     rapidpro = fakeRapidPro(partner);
-    partner.on(OPENHIM_ROUTE, { status: 202, body: { status: 'ok' } });
+    partner.on(OPENHIM_ROUTE, (request) =>
+      rejectedContacts.has((request.body as { sid: string }).sid) ? { status: 400, body: { error: 'bad faccode' } } : { status: 202, body: { status: 'ok' } },
+    );
     app = await startTestApp({ role: 'all', env: { ...openhimPartnerEnv(partner), OPTOUT_BACKOFF_MS: '20' } });
   });
   afterAll(async () => {
@@ -69,5 +72,51 @@ describe('opt-out worker, contract rules (OpenHIM)', () => {
     const id = await send(app, body);
     expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted' });
     expect(submissionFor(body.contact.uuid)).toMatchObject({ faccode: '111111', cmsisdn: '+27820001011' });
+  });
+
+  describe('GET /api/v1/optouts/:id after the worker ran', () => {
+    const getRecord = async (id: string) => {
+      const response = await app.http.get(`/api/v1/optouts/${id}`).set('Authorization', `Token ${app.token}`);
+      expect(response.status).toBe(200);
+      return response.body as Record<string, unknown>;
+    };
+    const CONTRACT_KEYS = ['id', 'contact_id', 'status', 'attempts', 'last_error', 'created_at', 'updated_at', 'submitted_at'];
+
+    it('answers a submitted opt-out with its submission time and no error', async () => {
+      const body = optoutWebhook({ urn: 'tel:+27820001007', fields: { facility_code: '123456' } });
+      const id = await send(app, body);
+      const row = await settledOptout(app, id);
+      const record = await getRecord(id);
+      expect(Object.keys(record).sort()).toEqual([...CONTRACT_KEYS].sort());
+      expect(record).toEqual({
+        id,
+        contact_id: body.contact.uuid,
+        status: 'submitted',
+        attempts: 1,
+        last_error: null,
+        created_at: row.createdAt.toISOString(),
+        updated_at: row.updatedAt.toISOString(),
+        submitted_at: row.submittedAt!.toISOString(),
+      });
+    });
+
+    it('answers a failed opt-out with its last error and no submission time', async () => {
+      const body = optoutWebhook({ urn: 'tel:+27820001008', fields: { facility_code: '123456' } });
+      rejectedContacts.add(body.contact.uuid);
+      const id = await send(app, body);
+      const row = await settledOptout(app, id);
+      const record = await getRecord(id);
+      expect(Object.keys(record).sort()).toEqual([...CONTRACT_KEYS].sort());
+      expect(record).toEqual({
+        id,
+        contact_id: body.contact.uuid,
+        status: 'failed',
+        attempts: 1,
+        last_error: expect.stringMatching(/openhim answered HTTP 400.*bad faccode/),
+        created_at: row.createdAt.toISOString(),
+        updated_at: row.updatedAt.toISOString(),
+        submitted_at: null,
+      });
+    });
   });
 });
