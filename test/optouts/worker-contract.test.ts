@@ -3,6 +3,7 @@ import {
   CONTACTS_ROUTE,
   OPENHIM_ROUTE,
   openhimPartnerEnv,
+  PARTNER_SECRETS,
   startFakePartner,
   type FakePartner,
   type ReceivedRequest,
@@ -118,5 +119,44 @@ describe('opt-out worker, contract rules (OpenHIM)', () => {
         submitted_at: null,
       });
     });
+  });
+});
+
+describe('opt-out worker, DHIS2 tracker with a user name and password', () => {
+  let app: TestApp;
+  let partner: FakePartner;
+  let rapidpro: Map<string, object[]>;
+
+  beforeAll(async () => {
+    partner = await startFakePartner();
+    rapidpro = fakeRapidPro(partner);
+    partner.on('POST /api/tracker', { status: 200, body: { status: 'OK', validationReport: { errorReports: [] }, stats: { created: 1 } } });
+    app = await startTestApp({
+      role: 'all',
+      env: {
+        RAPIDPRO_URL: partner.url,
+        RAPIDPRO_TOKEN: PARTNER_SECRETS.rapidproToken,
+        DHIS2_MODE: 'tracker',
+        DHIS2_URL: partner.url,
+        DHIS2_USERNAME: PARTNER_SECRETS.dhis2Username,
+        DHIS2_PASSWORD: PARTNER_SECRETS.dhis2Password,
+        DHIS2_PROGRAM: 'IpHINAT79UW',
+        DHIS2_PROGRAM_STAGE: 'A03MvHHogjR',
+      },
+    });
+  });
+  afterAll(async () => {
+    await app.stop();
+    await partner.stop();
+  });
+
+  it('sends HTTP Basic auth', async () => {
+    const body = optoutWebhook();
+    rapidpro.set(body.contact.uuid, [{ uuid: body.contact.uuid, urns: ['tel:+27820001001'], fields: { facility_code: '123456' } }]);
+    const id = await send(app, body);
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted' });
+    const [request] = partner.received('POST /api/tracker');
+    const credentials = Buffer.from(`${PARTNER_SECRETS.dhis2Username}:${PARTNER_SECRETS.dhis2Password}`).toString('base64');
+    expect(request!.headers.authorization).toBe(`Basic ${credentials}`);
   });
 });
