@@ -24,7 +24,7 @@ export interface ContactRecord {
 
 export interface ContactDetails {
   contactUuid: string;
-  /** The nurse's number, E.164: the contact's tel: URN, else its whatsapp: URN. */
+  /** The nurse's number, E.164: the contact's first tel: URN with a valid number, else such a whatsapp: URN. */
   msisdn: string;
   /** The channel the opt-out came over. */
   channel: 'whatsapp' | 'sms';
@@ -69,8 +69,9 @@ function parseDate(value: unknown): Date | undefined {
 export function resolveContactDetails(optout: OptoutFacts, contact?: ContactRecord): ContactDetails {
   const fields = { ...(contact?.fields ?? {}), ...(optout.contactFields ?? {}) };
   const urns = phoneUrns([...(optout.contactUrn ? [optout.contactUrn] : []), ...(contact?.urns ?? [])]);
-  const numberUrn = urns.find((urn) => urnScheme(urn) === 'tel') ?? urns.find((urn) => urnScheme(urn) === 'whatsapp');
-  const msisdn = numberUrn ? toE164(numberUrn) : undefined;
+  // The first tel: URN with a valid number, else the first such whatsapp: one: a bad number is skipped, not fatal.
+  const byPreference = [...urns.filter((urn) => urnScheme(urn) === 'tel'), ...urns.filter((urn) => urnScheme(urn) === 'whatsapp')];
+  const msisdn = byPreference.map(toE164).find((number) => number !== undefined);
   if (!msisdn) throw new MissingContactData('contact has no tel: or whatsapp: URN with a valid phone number');
   const channelUrn = optout.contactUrn ?? urns[0];
   const registeredByRaw = text(fields.registered_by);
@@ -86,16 +87,18 @@ export function resolveContactDetails(optout: OptoutFacts, contact?: ContactReco
   };
 }
 
-const OPTOUT_REASON_CODES: Record<string, number> = {
-  not_useful: 4,
-  other: 5,
-  unknown: 6,
-  job_change: 7,
-  number_owner_change: 8,
-};
+/** A Map, not an object literal: a category such as `constructor` must not find what objects inherit. */
+const OPTOUT_REASON_CODES = new Map<string, number>([
+  ['not_useful', 4],
+  ['other', 5],
+  ['unknown', 6],
+  ['job_change', 7],
+  ['number_owner_change', 8],
+]);
+const UNKNOWN_REASON_CODE = OPTOUT_REASON_CODES.get('unknown')!;
 
 export function optoutReasonCode(category: string | undefined): number {
-  return (category && OPTOUT_REASON_CODES[category.toLowerCase()]) || OPTOUT_REASON_CODES.unknown!;
+  return OPTOUT_REASON_CODES.get(category?.toLowerCase() ?? 'unknown') ?? UNKNOWN_REASON_CODE;
 }
 
 /** `20261126101500`: the opt-out time in UTC, as NurseConnect's OpenHIM channel expects. */
@@ -154,20 +157,22 @@ export interface TrackerSettings {
   dataElements: Readonly<Record<string, string>>;
 }
 
-/** Values a data element can be mapped to: every contact field, plus these derived ones. */
-function trackerValues(details: ContactDetails): Record<string, string | undefined> {
-  const fromFields = Object.fromEntries(Object.entries(details.fields).map(([name, value]) => [name, text(value)]));
-  return {
-    ...fromFields,
-    contact_uuid: details.contactUuid,
-    msisdn: details.msisdn,
-    registered_by: details.registeredBy,
-    facility_code: details.facilityCode,
-    opt_out_date: details.optOutDate.toISOString(),
-    optout_reason: details.reasonCategory ?? 'unknown',
-    optout_reason_code: String(optoutReasonCode(details.reasonCategory)),
-    channel: details.channel,
-  };
+/**
+ * Values a data element can be mapped to: every contact field, plus these derived ones (which win).
+ * A Map, so that a configured field named `toString`, say, finds no value rather than an inherited one.
+ */
+function trackerValues(details: ContactDetails): Map<string, string | undefined> {
+  return new Map([
+    ...Object.entries(details.fields).map(([name, value]): [string, string | undefined] => [name, text(value)]),
+    ['contact_uuid', details.contactUuid],
+    ['msisdn', details.msisdn],
+    ['registered_by', details.registeredBy],
+    ['facility_code', details.facilityCode],
+    ['opt_out_date', details.optOutDate.toISOString()],
+    ['optout_reason', details.reasonCategory ?? 'unknown'],
+    ['optout_reason_code', String(optoutReasonCode(details.reasonCategory))],
+    ['channel', details.channel],
+  ]);
 }
 
 /** One tracker event for `POST /api/tracker`, with a UID derived from the opt-out id. */
@@ -176,7 +181,7 @@ export function buildTrackerPayload(optoutId: string, details: ContactDetails, s
   if (!orgUnit) throw new MissingContactData('contact has no facility_code field and DHIS2_ORG_UNIT is not set');
   const values = trackerValues(details);
   const dataValues = Object.entries(settings.dataElements)
-    .map(([field, dataElement]) => ({ dataElement, value: values[field] }))
+    .map(([field, dataElement]) => ({ dataElement, value: values.get(field) }))
     .filter((dataValue): dataValue is { dataElement: string; value: string } => dataValue.value !== undefined);
   return {
     events: [

@@ -44,6 +44,14 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
   }
 }
 
+/** The opt-out row once the worker is done with it: submitted, failed or cancelled. */
+export async function settledOptout(app: TestApp, id: string) {
+  return eventually(async () => {
+    const row = await app.deps.db.optout.findUnique({ where: { id } });
+    return row && row.status !== 'queued' ? row : undefined;
+  });
+}
+
 export function optoutWebhook(overrides: { uuid?: string; urn?: string | null; fields?: Record<string, unknown>; category?: string } = {}) {
   return {
     contact: {

@@ -122,6 +122,8 @@ export const PARTNER_SECRETS = {
   openhimUsername: 'companion',
   openhimPassword: 'openhim-secret',
   dhis2Token: 'd2pat_secret',
+  dhis2Username: 'companion-dhis2',
+  dhis2Password: 'dhis2-secret',
   whatsappToken: 'whatsapp-secret',
 } as const;
 

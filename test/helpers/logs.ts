@@ -14,9 +14,11 @@ const SECRET_TEXTS = [
   PARTNER_SECRETS.rapidproToken,
   PARTNER_SECRETS.openhimPassword,
   PARTNER_SECRETS.dhis2Token,
+  PARTNER_SECRETS.dhis2Password,
   PARTNER_SECRETS.whatsappToken,
-  // What a leaked Basic Authorization header would show.
+  // What leaked Basic Authorization headers would show.
   Buffer.from(`${PARTNER_SECRETS.openhimUsername}:${PARTNER_SECRETS.openhimPassword}`).toString('base64'),
+  Buffer.from(`${PARTNER_SECRETS.dhis2Username}:${PARTNER_SECRETS.dhis2Password}`).toString('base64'),
 ];
 
 const LEAK_PATTERNS: Array<[string, RegExp]> = [

@@ -14,6 +14,8 @@ afterAll(() => app.stop());
 
 const rowsFor = (contactUuid: string) => app.deps.db.optout.count({ where: { contactUuid } });
 const jobFor = (optoutId: string) => app.deps.optoutQueue.bullQueue.getJob(jobIdFor(optoutId));
+/** What GET /api/v1/optouts/:id answers: a duplicate's 200 must be exactly this. */
+const recordOf = async (optoutId: string) => (await app.http.get(`/api/v1/optouts/${optoutId}`).set(auth())).body as unknown;
 
 describe('POST /api/v1/optouts authentication', () => {
   it.each([
@@ -58,6 +60,39 @@ describe('POST /api/v1/optouts', () => {
     const row = await app.deps.db.optout.findUnique({ where: { id: response.body.id } });
     expect(row).toMatchObject({ contactUuid: body.contact.uuid, contactUrn: 'whatsapp:27820001001', reasonCategory: 'job_change', status: 'queued' });
     expect((await jobFor(response.body.id))?.data).toEqual({ optoutId: response.body.id });
+  });
+
+  it('accepts the body of a flow migrated from legacy RapidPro, with everything the companion does not use', async () => {
+    const contactUuid = randomUUID();
+    const runUuid = randomUUID();
+    const flowUuid = randomUUID();
+    const channel = { uuid: randomUUID(), name: 'NurseConnect WhatsApp' };
+    const result = (name: string, value: string, category: string) => ({
+      name,
+      value,
+      category,
+      category_localized: category,
+      node_uuid: randomUUID(),
+      input: value,
+      created_on: '2026-11-26T10:14:59.512345Z',
+    });
+    // goflow's legacy webhook body, with contact.groups as bodies built on @(json(contact)) carry.
+    const body = {
+      contact: { uuid: contactUuid, name: 'Jane', urn: 'whatsapp:27820001001', groups: [{ uuid: randomUUID(), name: 'NurseConnect' }] },
+      flow: { uuid: flowUuid, name: 'NurseConnect opt-out', revision: 42 },
+      path: [
+        { uuid: randomUUID(), node_uuid: randomUUID(), arrived_on: '2026-11-26T10:14:50.000001Z', exit_uuid: randomUUID() },
+        { uuid: randomUUID(), node_uuid: randomUUID(), arrived_on: '2026-11-26T10:14:59.600000Z' },
+      ],
+      results: { language: result('Language', '1', 'English'), optout_reason: result('Optout Reason', 'job change', 'job_change') },
+      run: { uuid: runUuid, created_on: '2026-11-26T10:14:50.000000Z' },
+      input: { uuid: randomUUID(), type: 'msg', channel, urn: 'whatsapp:27820001001', text: 'job change', attachments: [], created_on: '2026-11-26T10:14:59.000000Z' },
+      channel,
+    };
+    const response = await app.http.post('/api/v1/optouts').set(auth()).send(body);
+    expect(response.status).toBe(202);
+    const row = await app.deps.db.optout.findUnique({ where: { id: response.body.id } });
+    expect(row).toMatchObject({ contactUuid, contactUrn: 'whatsapp:27820001001', reasonCategory: 'job_change', reasonValue: 'job change', flowUuid, runUuid });
   });
 
   it('reads a body without Content-Type as JSON', async () => {
@@ -126,7 +161,8 @@ describe('POST /api/v1/optouts', () => {
     const second = await app.http.post('/api/v1/optouts').set(auth()).set('Idempotency-Key', key).send(optoutWebhook());
     expect(first.status).toBe(202);
     expect(second.status).toBe(200);
-    expect(second.body).toMatchObject({ id: first.body.id, contact_id: first.body.contact_id, status: 'queued', attempts: 0 });
+    expect(second.body).toEqual(await recordOf(first.body.id));
+    expect(second.body).toMatchObject({ status: 'queued', attempts: 0 });
     expect(await app.deps.db.optout.count({ where: { idempotencyKey: key } })).toBe(1);
   });
 
@@ -135,7 +171,7 @@ describe('POST /api/v1/optouts', () => {
     const first = await app.http.post('/api/v1/optouts').set(auth()).send(body);
     const second = await app.http.post('/api/v1/optouts').set(auth()).send({ ...body, run: { uuid: randomUUID() } });
     expect(second.status).toBe(200);
-    expect(second.body.id).toBe(first.body.id);
+    expect(second.body).toEqual(await recordOf(first.body.id));
     expect(await rowsFor(body.contact.uuid)).toBe(1);
   });
 

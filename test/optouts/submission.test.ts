@@ -74,6 +74,26 @@ describe('OpenHIM NurseConnect opt-out', () => {
     expect(details.channel).toBe('whatsapp');
   });
 
+  it.each([
+    ['tel: listed first', ['tel:0820001001', 'whatsapp:27820001001']],
+    ['whatsapp: listed first', ['whatsapp:27820001001', 'tel:0820001001']],
+  ])('takes the whatsapp: number when the tel: one is not E.164 (%s)', (_order, urns) => {
+    const details = resolveContactDetails(facts({ contactUrn: null }), { urns, fields: {} });
+    expect(details.msisdn).toBe('+27820001001');
+  });
+
+  it('takes a later valid tel: number over a first one that is not E.164', () => {
+    const details = resolveContactDetails(facts({ contactUrn: 'tel:0820001001' }), { urns: ['tel:+27820001003', 'whatsapp:27820001001'], fields: {} });
+    expect(details.msisdn).toBe('+27820001003');
+  });
+
+  // NurseConnect's convention: the device is the nurse's own unless another is known. An unusable
+  // registered_by is no reason to hold back the opt-out, so it counts as unknown.
+  it.each([[undefined], [''], ['0820001002'], ['not a number']])('sends the nurse\'s own number as dmsisdn for registered_by %p', (registeredBy) => {
+    const details = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: { facility_code: '123456', registered_by: registeredBy } });
+    expect(buildOpenhimOptout(OPTOUT_ID, details).dmsisdn).toBe('+27820001001');
+  });
+
   it('takes contact details from the webhook fields when they are there', () => {
     const webhookFacts = facts({ contactFields: { facility_code: '777777', registered_by: '27820001005' } });
     expect(needsContactLookup(webhookFacts)).toBe(false);
@@ -88,6 +108,7 @@ describe('OpenHIM NurseConnect opt-out', () => {
 
   it('refuses a contact without a phone URN or without a facility code', () => {
     expect(() => resolveContactDetails(facts({ contactUrn: null }), { urns: ['mailto:a@b.c'], fields: {} })).toThrow(MissingContactData);
+    expect(() => resolveContactDetails(facts({ contactUrn: 'tel:0820001001' }), { urns: ['whatsapp:123'], fields: {} })).toThrow(MissingContactData);
     const noFacility = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: {} });
     expect(() => buildOpenhimOptout(OPTOUT_ID, noFacility)).toThrow(/facility_code/);
   });
@@ -149,5 +170,24 @@ describe('DHIS2 tracker event', () => {
     const details = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: {} });
     expect(buildTrackerPayload(OPTOUT_ID, details, settings).events[0]!.orgUnit).toBe('DiszpKrYNg8');
     expect(() => buildTrackerPayload(OPTOUT_ID, details, { ...settings, orgUnit: undefined })).toThrow(MissingContactData);
+  });
+});
+
+describe.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])('the name %s, which every object inherits', (name) => {
+  const details = resolveContactDetails(facts({ reasonCategory: name }), rapidproContact);
+
+  it('is an unknown reason (6) for OpenHIM', () => {
+    expect(buildOpenhimOptout(OPTOUT_ID, details).optoutreason).toBe(6);
+  });
+
+  it('is an unknown reason (6) for the tracker, and a field the contact does not have', () => {
+    const settings = {
+      program: 'IpHINAT79UW',
+      programStage: 'A03MvHHogjR',
+      orgUnit: undefined,
+      // A computed key: an own property even for __proto__, as JSON.parse makes it.
+      dataElements: { optout_reason_code: 'bx6fsa0t90x', [name]: 'eYGaxwK615G' },
+    };
+    expect(buildTrackerPayload(OPTOUT_ID, details, settings).events[0]!.dataValues).toEqual([{ dataElement: 'bx6fsa0t90x', value: '6' }]);
   });
 });
