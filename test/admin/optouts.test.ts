@@ -1,6 +1,6 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { RETRY_ALL_LIMIT } from '../../src/admin/optout-routes';
-import { eventually, optoutWebhook, queuedOptoutRow, startTestApp, type TestApp } from '../helpers/app';
+import { optoutWebhook, queuedOptoutRow, settledOptout, startTestApp, type TestApp } from '../helpers/app';
 import { openhimPartnerEnv, startFakePartner, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
 
@@ -56,20 +56,13 @@ describe('staff pages: opt-outs', () => {
     await google.stop();
   });
 
-  async function settled(id: string) {
-    return eventually(async () => {
-      const row = await app.deps.db.optout.findUnique({ where: { id } });
-      return row && row.status !== 'queued' ? row : undefined;
-    });
-  }
-
   /** An opt-out that the worker tried and failed (OpenHIM answered 400, or 502 until it gave up). */
   async function failedOptout(options: { uuid?: string; urn?: string; category?: string; mode?: 'reject' | 'unavailable' } = {}) {
     const body = optoutWebhook({ uuid: options.uuid ?? randomUUID(), urn: options.urn ?? randomWhatsappUrn(), category: options.category });
     upstream.set(body.contact.uuid, options.mode ?? 'reject');
     const response = await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(body);
     expect(response.status).toBe(202);
-    const row = await settled(response.body.id);
+    const row = await settledOptout(app, response.body.id);
     expect(row.status).toBe('failed');
     return row;
   }
@@ -125,7 +118,7 @@ describe('staff pages: opt-outs', () => {
     expect(response.headers.location).toBe(`/admin/optouts/${optout.id}`);
     expect((await operator.get(response.headers.location!)).text).toMatch(/1 opt-out went back into the queue and will be sent now/);
 
-    expect(await settled(optout.id)).toMatchObject({ status: 'submitted', attempts: 2, priorAttempts: 1, lastError: null });
+    expect(await settledOptout(app, optout.id)).toMatchObject({ status: 'submitted', attempts: 2, priorAttempts: 1, lastError: null });
     const attempts = await app.deps.optoutStore.attemptsOf(optout.id);
     expect(attempts.map((attempt) => [attempt.number, attempt.outcome])).toEqual([
       [1, 'permanent'],
@@ -141,7 +134,7 @@ describe('staff pages: opt-outs', () => {
     const optout = await failedOptout({ mode: 'unavailable' });
     expect(optout).toMatchObject({ attempts: 2, lastError: expect.stringMatching(/^gave up after 2 attempts/) });
     await post(operator, `/admin/optouts/${optout.id}/retry`);
-    const again = await settled(optout.id);
+    const again = await settledOptout(app, optout.id);
     expect(again).toMatchObject({ status: 'failed', attempts: 4, priorAttempts: 2, lastError: expect.stringMatching(/^gave up after 2 attempts/) });
   });
 
@@ -186,7 +179,7 @@ describe('staff pages: opt-outs', () => {
     expect(done.status).toBe(303);
     expect(done.headers.location).toBe(`/admin/optouts?q=${q}`);
     expect((await operator.get(done.headers.location!)).text).toMatch(/3 opt-outs went back into the queue/);
-    for (const row of rows) expect((await settled(row.id)).status).toBe('submitted');
+    for (const row of rows) expect((await settledOptout(app, row.id)).status).toBe('submitted');
     expect(await app.deps.db.auditEvent.count({ where: { action: 'optout_retry', target: { in: rows.map((row) => row.id) } } })).toBe(3);
   });
 
@@ -222,7 +215,7 @@ describe('staff pages: opt-outs', () => {
     // A cancelled opt-out can be sent after all.
     upstream.delete(optout.contactUuid);
     await post(operator, `/admin/optouts/${optout.id}/retry`);
-    expect(await settled(optout.id)).toMatchObject({ status: 'submitted', cancelReason: null });
+    expect(await settledOptout(app, optout.id)).toMatchObject({ status: 'submitted', cancelReason: null });
     expect((await post(operator, `/admin/optouts/${optout.id}/retry`)).status).toBe(303);
     expect((await operator.get(`/admin/optouts/${optout.id}`)).text).toMatch(/Not retried: it is submitted now/);
   });

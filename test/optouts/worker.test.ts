@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { eventUidFor } from '../../src/optouts/submission';
-import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+import { optoutWebhook, settledOptout, startTestApp, type TestApp } from '../helpers/app';
 import { openhimPartnerEnv, startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 
 const OPENHIM_ROUTE = 'POST /ws/rest/v1/nc/optout';
@@ -43,13 +43,6 @@ function fakeRapidPro(partner: FakePartner): void {
   });
 }
 
-async function finalState(app: TestApp, id: string) {
-  return eventually(async () => {
-    const row = await app.deps.db.optout.findUnique({ where: { id } });
-    return row && row.status !== 'queued' ? row : undefined;
-  });
-}
-
 async function send(app: TestApp, body = optoutWebhook()) {
   const response = await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(body);
   expect(response.status).toBe(202);
@@ -85,7 +78,7 @@ describe('opt-out worker through OpenHIM', () => {
 
   it('looks the contact up in RapidPro and submits the NurseConnect body', async () => {
     const { id, contactUuid } = await send(app);
-    const row = await finalState(app, id);
+    const row = await settledOptout(app, id);
     expect(row).toMatchObject({ status: 'submitted', attempts: 1, lastError: null });
     expect(row.submittedAt).toBeInstanceOf(Date);
 
@@ -111,7 +104,7 @@ describe('opt-out worker through OpenHIM', () => {
   it('skips the RapidPro look-up when the webhook carries the contact fields', async () => {
     const body = optoutWebhook({ urn: 'tel:+27820001007', fields: { facility_code: '999999' } });
     const { id, contactUuid } = await send(app, body);
-    expect(await finalState(app, id)).toMatchObject({ status: 'submitted' });
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted' });
     expect(partner.received(CONTACTS_ROUTE).filter((request) => contactQuery(request) === contactUuid)).toHaveLength(0);
     expect(openhimRequestsFor(contactUuid)[0]!.body).toMatchObject({ swt: 1, cmsisdn: '+27820001007', faccode: '999999' });
   });
@@ -120,7 +113,7 @@ describe('opt-out worker through OpenHIM', () => {
     const body = optoutWebhook();
     script.set(body.contact.uuid, { status: 503, body: { error: 'busy' } }, { status: 503, body: { error: 'busy' } });
     const { id } = await send(app, body);
-    expect(await finalState(app, id)).toMatchObject({ status: 'submitted', attempts: 3, lastError: null });
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted', attempts: 3, lastError: null });
     const attempts = await app.deps.optoutStore.attemptsOf(id);
     expect(attempts.map((attempt) => [attempt.number, attempt.httpStatus, attempt.outcome])).toEqual([
       [1, 503, 'transient'],
@@ -137,7 +130,7 @@ describe('opt-out worker through OpenHIM', () => {
     const body = optoutWebhook();
     script.set(body.contact.uuid, { status: 429, headers: { 'retry-after': '1' }, body: { error: 'slow down' } });
     const { id } = await send(app, body);
-    expect(await finalState(app, id)).toMatchObject({ status: 'submitted', attempts: 2 });
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted', attempts: 2 });
     const [first, second] = openhimRequestsFor(body.contact.uuid);
     expect(second!.receivedAt - first!.receivedAt).toBeGreaterThanOrEqual(1000);
   });
@@ -146,7 +139,7 @@ describe('opt-out worker through OpenHIM', () => {
     const body = optoutWebhook();
     script.set(body.contact.uuid, { status: 400, body: { error: 'bad faccode' } });
     const { id } = await send(app, body);
-    const row = await finalState(app, id);
+    const row = await settledOptout(app, id);
     expect(row).toMatchObject({ status: 'failed', attempts: 1 });
     expect(row.lastError).toMatch(/openhim answered HTTP 400.*bad faccode/);
     expect(openhimRequestsFor(body.contact.uuid)).toHaveLength(1);
@@ -156,7 +149,7 @@ describe('opt-out worker through OpenHIM', () => {
     const body = optoutWebhook();
     missingContacts.add(body.contact.uuid);
     const { id } = await send(app, body);
-    const row = await finalState(app, id);
+    const row = await settledOptout(app, id);
     expect(row).toMatchObject({ status: 'failed', attempts: 1, lastError: `contact ${body.contact.uuid} was not found in RapidPro` });
     expect(openhimRequestsFor(body.contact.uuid)).toHaveLength(0);
   });
@@ -165,7 +158,7 @@ describe('opt-out worker through OpenHIM', () => {
     const body = optoutWebhook();
     script.set(body.contact.uuid, ...Array.from({ length: 10 }, () => ({ status: 502 })));
     const { id } = await send(app, body);
-    const row = await finalState(app, id);
+    const row = await settledOptout(app, id);
     expect(row).toMatchObject({ status: 'failed', attempts: 4 });
     expect(row.lastError).toMatch(/^gave up after 4 attempts: openhim answered HTTP 502/);
   });
@@ -176,7 +169,7 @@ describe('opt-out worker through OpenHIM', () => {
     const post = () => app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).set('Idempotency-Key', key).send(body);
     const [first, second] = await Promise.all([post(), post()]);
     expect([first.status, second.status].sort()).toEqual([200, 202]);
-    await finalState(app, first.body.id);
+    await settledOptout(app, first.body.id);
     const third = await post();
     expect(third.status).toBe(200);
     expect(third.body).toMatchObject({ id: first.body.id, status: 'submitted' });
@@ -233,7 +226,7 @@ describe('opt-out worker through the DHIS2 tracker API', () => {
 
   it('imports one event with the derived UID, synchronously, with the API token', async () => {
     const { id, contactUuid } = await send(app);
-    expect(await finalState(app, id)).toMatchObject({ status: 'submitted', attempts: 1 });
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted', attempts: 1 });
     const [request] = trackerRequestsFor(contactUuid);
     expect(request!.url).toBe('/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE');
     expect(request!.headers.authorization).toBe('ApiToken d2pat_secret');
@@ -262,7 +255,7 @@ describe('opt-out worker through the DHIS2 tracker API', () => {
       body: { status: 'ERROR', validationReport: { errorReports: [{ errorCode: 'E1064', message: 'bad value' }] } },
     });
     const { id } = await send(app, body);
-    const row = await finalState(app, id);
+    const row = await settledOptout(app, id);
     expect(row.status).toBe('failed');
     expect(row.lastError).toMatch(/reported an error.*E1064/);
   });
@@ -273,7 +266,7 @@ describe('opt-out worker through the DHIS2 tracker API', () => {
     alreadyExists.set(retried.contact.uuid, 'own');
     alreadyExists.set(other.contact.uuid, 'other');
     const [ownRow, otherRow] = await Promise.all([send(app, retried), send(app, other)]).then(([a, b]) =>
-      Promise.all([finalState(app, a.id), finalState(app, b.id)]),
+      Promise.all([settledOptout(app, a.id), settledOptout(app, b.id)]),
     );
     expect(ownRow).toMatchObject({ status: 'submitted', attempts: 1 });
     expect(otherRow).toMatchObject({ status: 'failed', attempts: 1 });
