@@ -34,7 +34,8 @@ export function requireRole(role: StaffRole): RequestHandler {
   return (req, _res, next) => {
     const member = signedIn(req);
     if (!hasRole(member, role)) {
-      throw new AppError(403, `This needs the ${role} role, and you are a ${member.role}. Ask an administrator if you need it.`);
+      const article = /^[aeiou]/.test(member.role) ? 'an' : 'a';
+      throw new AppError(403, `This needs the ${role} role, and you are ${article} ${member.role}. Ask an administrator if you need it.`);
     }
     next();
   };

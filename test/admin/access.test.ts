@@ -158,6 +158,23 @@ describe('staff sign-in and access', () => {
     expect((await agent.get('/admin/staff')).status).toBe(403);
   });
 
+  it('lets an operator retry and cancel, and answers their admin pages and forms with 403', async () => {
+    const email = staffEmail('operator');
+    await app.deps.staff.grant(email, 'operator');
+    const { agent } = await signIn(app, google, domainAccount(email));
+    const token = csrfTokenIn((await agent.get('/admin/optouts')).text);
+    // Past the role check to the opt-out itself, which does not exist.
+    expect((await agent.post(`/admin/optouts/${SOME_ID}/retry`).type('form').send({ _csrf: token })).status).toBe(404);
+    expect((await agent.post(`/admin/optouts/${SOME_ID}/cancel`).type('form').send({ reason: 'duplicate', _csrf: token })).status).toBe(404);
+    for (const page of ['/admin/api-clients', '/admin/staff']) {
+      const refused = await agent.get(page);
+      expect(refused.status).toBe(403);
+      expect(refused.text).toMatch(/This needs the admin role, and you are an operator/);
+    }
+    expect((await agent.post('/admin/api-clients').type('form').send({ _csrf: token, name: 'operator-made' })).status).toBe(403);
+    expect(await app.deps.db.apiClient.count({ where: { name: 'operator-made' } })).toBe(0);
+  });
+
   it('answers a form without its CSRF token (or with a wrong one) with 403', async () => {
     const email = staffEmail('operator');
     await app.deps.staff.grant(email, 'operator');
