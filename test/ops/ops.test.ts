@@ -63,3 +63,17 @@ describe('/readyz when a dependency is down', () => {
     }
   });
 });
+
+describe('metrics without METRICS_TOKEN', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp({ env: { METRICS_TOKEN: undefined } });
+  });
+  afterAll(() => app.stop());
+
+  it('are open to any scraper', async () => {
+    const response = await app.http.get('/metrics');
+    expect(response.status).toBe(200);
+    expect(response.text).toMatch(/^# HELP /m);
+  });
+});
