@@ -12,7 +12,7 @@ export type AcceptResult =
 type BatchResult = { kind: AcceptResult['kind']; optout: Optout };
 
 /** The earlier opt-out that makes `item` a duplicate: the same idempotency key, else a queued one for its contact. */
-function earlierFor(item: NewOptout, candidates: Optout[]): Optout | undefined {
+export function earlierFor(item: Pick<NewOptout, 'idempotencyKey' | 'contactUuid'>, candidates: Optout[]): Optout | undefined {
   return (
     (item.idempotencyKey !== null ? candidates.find((row) => row.idempotencyKey === item.idempotencyKey) : undefined) ??
     candidates.find((row) => row.contactUuid === item.contactUuid && row.status === 'queued')

@@ -7,7 +7,7 @@ import type { OptoutWebhook } from './schemas';
 import type { Optout, OptoutStore } from './store';
 import type { OptoutQueue } from './queue';
 import { createInFlight } from '../shared/in-flight';
-import { createOptoutIntake, type AcceptResult } from './intake';
+import { createOptoutIntake, earlierFor, type AcceptResult } from './intake';
 
 export interface AcceptContext {
   apiClientId: string;
@@ -40,10 +40,19 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
    * arrive at the same moment). A failed hand-over is not raised: the row is committed, the queue hands
    * it over once Redis is back, and the reconciler enqueues every queued row that has no live job.
    */
+  /**
+   * The flow simulator's answer: what the same request would get (a repeat answers with its earlier
+   * opt-out), read but never written.
+   */
+  async function simulate(contactUuid: string, idempotencyKey: string | null, id: string): Promise<AcceptResult> {
+    const earlier = earlierFor({ contactUuid, idempotencyKey }, await store.findDuplicates(idempotencyKey ? [idempotencyKey] : [], [contactUuid]));
+    return earlier ? { kind: 'duplicate', optout: earlier } : { kind: 'created', optout: { id, contactUuid, status: 'queued' } };
+  }
+
   async function accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
     const contactUuid = webhook.contact.uuid;
     const id = randomUUID();
-    if (context.simulated) return { kind: 'created', optout: { id, contactUuid, status: 'queued' } };
+    if (context.simulated) return simulate(contactUuid, context.idempotencyKey ?? null, id);
     return intake({
       id,
       contactUuid,

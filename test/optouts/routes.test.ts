@@ -146,6 +146,22 @@ describe('POST /api/v1/optouts', () => {
     expect(await app.deps.optoutQueue.bullQueue.getJobCounts()).toEqual(counts);
   });
 
+  it('in simulation mode answers a repeat as a real request would, with its earlier record, and stores nothing', async () => {
+    const key = randomUUID();
+    const body = optoutWebhook();
+    const first = await app.http.post('/api/v1/optouts').set(auth()).set('Idempotency-Key', key).send(body);
+    expect(first.status).toBe(202);
+    const earlier = (await app.http.get(`/api/v1/optouts/${first.body.id}`).set(auth())).body;
+    const simulate = (request: ReturnType<typeof app.http.post>) => request.set(auth()).set('X-Mailroom-Mode', 'simulation');
+    const sameKey = await simulate(app.http.post('/api/v1/optouts').set('Idempotency-Key', key)).send(optoutWebhook());
+    expect(sameKey.status).toBe(200);
+    expect(sameKey.body).toEqual({ ...earlier, simulated: true });
+    const sameContact = await simulate(app.http.post('/api/v1/optouts')).send(body);
+    expect(sameContact.status).toBe(200);
+    expect(sameContact.body).toEqual({ ...earlier, simulated: true });
+    expect(await rowsFor(body.contact.uuid)).toBe(1);
+  });
+
   it('still validates in simulation mode', async () => {
     const response = await app.http
       .post('/api/v1/optouts')
