@@ -40,3 +40,8 @@ export function maskPhone(value: string | null | undefined): string | undefined 
   if (digits.length <= 6) return '*'.repeat(digits.length);
   return digits.slice(0, 5) + '*'.repeat(digits.length - 7) + digits.slice(-2);
 }
+
+/** Phone numbers within free text (a partner's error message quoting the recipient, say), masked as by maskPhone. */
+export function maskPhonesIn(text: string): string {
+  return text.replace(/(?<![\w.-])\+?\d{9,15}(?!\w)/g, (number) => maskPhone(number) ?? '');
+}

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { AppError } from '../errors';
 import { createInFlight } from '../shared/in-flight';
-import { maskPhone, type Logger } from '../ops/logger';
+import { maskPhone, maskPhonesIn, type Logger } from '../ops/logger';
 import { bodyReportsError } from '../partners/failures';
 import type { WhatsappClient, WhatsappResult } from '../partners/whatsapp';
 import type { TemplateRequest } from './schemas';
@@ -160,7 +160,7 @@ export function createWhatsappService(deps: {
       metrics.whatsappSends.inc({ outcome: answer.status >= 200 && answer.status < 300 ? 'sent' : 'failed', status: String(answer.status) });
       if (outcome.error) {
         context.log.warn(
-          { api, recipient: maskPhone(request.to), template: request.name, status: answer.status, error: outcome.error, durationMs },
+          { api, recipient: maskPhone(request.to), template: request.name, status: answer.status, error: maskPhonesIn(outcome.error), durationMs },
           'whatsapp template not sent',
         );
       }

@@ -245,6 +245,14 @@ describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
     expect(logs.text()).not.toContain(TOKEN);
     expect(logs.text()).not.toContain(to.slice(1));
   });
+
+  it("masks the recipient's number where the upstream's error message quotes it", async () => {
+    const to = freshNumber();
+    upstream.queue(ROUTE, { status: 400, body: { error: { message: `(#131030) Recipient ${to} not in allowed list`, code: 131030 } } });
+    expect((await post({ to, template: { name: 'hello_world' } })).status).toBe(400);
+    expect(logs.text()).toContain('131030) Recipient +2782');
+    expect(logs.text()).not.toContain(to.slice(1));
+  });
 });
 
 describe('POST /api/v1/whatsapp/templates, upstream down or unset', () => {
