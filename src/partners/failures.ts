@@ -19,7 +19,8 @@ export class PartnerError extends Error {
   }
 }
 
-const TRANSIENT_STATUSES = new Set([408, 425, 429]);
+/** The contract's transient answers besides 5xx: every other 4xx is permanent. */
+const TRANSIENT_STATUSES = new Set([408, 429]);
 
 export function isTransientStatus(status: number): boolean {
   return status >= 500 || TRANSIENT_STATUSES.has(status);

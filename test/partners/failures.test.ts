@@ -4,7 +4,6 @@ import { retryDelayMs } from '../../src/optouts/retry-policy';
 describe('partner failures', () => {
   it.each([
     [408, true],
-    [425, true],
     [429, true],
     [500, true],
     [503, true],
@@ -12,6 +11,7 @@ describe('partner failures', () => {
     [401, false],
     [404, false],
     [409, false],
+    [425, false],
   ])('HTTP %i is transient: %s', (status, transient) => {
     expect(isTransientStatus(status)).toBe(transient);
   });
