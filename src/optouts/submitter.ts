@@ -159,7 +159,7 @@ export function createOptoutSubmitter(deps: {
         }
         if (!(error instanceof PartnerError)) throw error;
         const description = describeFailure(error);
-        // Staff retries start a fresh round: only the tries since the last one count.
+        // Staff retries start a fresh round: only the tries since the last one count, for the limit and the backoff.
         const tries = number - optout.priorAttempts;
         if (error.kind === 'permanent' || tries >= policy.maxAttempts) {
           const lastError = error.kind === 'permanent' ? description : `gave up after ${tries} attempts: ${description}`;
@@ -175,7 +175,7 @@ export function createOptoutSubmitter(deps: {
         const rateLimited = error.answer?.status === 429;
         const delayMs = rateLimited
           ? Math.min(policy.maxBackoffMs, error.retryAfterMs ?? policy.backoffMs)
-          : retryDelayMs(number, policy, error.retryAfterMs);
+          : retryDelayMs(tries, policy, error.retryAfterMs);
         log.info({ partner, status: error.answer?.status, delayMs, rateLimited }, 'opt-out will be retried');
         return { kind: 'retry', delayMs, reason: description, rateLimited };
       }

@@ -1,0 +1,93 @@
+import { createApiClientService } from '../../src/api-clients/service';
+import { createDatabase } from '../../src/db/client';
+import { createMetrics } from '../../src/ops/metrics';
+import { createOptoutStore } from '../../src/optouts/store';
+import { createOptoutSubmitter, type OptoutSubmitter, type SubmitOutcome } from '../../src/optouts/submitter';
+import { createOpenhimClient } from '../../src/partners/openhim';
+import { createRapidProClient } from '../../src/partners/rapidpro';
+import { queuedOptoutRow } from '../helpers/app';
+import { TEST_DATABASE_URL } from '../helpers/env';
+import { OPENHIM_ROUTE, PARTNER_SECRETS, startFakePartner, type FakeAnswer, type FakePartner } from '../helpers/fake-partner';
+import { captureLogs } from '../helpers/logs';
+
+/**
+ * One try at a time, straight through the submitter, with the real store and a fake OpenHIM: what each
+ * try records and how long it asks the queue to wait. The worker tests show the same through BullMQ.
+ */
+
+const db = createDatabase({ url: TEST_DATABASE_URL, poolSize: 4 });
+const store = createOptoutStore(db);
+const { logger } = captureLogs();
+const metrics = createMetrics();
+const policy = { maxAttempts: 4, backoffMs: 1000, maxBackoffMs: 6 * 3600_000 };
+let partner: FakePartner;
+let apiClientId: string;
+/** OpenHIM's answers per opt-out (eid), so that tests never see each other's traffic. */
+const answers = new Map<string, FakeAnswer[]>();
+
+beforeAll(async () => {
+  partner = await startFakePartner();
+  partner.on(OPENHIM_ROUTE, (request) => answers.get((request.body as { eid: string }).eid)?.shift() ?? { status: 202, body: { status: 'ok' } });
+  apiClientId = (await createApiClientService(db).create(`submitter-${Date.now()}`)).id;
+});
+afterAll(async () => {
+  await partner.stop();
+  await db.$disconnect();
+});
+
+function createSubmitter(options: { openhimUrl?: string } = {}) {
+  const client = { timeoutMs: 2000, logger, metrics };
+  return createOptoutSubmitter({
+    store,
+    rapidpro: createRapidProClient({ url: partner.url, token: PARTNER_SECRETS.rapidproToken, ...client }),
+    upstream: {
+      mode: 'openhim',
+      client: createOpenhimClient({
+        url: options.openhimUrl ?? partner.url,
+        username: PARTNER_SECRETS.openhimUsername,
+        password: PARTNER_SECRETS.openhimPassword,
+        ...client,
+      }),
+    },
+    policy,
+    leaseMs: 10_000,
+    logger,
+    metrics,
+  });
+}
+
+/** A queued opt-out whose webhook carried the contact, so that OpenHIM is the only partner asked. */
+async function queuedOptout(...openhimAnswers: FakeAnswer[]): Promise<string> {
+  const row = { ...queuedOptoutRow(apiClientId), contactUrn: 'tel:+27820001001', contactFields: { facility_code: '123456' } };
+  await store.insertUnlessDuplicate([row]);
+  answers.set(row.id, openhimAnswers);
+  return row.id;
+}
+
+/** Expects a retry on the backoff curve at this try of the round: 500 to 1000 ms (half of it random) at the first, twice that at the next, and so on. */
+function expectRetryAtTry(outcome: SubmitOutcome, tries: number): Extract<SubmitOutcome, { kind: 'retry' }> {
+  expect(outcome.kind).toBe('retry');
+  const retry = outcome as Extract<SubmitOutcome, { kind: 'retry' }>;
+  const full = policy.backoffMs * 2 ** (tries - 1);
+  expect(retry.delayMs).toBeGreaterThanOrEqual(full / 2);
+  expect(retry.delayMs).toBeLessThanOrEqual(full);
+  return retry;
+}
+
+describe('the opt-out submitter', () => {
+  let submitter: OptoutSubmitter;
+  beforeAll(() => {
+    submitter = createSubmitter();
+  });
+
+  it('starts the backoff afresh with the fresh round of a staff retry', async () => {
+    const id = await queuedOptout(...Array.from({ length: policy.maxAttempts + 1 }, () => ({ status: 503 })));
+    for (let tries = 1; tries < policy.maxAttempts; tries += 1) {
+      expectRetryAtTry(await submitter.submit(id), tries);
+    }
+    expect(await submitter.submit(id)).toEqual({ kind: 'finished', status: 'failed' });
+    expect(await store.requeue(id)).toBe(true);
+    expectRetryAtTry(await submitter.submit(id), 1);
+    expect((await store.findById(id))?.attempts).toBe(policy.maxAttempts + 1);
+  });
+});
