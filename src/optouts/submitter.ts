@@ -170,12 +170,13 @@ export function createOptoutSubmitter(deps: {
         }
         await finish('transient', { status: 'queued', lastError: description }, error.answer);
         metrics.optoutsRetried.inc();
-        // A 429 pauses every worker, so it waits what the partner asked (or one base backoff), not
-        // this opt-out's own exponential delay.
+        // A 429 pauses every worker (worker.ts) for what the partner asked, not stretched to this
+        // opt-out's own curve; without Retry-After it backs off like any transient failure.
         const rateLimited = error.answer?.status === 429;
-        const delayMs = rateLimited
-          ? Math.min(policy.maxBackoffMs, error.retryAfterMs ?? policy.backoffMs)
-          : retryDelayMs(tries, policy, error.retryAfterMs);
+        const delayMs =
+          rateLimited && error.retryAfterMs !== undefined
+            ? Math.min(policy.maxBackoffMs, error.retryAfterMs)
+            : retryDelayMs(tries, policy, error.retryAfterMs);
         log.info({ partner, status: error.answer?.status, delayMs, rateLimited }, 'opt-out will be retried');
         return { kind: 'retry', delayMs, reason: description, rateLimited };
       }

@@ -90,4 +90,18 @@ describe('the opt-out submitter', () => {
     expectRetryAtTry(await submitter.submit(id), 1);
     expect((await store.findById(id))?.attempts).toBe(policy.maxAttempts + 1);
   });
+
+  it('backs off a 429 without Retry-After on the exponential curve, and still pauses every worker', async () => {
+    const id = await queuedOptout(...Array.from({ length: policy.maxAttempts - 1 }, () => ({ status: 429 })));
+    for (let tries = 1; tries < policy.maxAttempts; tries += 1) {
+      expect(expectRetryAtTry(await submitter.submit(id), tries).rateLimited).toBe(true);
+    }
+  });
+
+  it('waits what a 429 asks for, however far along the curve the opt-out is', async () => {
+    const id = await queuedOptout({ status: 503 }, { status: 503 }, { status: 429, headers: { 'retry-after': '1' } });
+    await submitter.submit(id);
+    await submitter.submit(id);
+    expect(await submitter.submit(id)).toMatchObject({ kind: 'retry', delayMs: 1000, rateLimited: true });
+  });
 });
