@@ -35,7 +35,7 @@ afterAll(async () => {
   await db.$disconnect();
 });
 
-function createSubmitter(options: { openhimUrl?: string } = {}) {
+function createSubmitter() {
   const client = { timeoutMs: 2000, logger, metrics };
   return createOptoutSubmitter({
     store,
@@ -43,7 +43,7 @@ function createSubmitter(options: { openhimUrl?: string } = {}) {
     upstream: {
       mode: 'openhim',
       client: createOpenhimClient({
-        url: options.openhimUrl ?? partner.url,
+        url: partner.url,
         username: PARTNER_SECRETS.openhimUsername,
         password: PARTNER_SECRETS.openhimPassword,
         ...client,
@@ -103,5 +103,10 @@ describe('the opt-out submitter', () => {
     await submitter.submit(id);
     await submitter.submit(id);
     expect(await submitter.submit(id)).toMatchObject({ kind: 'retry', delayMs: 1000, rateLimited: true });
+  });
+
+  it('waits at least what Retry-After asks on any transient answer, not only a 429', async () => {
+    const id = await queuedOptout({ status: 503, headers: { 'retry-after': '120' } });
+    expect(await submitter.submit(id)).toMatchObject({ kind: 'retry', delayMs: 120_000, rateLimited: false });
   });
 });
