@@ -3,6 +3,7 @@ import { createDatabase } from '../../src/db/client';
 import { createMetrics } from '../../src/ops/metrics';
 import { createOptoutStore } from '../../src/optouts/store';
 import { createOptoutSubmitter, type OptoutSubmitter, type SubmitOutcome } from '../../src/optouts/submitter';
+import { ANSWER_LIMIT_BYTES } from '../../src/partners/http-client';
 import { createOpenhimClient } from '../../src/partners/openhim';
 import { createRapidProClient } from '../../src/partners/rapidpro';
 import { queuedOptoutRow } from '../helpers/app';
@@ -103,6 +104,21 @@ describe('the opt-out submitter', () => {
     await submitter.submit(id);
     await submitter.submit(id);
     expect(await submitter.submit(id)).toMatchObject({ kind: 'retry', delayMs: 1000, rateLimited: true });
+  });
+
+  it('fails at once on a 4xx too large to read, and retries a 2xx or 5xx one, recording the status', async () => {
+    const tooLarge = (status: number) => ({ status, rawBody: 'x'.repeat(ANSWER_LIMIT_BYTES + 1) });
+    const [rejected, accepted, busy] = await Promise.all([queuedOptout(tooLarge(400)), queuedOptout(tooLarge(200)), queuedOptout(tooLarge(503))]);
+    expect(await submitter.submit(rejected)).toEqual({ kind: 'finished', status: 'failed' });
+    expect(await submitter.submit(accepted)).toMatchObject({ kind: 'retry' });
+    expect(await submitter.submit(busy)).toMatchObject({ kind: 'retry' });
+    const attempts = await Promise.all([rejected, accepted, busy].map(async (id) => (await store.attemptsOf(id))[0]));
+    expect(attempts.map((attempt) => [attempt?.outcome, attempt?.httpStatus])).toEqual([
+      ['permanent', 400],
+      ['transient', 200],
+      ['transient', 503],
+    ]);
+    expect(attempts[0]?.error).toBe('openhim answered HTTP 400 with an answer larger than 1048576 bytes');
   });
 
   it('waits at least what Retry-After asks on any transient answer, not only a 429', async () => {
