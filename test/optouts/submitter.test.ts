@@ -5,7 +5,7 @@ import { createOptoutStore } from '../../src/optouts/store';
 import { createOptoutSubmitter, type OptoutSubmitter, type SubmitOutcome } from '../../src/optouts/submitter';
 import { ANSWER_LIMIT_BYTES } from '../../src/partners/http-client';
 import { createOpenhimClient } from '../../src/partners/openhim';
-import { createRapidProClient } from '../../src/partners/rapidpro';
+import { createRapidProClient, type RapidProClient } from '../../src/partners/rapidpro';
 import { queuedOptoutRow } from '../helpers/app';
 import { TEST_DATABASE_URL } from '../helpers/env';
 import { OPENHIM_ROUTE, PARTNER_SECRETS, startFakePartner, type FakeAnswer, type FakePartner } from '../helpers/fake-partner';
@@ -36,11 +36,11 @@ afterAll(async () => {
   await db.$disconnect();
 });
 
-function createSubmitter() {
+function createSubmitter(options: { rapidpro?: RapidProClient } = {}) {
   const client = { timeoutMs: 2000, logger, metrics };
   return createOptoutSubmitter({
     store,
-    rapidpro: createRapidProClient({ url: partner.url, token: PARTNER_SECRETS.rapidproToken, ...client }),
+    rapidpro: options.rapidpro ?? createRapidProClient({ url: partner.url, token: PARTNER_SECRETS.rapidproToken, ...client }),
     upstream: {
       mode: 'openhim',
       client: createOpenhimClient({
@@ -124,5 +124,37 @@ describe('the opt-out submitter', () => {
   it('waits at least what Retry-After asks on any transient answer, not only a 429', async () => {
     const id = await queuedOptout({ status: 503, headers: { 'retry-after': '120' } });
     expect(await submitter.submit(id)).toMatchObject({ kind: 'retry', delayMs: 120_000, rateLimited: false });
+  });
+});
+
+describe('the opt-out submitter meeting an error that is no partner failure', () => {
+  /** A queued opt-out without contact details, so that RapidPro (here the one failing) is asked. */
+  async function needingLookup(): Promise<string> {
+    const row = queuedOptoutRow(apiClientId);
+    await store.insertUnlessDuplicate([row]);
+    return row.id;
+  }
+  const failingLookup = (error: Error) => createSubmitter({ rapidpro: { getContact: () => Promise.reject(error) } });
+
+  it('records a defect of its own as a transient attempt, and gives up after OPTOUT_MAX_ATTEMPTS', async () => {
+    const submitter = failingLookup(new TypeError("Cannot read properties of undefined (reading 'urns')"));
+    const id = await needingLookup();
+    for (let tries = 1; tries < policy.maxAttempts; tries += 1) expectRetryAtTry(await submitter.submit(id), tries);
+    expect(await submitter.submit(id)).toEqual({ kind: 'finished', status: 'failed' });
+    const description = "companion error (TypeError) while working with rapidpro: see the worker's log";
+    expect(await store.findById(id)).toMatchObject({ attempts: policy.maxAttempts, lastError: `gave up after ${policy.maxAttempts} attempts: ${description}` });
+    const attempts = await store.attemptsOf(id);
+    expect(attempts.map((attempt) => [attempt.partner, attempt.outcome, attempt.httpStatus])).toEqual(
+      Array.from({ length: policy.maxAttempts }, () => ['rapidpro', 'transient', null]),
+    );
+    expect(attempts[0]?.error).toBe(description);
+  });
+
+  it('leaves PostgreSQL being away to BullMQ and the lease, recording nothing', async () => {
+    const submitter = failingLookup(new Error('Connection terminated unexpectedly'));
+    const id = await needingLookup();
+    await expect(submitter.submit(id)).rejects.toThrow('Connection terminated unexpectedly');
+    expect(await store.attemptsOf(id)).toEqual([]);
+    expect((await store.findById(id))?.leaseUntil?.getTime()).toBeGreaterThan(Date.now());
   });
 });
