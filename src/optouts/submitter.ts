@@ -45,6 +45,17 @@ function describeFailure(error: PartnerError): string {
   return excerpt ? `${error.message}: ${excerpt}` : error.message;
 }
 
+/**
+ * An error of our own (a defect) counts as a transient attempt, towards the limit: thrown to BullMQ it
+ * would leave staff no attempt to see, and the reconciler would queue the opt-out again for ever. Its
+ * message may quote partner data, so the attempt names only its kind; the log has the whole error.
+ */
+function unexpectedFailure(partner: string, error: unknown, log: Logger): PartnerError {
+  log.error({ err: error, partner }, 'opt-out try failed unexpectedly: recorded as a transient attempt');
+  const kind = error instanceof Error ? error.name : typeof error;
+  return new PartnerError(partner, 'transient', `companion error (${kind}) while working with ${partner}: see the worker's log`);
+}
+
 function factsOf(optout: Optout): OptoutFacts {
   return {
     id: optout.id,
@@ -157,26 +168,30 @@ export function createOptoutSubmitter(deps: {
           log.warn({ partner, reason: error.message }, 'opt-out failed: contact data missing');
           return { kind: 'finished', status: 'failed' };
         }
-        if (!(error instanceof PartnerError)) throw error;
-        const description = describeFailure(error);
-        // Staff retries start a fresh round: only the tries since the last one count.
+        // PostgreSQL away while writing a success past the lease: BullMQ tries again later, and the
+        // opt-out goes again under the same eid / event UID.
+        if (isDatabaseUnavailable(error)) throw error;
+        const failure = error instanceof PartnerError ? error : unexpectedFailure(partner, error, log);
+        const description = describeFailure(failure);
+        // Staff retries start a fresh round: only the tries since the last one count, for the limit and the backoff.
         const tries = number - optout.priorAttempts;
-        if (error.kind === 'permanent' || tries >= policy.maxAttempts) {
-          const lastError = error.kind === 'permanent' ? description : `gave up after ${tries} attempts: ${description}`;
-          await finish(error.kind, { status: 'failed', lastError }, error.answer);
-          metrics.optoutsFailed.inc({ reason: error.kind === 'permanent' ? 'rejected' : 'attempts_exhausted' });
-          log.warn({ partner, status: error.answer?.status, kind: error.kind }, 'opt-out failed');
+        if (failure.kind === 'permanent' || tries >= policy.maxAttempts) {
+          const lastError = failure.kind === 'permanent' ? description : `gave up after ${tries} attempts: ${description}`;
+          await finish(failure.kind, { status: 'failed', lastError }, failure.answer);
+          metrics.optoutsFailed.inc({ reason: failure.kind === 'permanent' ? 'rejected' : 'attempts_exhausted' });
+          log.warn({ partner, status: failure.answer?.status, kind: failure.kind }, 'opt-out failed');
           return { kind: 'finished', status: 'failed' };
         }
-        await finish('transient', { status: 'queued', lastError: description }, error.answer);
+        await finish('transient', { status: 'queued', lastError: description }, failure.answer);
         metrics.optoutsRetried.inc();
-        // A 429 pauses every worker, so it waits what the partner asked (or one base backoff), not
-        // this opt-out's own exponential delay.
-        const rateLimited = error.answer?.status === 429;
-        const delayMs = rateLimited
-          ? Math.min(policy.maxBackoffMs, error.retryAfterMs ?? policy.backoffMs)
-          : retryDelayMs(number, policy, error.retryAfterMs);
-        log.info({ partner, status: error.answer?.status, delayMs, rateLimited }, 'opt-out will be retried');
+        // A 429 pauses every worker (worker.ts) for what the partner asked, not stretched to this
+        // opt-out's own curve; without Retry-After it backs off like any transient failure.
+        const rateLimited = failure.answer?.status === 429;
+        const delayMs =
+          rateLimited && failure.retryAfterMs !== undefined
+            ? Math.min(policy.maxBackoffMs, failure.retryAfterMs)
+            : retryDelayMs(tries, policy, failure.retryAfterMs);
+        log.info({ partner, status: failure.answer?.status, delayMs, rateLimited }, 'opt-out will be retried');
         return { kind: 'retry', delayMs, reason: description, rateLimited };
       }
     },

@@ -19,7 +19,8 @@ export class PartnerError extends Error {
   }
 }
 
-const TRANSIENT_STATUSES = new Set([408, 425, 429]);
+/** The contract's transient answers besides 5xx: every other 4xx is permanent. */
+const TRANSIENT_STATUSES = new Set([408, 429]);
 
 export function isTransientStatus(status: number): boolean {
   return status >= 500 || TRANSIENT_STATUSES.has(status);
@@ -53,10 +54,21 @@ export function failureFromAnswer(partner: string, answer: PartnerAnswer): Partn
   return new PartnerError(partner, kind, `${partner} answered HTTP ${status}`, answer, parseRetryAfter(answer.headers['retry-after']));
 }
 
-/** A request that never got an answer is always worth retrying. */
+/**
+ * An answer too large to read counts by its status. A 2xx stays transient: its body cannot confirm the
+ * success, and sending again is safe (the eid / event UID stays the same).
+ */
+function failureFromTooLargeAnswer(partner: string, error: AnswerTooLarge): PartnerError {
+  const { status } = error;
+  if (status === undefined) return new PartnerError(partner, 'transient', `${partner} sent an ${error.message}`);
+  const kind: FailureKind = (status >= 200 && status < 300) || isTransientStatus(status) ? 'transient' : 'permanent';
+  return new PartnerError(partner, kind, `${partner} answered HTTP ${status} with an ${error.message}`, { status, excerpt: '', body: undefined });
+}
+
+/** A request that never got a whole answer; only one too large to read may be a permanent failure. */
 export function failureFromRequestError(partner: string, error: unknown): PartnerError {
   if (isTimeout(error)) return new PartnerError(partner, 'transient', `${partner} did not answer in time`);
-  if (error instanceof AnswerTooLarge) return new PartnerError(partner, 'transient', `${partner} sent an ${error.message}`);
+  if (error instanceof AnswerTooLarge) return failureFromTooLargeAnswer(partner, error);
   if (isNetworkError(error)) return new PartnerError(partner, 'transient', `${partner} unreachable (${error.code})`);
   throw error;
 }

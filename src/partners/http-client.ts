@@ -21,9 +21,9 @@ export const EXCERPT_LIMIT = 2000;
 /** A partner answer is read into memory: one larger than this is cut off and counts as a failed call. */
 export const ANSWER_LIMIT_BYTES = 1024 * 1024;
 
-/** The partner's answer was cut off at ANSWER_LIMIT_BYTES. */
+/** The partner's answer was cut off at ANSWER_LIMIT_BYTES, while reading its body: `status` is the one it came with. */
 export class AnswerTooLarge extends Error {
-  constructor() {
+  constructor(readonly status?: number) {
     super(`answer larger than ${ANSWER_LIMIT_BYTES} bytes`);
     this.name = 'AnswerTooLarge';
   }
@@ -75,9 +75,9 @@ export function createPartnerHttp(options: {
 }
 
 /** Why a request got no answer, as a PartnerUnreachable (or AnswerTooLarge); anything else is a defect and is thrown as it is. */
-function noAnswer(error: unknown, deadline: AbortSignal): Error {
+function noAnswer(error: unknown, deadline: AbortSignal, status: number | undefined): Error {
   if (deadline.aborted || error instanceof errors.ConnectTimeoutError) return new PartnerUnreachable('ETIMEDOUT', { cause: error });
-  if (error instanceof errors.ResponseExceededMaxSizeError) return new AnswerTooLarge();
+  if (error instanceof errors.ResponseExceededMaxSizeError) return new AnswerTooLarge(status);
   // A connection closed before the whole answer came is a reset, whatever undici calls it.
   if (error instanceof errors.SocketError) return new PartnerUnreachable('ECONNRESET', { cause: error });
   const code = (error as { code?: unknown } | null)?.code;
@@ -103,7 +103,7 @@ export async function sendJson(
   const timer = setTimeout(() => deadline.abort(), request.timeoutMs ?? client.timeoutMs);
   const body = request.json === undefined ? undefined : JSON.stringify(request.json);
   const started = performance.now();
-  let status: number;
+  let status: number | undefined;
   let headers: http.IncomingHttpHeaders;
   let text: string;
   try {
@@ -118,7 +118,7 @@ export async function sendJson(
     headers = response.headers;
     text = await response.body.text();
   } catch (error) {
-    const failure = noAnswer(error, deadline.signal);
+    const failure = noAnswer(error, deadline.signal, status);
     const code = failure instanceof PartnerUnreachable ? failure.code : undefined;
     if (code !== undefined || failure instanceof AnswerTooLarge) observe(client, partnerOutcome(undefined, code), started);
     throw failure;

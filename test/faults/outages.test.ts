@@ -230,7 +230,7 @@ describe('the worker', () => {
     const [first, second] = await app.deps.optoutStore.attemptsOf(response.body.id);
     expect(first!.response).toHaveLength(2000);
     expect(first!.response!.startsWith('busy\uFFFD\uFFFDx')).toBe(true);
-    expect(second).toMatchObject({ outcome: 'transient', httpStatus: null, error: 'openhim sent an answer larger than 1048576 bytes' });
+    expect(second).toMatchObject({ outcome: 'transient', httpStatus: 200, error: 'openhim answered HTTP 200 with an answer larger than 1048576 bytes' });
   });
 
   it('keeps finished jobs in Redis for a bounded time and number', async () => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { eventUidFor } from '../../src/optouts/submission';
 import { optoutWebhook, settledOptout, startTestApp, type TestApp } from '../helpers/app';
 import { openhimPartnerEnv, startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
+import { closedPortUrl } from '../whatsapp/support';
 
 const OPENHIM_ROUTE = 'POST /ws/rest/v1/nc/optout';
 const CONTACTS_ROUTE = 'GET /api/v2/contacts.json';
@@ -176,6 +177,29 @@ describe('opt-out worker through OpenHIM', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(openhimRequestsFor(body.contact.uuid)).toHaveLength(1);
     expect(await app.deps.db.optout.count({ where: { contactUuid: body.contact.uuid } })).toBe(1);
+  });
+});
+
+describe('opt-out worker while OpenHIM refuses connections', () => {
+  let app: TestApp;
+
+  beforeAll(async () => {
+    app = await startTestApp({
+      role: 'all',
+      env: { ...openhimPartnerEnv({ url: await closedPortUrl() }), OPTOUT_BACKOFF_MS: '20', OPTOUT_MAX_ATTEMPTS: '3' },
+    });
+  });
+  afterAll(() => app.stop());
+
+  it('retries a refused connection as transient until OPTOUT_MAX_ATTEMPTS', async () => {
+    // The webhook carries the contact, so that RapidPro (refusing too) is not asked.
+    const { id } = await send(app, optoutWebhook({ urn: 'tel:+27820001001', fields: { facility_code: '123456' } }));
+    const unreachable = 'openhim unreachable (ECONNREFUSED)';
+    expect(await finalState(app, id)).toMatchObject({ status: 'failed', attempts: 3, lastError: `gave up after 3 attempts: ${unreachable}` });
+    const attempts = await app.deps.optoutStore.attemptsOf(id);
+    expect(attempts.map((attempt) => [attempt.outcome, attempt.httpStatus, attempt.error?.endsWith(unreachable)])).toEqual(
+      Array.from({ length: 3 }, () => ['transient', null, true]),
+    );
   });
 });
 

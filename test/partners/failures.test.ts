@@ -1,10 +1,10 @@
-import { bodyReportsError, isTransientStatus, parseRetryAfter } from '../../src/partners/failures';
+import { bodyReportsError, failureFromRequestError, isTransientStatus, parseRetryAfter } from '../../src/partners/failures';
+import { AnswerTooLarge } from '../../src/partners/http-client';
 import { retryDelayMs } from '../../src/optouts/retry-policy';
 
 describe('partner failures', () => {
   it.each([
     [408, true],
-    [425, true],
     [429, true],
     [500, true],
     [503, true],
@@ -12,8 +12,23 @@ describe('partner failures', () => {
     [401, false],
     [404, false],
     [409, false],
+    [425, false],
   ])('HTTP %i is transient: %s', (status, transient) => {
     expect(isTransientStatus(status)).toBe(transient);
+  });
+
+  it.each([
+    [undefined, 'transient'],
+    [200, 'transient'],
+    [503, 'transient'],
+    [429, 'transient'],
+    [408, 'transient'],
+    [400, 'permanent'],
+    [413, 'permanent'],
+  ])('counts an answer too large to read with status %s as %s, and keeps the status', (status, kind) => {
+    const failure = failureFromRequestError('openhim', new AnswerTooLarge(status));
+    expect(failure.kind).toBe(kind);
+    expect(failure.answer?.status).toBe(status);
   });
 
   it('reads Retry-After as seconds or as an HTTP date', () => {

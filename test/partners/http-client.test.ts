@@ -65,10 +65,12 @@ describe('partner HTTP client', () => {
     }
   });
 
-  it('refuses an answer larger than the limit', async () => {
-    const partner = await partnerAnswering((_req, res) => res.end('x'.repeat(ANSWER_LIMIT_BYTES + 1)));
+  it('refuses an answer larger than the limit, keeping its status', async () => {
+    const partner = await partnerAnswering((_req, res) => res.writeHead(400).end('x'.repeat(ANSWER_LIMIT_BYTES + 1)));
     try {
-      await expect(sendJson(client(), { method: 'GET', url: partner.url })).rejects.toBeInstanceOf(AnswerTooLarge);
+      const error = await sendJson(client(), { method: 'GET', url: partner.url }).catch((failure: unknown) => failure);
+      expect(error).toBeInstanceOf(AnswerTooLarge);
+      expect(error).toMatchObject({ status: 400 });
     } finally {
       partner.close();
     }

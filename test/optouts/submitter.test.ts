@@ -1,0 +1,160 @@
+import { createApiClientService } from '../../src/api-clients/service';
+import { createDatabase } from '../../src/db/client';
+import { createMetrics } from '../../src/ops/metrics';
+import { createOptoutStore } from '../../src/optouts/store';
+import { createOptoutSubmitter, type OptoutSubmitter, type SubmitOutcome } from '../../src/optouts/submitter';
+import { ANSWER_LIMIT_BYTES } from '../../src/partners/http-client';
+import { createOpenhimClient } from '../../src/partners/openhim';
+import { createRapidProClient, type RapidProClient } from '../../src/partners/rapidpro';
+import { queuedOptoutRow } from '../helpers/app';
+import { TEST_DATABASE_URL } from '../helpers/env';
+import { OPENHIM_ROUTE, PARTNER_SECRETS, startFakePartner, type FakeAnswer, type FakePartner } from '../helpers/fake-partner';
+import { captureLogs } from '../helpers/logs';
+
+/**
+ * One try at a time, straight through the submitter, with the real store and a fake OpenHIM: what each
+ * try records and how long it asks the queue to wait. The worker tests show the same through BullMQ.
+ */
+
+const db = createDatabase({ url: TEST_DATABASE_URL, poolSize: 4 });
+const store = createOptoutStore(db);
+const { logger } = captureLogs();
+const metrics = createMetrics();
+const policy = { maxAttempts: 4, backoffMs: 1000, maxBackoffMs: 6 * 3600_000 };
+let partner: FakePartner;
+let apiClientId: string;
+/** OpenHIM's answers per opt-out (eid), so that tests never see each other's traffic. */
+const answers = new Map<string, FakeAnswer[]>();
+
+beforeAll(async () => {
+  partner = await startFakePartner();
+  partner.on(OPENHIM_ROUTE, (request) => answers.get((request.body as { eid: string }).eid)?.shift() ?? { status: 202, body: { status: 'ok' } });
+  apiClientId = (await createApiClientService(db).create(`submitter-${Date.now()}`)).id;
+});
+afterAll(async () => {
+  await partner.stop();
+  await db.$disconnect();
+});
+
+function createSubmitter(options: { rapidpro?: RapidProClient } = {}) {
+  const client = { timeoutMs: 2000, logger, metrics };
+  return createOptoutSubmitter({
+    store,
+    rapidpro: options.rapidpro ?? createRapidProClient({ url: partner.url, token: PARTNER_SECRETS.rapidproToken, ...client }),
+    upstream: {
+      mode: 'openhim',
+      client: createOpenhimClient({
+        url: partner.url,
+        username: PARTNER_SECRETS.openhimUsername,
+        password: PARTNER_SECRETS.openhimPassword,
+        ...client,
+      }),
+    },
+    policy,
+    leaseMs: 10_000,
+    logger,
+    metrics,
+  });
+}
+
+/** A queued opt-out whose webhook carried the contact, so that OpenHIM is the only partner asked. */
+async function queuedOptout(...openhimAnswers: FakeAnswer[]): Promise<string> {
+  const row = { ...queuedOptoutRow(apiClientId), contactUrn: 'tel:+27820001001', contactFields: { facility_code: '123456' } };
+  await store.insertUnlessDuplicate([row]);
+  answers.set(row.id, openhimAnswers);
+  return row.id;
+}
+
+/** Expects a retry on the backoff curve at this try of the round: 500 to 1000 ms (half of it random) at the first, twice that at the next, and so on. */
+function expectRetryAtTry(outcome: SubmitOutcome, tries: number): Extract<SubmitOutcome, { kind: 'retry' }> {
+  expect(outcome.kind).toBe('retry');
+  const retry = outcome as Extract<SubmitOutcome, { kind: 'retry' }>;
+  const full = policy.backoffMs * 2 ** (tries - 1);
+  expect(retry.delayMs).toBeGreaterThanOrEqual(full / 2);
+  expect(retry.delayMs).toBeLessThanOrEqual(full);
+  return retry;
+}
+
+describe('the opt-out submitter', () => {
+  let submitter: OptoutSubmitter;
+  beforeAll(() => {
+    submitter = createSubmitter();
+  });
+
+  it('starts the backoff afresh with the fresh round of a staff retry', async () => {
+    const id = await queuedOptout(...Array.from({ length: policy.maxAttempts + 1 }, () => ({ status: 503 })));
+    for (let tries = 1; tries < policy.maxAttempts; tries += 1) {
+      expectRetryAtTry(await submitter.submit(id), tries);
+    }
+    expect(await submitter.submit(id)).toEqual({ kind: 'finished', status: 'failed' });
+    expect(await store.requeue(id)).toBe(true);
+    expectRetryAtTry(await submitter.submit(id), 1);
+    expect((await store.findById(id))?.attempts).toBe(policy.maxAttempts + 1);
+  });
+
+  it('backs off a 429 without Retry-After on the exponential curve, and still pauses every worker', async () => {
+    const id = await queuedOptout(...Array.from({ length: policy.maxAttempts - 1 }, () => ({ status: 429 })));
+    for (let tries = 1; tries < policy.maxAttempts; tries += 1) {
+      expect(expectRetryAtTry(await submitter.submit(id), tries).rateLimited).toBe(true);
+    }
+  });
+
+  it('waits what a 429 asks for, however far along the curve the opt-out is', async () => {
+    const id = await queuedOptout({ status: 503 }, { status: 503 }, { status: 429, headers: { 'retry-after': '1' } });
+    await submitter.submit(id);
+    await submitter.submit(id);
+    expect(await submitter.submit(id)).toMatchObject({ kind: 'retry', delayMs: 1000, rateLimited: true });
+  });
+
+  it('fails at once on a 4xx too large to read, and retries a 2xx or 5xx one, recording the status', async () => {
+    const tooLarge = (status: number) => ({ status, rawBody: 'x'.repeat(ANSWER_LIMIT_BYTES + 1) });
+    const [rejected, accepted, busy] = await Promise.all([queuedOptout(tooLarge(400)), queuedOptout(tooLarge(200)), queuedOptout(tooLarge(503))]);
+    expect(await submitter.submit(rejected)).toEqual({ kind: 'finished', status: 'failed' });
+    expect(await submitter.submit(accepted)).toMatchObject({ kind: 'retry' });
+    expect(await submitter.submit(busy)).toMatchObject({ kind: 'retry' });
+    const attempts = await Promise.all([rejected, accepted, busy].map(async (id) => (await store.attemptsOf(id))[0]));
+    expect(attempts.map((attempt) => [attempt?.outcome, attempt?.httpStatus])).toEqual([
+      ['permanent', 400],
+      ['transient', 200],
+      ['transient', 503],
+    ]);
+    expect(attempts[0]?.error).toBe('openhim answered HTTP 400 with an answer larger than 1048576 bytes');
+  });
+
+  it('waits at least what Retry-After asks on any transient answer, not only a 429', async () => {
+    const id = await queuedOptout({ status: 503, headers: { 'retry-after': '120' } });
+    expect(await submitter.submit(id)).toMatchObject({ kind: 'retry', delayMs: 120_000, rateLimited: false });
+  });
+});
+
+describe('the opt-out submitter meeting an error that is no partner failure', () => {
+  /** A queued opt-out without contact details, so that RapidPro (here the one failing) is asked. */
+  async function needingLookup(): Promise<string> {
+    const row = queuedOptoutRow(apiClientId);
+    await store.insertUnlessDuplicate([row]);
+    return row.id;
+  }
+  const failingLookup = (error: Error) => createSubmitter({ rapidpro: { getContact: () => Promise.reject(error) } });
+
+  it('records a defect of its own as a transient attempt, and gives up after OPTOUT_MAX_ATTEMPTS', async () => {
+    const submitter = failingLookup(new TypeError("Cannot read properties of undefined (reading 'urns')"));
+    const id = await needingLookup();
+    for (let tries = 1; tries < policy.maxAttempts; tries += 1) expectRetryAtTry(await submitter.submit(id), tries);
+    expect(await submitter.submit(id)).toEqual({ kind: 'finished', status: 'failed' });
+    const description = "companion error (TypeError) while working with rapidpro: see the worker's log";
+    expect(await store.findById(id)).toMatchObject({ attempts: policy.maxAttempts, lastError: `gave up after ${policy.maxAttempts} attempts: ${description}` });
+    const attempts = await store.attemptsOf(id);
+    expect(attempts.map((attempt) => [attempt.partner, attempt.outcome, attempt.httpStatus])).toEqual(
+      Array.from({ length: policy.maxAttempts }, () => ['rapidpro', 'transient', null]),
+    );
+    expect(attempts[0]?.error).toBe(description);
+  });
+
+  it('leaves PostgreSQL being away to BullMQ and the lease, recording nothing', async () => {
+    const submitter = failingLookup(new Error('Connection terminated unexpectedly'));
+    const id = await needingLookup();
+    await expect(submitter.submit(id)).rejects.toThrow('Connection terminated unexpectedly');
+    expect(await store.attemptsOf(id)).toEqual([]);
+    expect((await store.findById(id))?.leaseUntil?.getTime()).toBeGreaterThan(Date.now());
+  });
+});
