@@ -31,8 +31,11 @@ export type SubmitOutcome =
   | { kind: 'finished'; status: 'submitted' | 'failed' }
   /** Nothing to do: the opt-out is gone, or no longer queued (submitted, failed or cancelled). */
   | { kind: 'skipped' }
-  /** Try again after delayMs; rateLimited when the partner answered 429, which slows every worker. */
-  | { kind: 'retry'; delayMs: number; reason: string; rateLimited?: boolean };
+  /**
+   * Try this opt-out again after delayMs. pauseAllMs when the partner answered 429: every worker on
+   * the queue stops sending for that long.
+   */
+  | { kind: 'retry'; delayMs: number; reason: string; pauseAllMs?: number };
 
 export interface OptoutSubmitter {
   submit(optoutId: string): Promise<SubmitOutcome>;
@@ -184,15 +187,13 @@ export function createOptoutSubmitter(deps: {
         }
         await finish('transient', { status: 'queued', lastError: description }, failure.answer);
         metrics.optoutsRetried.inc();
-        // A 429 pauses every worker (worker.ts) for what the partner asked, not stretched to this
-        // opt-out's own curve; without Retry-After it backs off like any transient failure.
-        const rateLimited = failure.answer?.status === 429;
-        const delayMs =
-          rateLimited && failure.retryAfterMs !== undefined
-            ? Math.min(policy.maxBackoffMs, failure.retryAfterMs)
-            : retryDelayMs(tries, policy, failure.retryAfterMs);
-        log.info({ partner, status: failure.answer?.status, delayMs, rateLimited }, 'opt-out will be retried');
-        return { kind: 'retry', delayMs, reason: description, rateLimited };
+        // A 429 says the partner is busy, not that this opt-out is wrong: every worker pauses for what
+        // it asked (one base backoff without Retry-After), while this opt-out backs off on its own
+        // curve, as for any transient failure, so that its attempts are not spent within seconds.
+        const pauseAllMs = failure.answer?.status === 429 ? Math.min(policy.maxBackoffMs, failure.retryAfterMs ?? policy.backoffMs) : undefined;
+        const delayMs = retryDelayMs(tries, policy, failure.retryAfterMs);
+        log.info({ partner, status: failure.answer?.status, delayMs, pauseAllMs }, 'opt-out will be retried');
+        return { kind: 'retry', delayMs, reason: description, ...(pauseAllMs === undefined ? {} : { pauseAllMs }) };
       }
     },
   };

@@ -39,11 +39,8 @@ export function createOptoutWorker(deps: {
     async (job: Job<SubmitJobData>) => {
       const outcome = await deps.submitter.submit(job.data.optoutId);
       if (outcome.kind !== 'retry') return outcome;
-      if (outcome.rateLimited) {
-        // The partner said "too many": every worker on the queue pauses, and the job goes back to wait.
-        await worker.rateLimit(outcome.delayMs);
-        throw Worker.RateLimitError();
-      }
+      // The partner said "too many": every worker on the queue pauses (BullMQ's limiter, in Redis).
+      if (outcome.pauseAllMs !== undefined) await worker.rateLimit(outcome.pauseAllMs);
       throw new RetryLater(outcome.delayMs, outcome.reason);
     },
     {

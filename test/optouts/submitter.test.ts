@@ -92,18 +92,20 @@ describe('the opt-out submitter', () => {
     expect((await store.findById(id))?.attempts).toBe(policy.maxAttempts + 1);
   });
 
-  it('backs off a 429 without Retry-After on the exponential curve, and still pauses every worker', async () => {
+  it('backs off a 429 without Retry-After on the exponential curve, pausing every worker for one base backoff', async () => {
     const id = await queuedOptout(...Array.from({ length: policy.maxAttempts - 1 }, () => ({ status: 429 })));
     for (let tries = 1; tries < policy.maxAttempts; tries += 1) {
-      expect(expectRetryAtTry(await submitter.submit(id), tries).rateLimited).toBe(true);
+      expect(expectRetryAtTry(await submitter.submit(id), tries).pauseAllMs).toBe(policy.backoffMs);
     }
   });
 
-  it('waits what a 429 asks for, however far along the curve the opt-out is', async () => {
+  it('pauses every worker for what a 429 asks, while the opt-out keeps to its own curve, never sooner', async () => {
     const id = await queuedOptout({ status: 503 }, { status: 503 }, { status: 429, headers: { 'retry-after': '1' } });
     await submitter.submit(id);
     await submitter.submit(id);
-    expect(await submitter.submit(id)).toMatchObject({ kind: 'retry', delayMs: 1000, rateLimited: true });
+    expect(expectRetryAtTry(await submitter.submit(id), 3).pauseAllMs).toBe(1000);
+    const asksLonger = await queuedOptout({ status: 429, headers: { 'retry-after': '60' } });
+    expect(await submitter.submit(asksLonger)).toMatchObject({ kind: 'retry', delayMs: 60_000, pauseAllMs: 60_000 });
   });
 
   it('fails at once on a 4xx too large to read, and retries a 2xx or 5xx one, recording the status', async () => {
@@ -123,7 +125,9 @@ describe('the opt-out submitter', () => {
 
   it('waits at least what Retry-After asks on any transient answer, not only a 429', async () => {
     const id = await queuedOptout({ status: 503, headers: { 'retry-after': '120' } });
-    expect(await submitter.submit(id)).toMatchObject({ kind: 'retry', delayMs: 120_000, rateLimited: false });
+    const retry = await submitter.submit(id);
+    expect(retry).toMatchObject({ kind: 'retry', delayMs: 120_000 });
+    expect(retry).not.toHaveProperty('pauseAllMs');
   });
 });
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { eventUidFor } from '../../src/optouts/submission';
-import { optoutWebhook, settledOptout, startTestApp, type TestApp } from '../helpers/app';
+import { eventually, optoutWebhook, settledOptout, startTestApp, type TestApp } from '../helpers/app';
 import { openhimPartnerEnv, startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 import { closedPortUrl } from '../whatsapp/support';
 
@@ -136,6 +136,20 @@ describe('opt-out worker through OpenHIM', () => {
     expect(second!.receivedAt - first!.receivedAt).toBeGreaterThanOrEqual(1000);
   });
 
+  it('holds back every other opt-out for what a 429 asks, not only the one it answered', async () => {
+    const limited = optoutWebhook();
+    script.set(limited.contact.uuid, { status: 429, headers: { 'retry-after': '1' }, body: { error: 'slow down' } });
+    const { id } = await send(app, limited);
+    await eventually(async () => ((await app.deps.db.optout.findUnique({ where: { id } }))?.attempts === 1 ? true : undefined), 10000, 10);
+    // The worker pauses the queue right after recording the attempt: give it that moment.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const other = await send(app);
+    expect(await settledOptout(app, other.id)).toMatchObject({ status: 'submitted', attempts: 1 });
+    const [tooMany] = openhimRequestsFor(limited.contact.uuid);
+    const [submission] = openhimRequestsFor(other.contactUuid);
+    expect(submission!.receivedAt - tooMany!.receivedAt).toBeGreaterThanOrEqual(1000);
+  });
+
   it('fails at once on a 400, after 1 attempt', async () => {
     const body = optoutWebhook();
     script.set(body.contact.uuid, { status: 400, body: { error: 'bad faccode' } });
@@ -195,7 +209,7 @@ describe('opt-out worker while OpenHIM refuses connections', () => {
     // The webhook carries the contact, so that RapidPro (refusing too) is not asked.
     const { id } = await send(app, optoutWebhook({ urn: 'tel:+27820001001', fields: { facility_code: '123456' } }));
     const unreachable = 'openhim unreachable (ECONNREFUSED)';
-    expect(await finalState(app, id)).toMatchObject({ status: 'failed', attempts: 3, lastError: `gave up after 3 attempts: ${unreachable}` });
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'failed', attempts: 3, lastError: `gave up after 3 attempts: ${unreachable}` });
     const attempts = await app.deps.optoutStore.attemptsOf(id);
     expect(attempts.map((attempt) => [attempt.outcome, attempt.httpStatus, attempt.error?.endsWith(unreachable)])).toEqual(
       Array.from({ length: 3 }, () => ['transient', null, true]),
