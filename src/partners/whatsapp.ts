@@ -1,6 +1,6 @@
 import type { Logger } from '../ops/logger';
 import type { Metrics } from '../ops/metrics';
-import { createPartnerHttp, isNetworkError, isTimeout, sendJson, type PartnerAnswer } from './http-client';
+import { AnswerTooLarge, createPartnerHttp, isNetworkError, isTimeout, sendJson, type PartnerAnswer } from './http-client';
 import { bodyReportsError } from './failures';
 import {
   buildCloudTemplateMessage,
@@ -25,9 +25,11 @@ export type WhatsappResult =
   /** On-prem: the contacts check succeeded but gave no verdict (no `wa_id`); nothing was sent. */
   | { kind: 'contact-unconfirmed'; answer: PartnerAnswer }
   | { kind: 'timeout' }
-  | { kind: 'unreachable'; code: string };
+  | { kind: 'unreachable'; code: string }
+  /** An answer larger than the client reads (ANSWER_LIMIT_BYTES): its status, when it had one, but no body. */
+  | { kind: 'too-large'; status: number | undefined };
 
-type NoAnswer = Extract<WhatsappResult, { kind: 'timeout' | 'unreachable' }>;
+type NoAnswer = Extract<WhatsappResult, { kind: 'timeout' | 'unreachable' | 'too-large' }>;
 
 export interface WhatsappClient {
   /** Sends one template message, once: RapidPro is waiting, so nothing is retried. */
@@ -41,6 +43,7 @@ async function exchange(send: () => Promise<PartnerAnswer>): Promise<PartnerAnsw
   } catch (error) {
     if (isTimeout(error)) return { kind: 'timeout' };
     if (isNetworkError(error)) return { kind: 'unreachable', code: error.code };
+    if (error instanceof AnswerTooLarge) return { kind: 'too-large', status: error.status };
     throw error;
   }
 }

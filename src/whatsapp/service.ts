@@ -5,6 +5,7 @@ import { AppError } from '../errors';
 import { createInFlight } from '../shared/in-flight';
 import { maskPhone, maskPhonesIn, type Logger } from '../ops/logger';
 import { bodyReportsError } from '../partners/failures';
+import { ANSWER_LIMIT_BYTES } from '../partners/http-client';
 import type { WhatsappClient, WhatsappResult } from '../partners/whatsapp';
 import type { TemplateRequest } from './schemas';
 import type { WhatsappApi, WhatsappSendRecord, WhatsappSendStore } from './store';
@@ -24,6 +25,8 @@ export interface SendContext {
 }
 
 const ERROR_LIMIT = 500;
+/** Not read, so neither passed on nor known to report a message id: the flow takes its Failure branch. */
+const UPSTREAM_ANSWER_TOO_LARGE = `upstream answer larger than ${ANSWER_LIMIT_BYTES} bytes`;
 /**
  * Rows waiting for PostgreSQL (while it is away, say) beyond which a send goes unrecorded, with an
  * error logged, rather than memory growing for as long as the outage lasts.
@@ -44,6 +47,8 @@ function answerFor(result: WhatsappResult): ProxyAnswer {
       return { status: 504, body: { error: 'upstream timeout' }, headers: {} };
     case 'unreachable':
       return { status: 502, body: { error: 'upstream unavailable' }, headers: {} };
+    case 'too-large':
+      return { status: 502, body: { error: UPSTREAM_ANSWER_TOO_LARGE }, headers: {} };
     case 'not-a-contact':
       return { status: 404, body: { error: 'not a WhatsApp contact' }, headers: {} };
     case 'contact-unconfirmed':
@@ -92,6 +97,7 @@ function outcomeOf(result: WhatsappResult, answer: ProxyAnswer): Pick<WhatsappSe
     const error = result.kind === 'timeout' ? 'upstream timeout' : `upstream unavailable (${result.code})`;
     return { upstreamStatus: null, messageId: null, error };
   }
+  if (result.kind === 'too-large') return { upstreamStatus: result.status ?? null, messageId: null, error: UPSTREAM_ANSWER_TOO_LARGE };
   const upstream = result.answer;
   if (isSuccess(answer.status)) {
     const id = (upstream.body as { messages?: Array<{ id?: unknown }> }).messages?.[0]?.id;

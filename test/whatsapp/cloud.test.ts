@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { ANSWER_LIMIT_BYTES } from '../../src/partners/http-client';
 import { startTestApp, type TestApp } from '../helpers/app';
 import { TEST_DATABASE_URL } from '../helpers/env';
 import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
@@ -126,6 +127,15 @@ describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
     expect(response.status).toBe(400);
     expect(response.body).toEqual(error);
     expect((await rowsFor(to))[0]).toMatchObject({ upstreamStatus: 400, status: 400, messageId: null, error: expect.stringContaining('132000') });
+  });
+
+  it('answers 502 for an answer too large to read, and records its status', async () => {
+    const to = freshNumber();
+    upstream.queue(ROUTE, { status: 200, rawBody: 'x'.repeat(ANSWER_LIMIT_BYTES + 1) });
+    const response = await post({ to, template: { name: 'hello_world' } });
+    expect(response.status).toBe(502);
+    expect(response.body).toEqual({ error: `upstream answer larger than ${ANSWER_LIMIT_BYTES} bytes` });
+    expect((await rowsFor(to))[0]).toMatchObject({ upstreamStatus: 200, status: 502, messageId: null, error: response.body.error });
   });
 
   it('answers 502 with the body when a 200 carries errors', async () => {
