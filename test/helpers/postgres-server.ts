@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,6 +7,8 @@ import pg from 'pg';
 import { migrateDatabase } from '../../src/db/migrate';
 import { eventually } from './app';
 import { freePort } from './redis-server';
+
+const execFileAsync = promisify(execFile);
 
 function postgresBinary(name: string): string {
   try {
@@ -37,11 +40,13 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
   const dataDir = path.join(dir, 'data');
   const asRoot = process.getuid?.() === 0;
   if (asRoot) execFileSync('chown', ['postgres:', dir]);
-  const run = (binary: string, args: string[]) => {
+  // Asynchronous: a test may stop the server from inside a fake partner's handler, and a blocking call
+  // would freeze the app under test (its partner call timing out) for as long as pg_ctl takes.
+  const run = async (binary: string, args: string[]) => {
     const [command, fullArgs] = asRoot ? ['runuser', ['-u', 'postgres', '--', postgresBinary(binary), ...args]] : [postgresBinary(binary), args];
-    execFileSync(command!, fullArgs as string[], { stdio: 'pipe', timeout: 60000, cwd: dir });
+    await execFileAsync(command!, fullArgs as string[], { timeout: 60000, cwd: dir });
   };
-  run('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '--no-instructions']);
+  await run('initdb', ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '--no-instructions']);
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off`;
   const url = (database: string) => `postgresql://postgres@127.0.0.1:${port}/${database}`;
   const own: OwnPostgres = {
@@ -51,7 +56,7 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
       return url(database);
     },
     async start() {
-      run('pg_ctl', ['-D', dataDir, '-o', options, '-l', path.join(dir, 'server.log'), '-w', 'start']);
+      await run('pg_ctl', ['-D', dataDir, '-o', options, '-l', path.join(dir, 'server.log'), '-w', 'start']);
       await eventually(async () => {
         const client = new pg.Client({ connectionString: url('postgres') });
         client.on('error', () => undefined);
@@ -66,11 +71,11 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
       }, 15000);
     },
     async stop() {
-      run('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
+      await run('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
     },
     async destroy() {
       try {
-        run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
+        await run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']);
       } catch {
         // not running
       }
