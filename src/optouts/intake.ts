@@ -59,13 +59,11 @@ export function createOptoutIntake(deps: { store: OptoutStore; queue: OptoutQueu
       else raced.push(item);
     }
     // Neither inserted nor a duplicate of what the statement saw: it lost a race with another writer
-    // since the statement's snapshot. Answer with the winner.
-    const winners = raced.length > 0 ? await store.findDuplicates(raced.flatMap((item) => item.idempotencyKey ?? []), raced.map((item) => item.contactUuid)) : [];
-    for (const item of raced) {
-      const winner = earlierFor(item, winners);
-      // The winner changed status within the race: so rare that writing the item again alone will do.
-      if (!winner) throw new Error(`opt-out ${item.id} lost a race with a duplicate that then left the queue`);
-      results.set(item, { kind: 'duplicate', optout: winner });
+    // since the statement's snapshot. Written again, the winner is a duplicate the next statement sees
+    // (or, should it have left the queue meanwhile, the item goes in after all).
+    if (raced.length > 0) {
+      const again = await write(raced);
+      raced.forEach((item, index) => results.set(item, again[index]!));
     }
 
     if (inserted.length > 0) {
