@@ -5,6 +5,13 @@ import { dropDatabase, migrateDatabase } from '../../src/db/migrate';
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_test';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/** The staff sign-in and metrics secrets the tests configure: the run's log check looks for each. */
+export const APP_SECRETS = {
+  googleClientSecret: 'test-client-secret',
+  sessionSecret: 'a-test-session-secret-of-at-least-32-characters',
+  metricsToken: 'scrape-secret',
+};
+
 /** Environment for one test app: its own queue prefix keeps test files apart in the shared Redis. */
 export function testEnvironment(overrides: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   return {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { findLeaks, LOG_DIR } from './logs';
 
-/** After the whole run: no log line of any test app holds a token, a secret or a full phone number. */
+/** After the whole run: no log line of any test app or companion process holds a token, a secret or a full phone number. */
 export default function globalTeardown(): void {
   const files = fs.existsSync(LOG_DIR) ? fs.readdirSync(LOG_DIR).filter((name) => name.endsWith('.jsonl')) : [];
   let lines = 0;

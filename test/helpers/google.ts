@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { Events, OAuth2Server } from 'oauth2-mock-server';
 import supertest from 'supertest';
 import type { TestApp } from './app';
+import { APP_SECRETS } from './env';
 
 /** What Google's userinfo endpoint answers about the account that signs in. */
 export interface GoogleAccount {
@@ -59,8 +60,8 @@ export const CONFIGURED_ADMIN = 'boss.person@gmail.com';
 export function signInEnv(google: FakeGoogle, overrides: Record<string, string> = {}): Record<string, string> {
   return {
     GOOGLE_CLIENT_ID: 'companion-test.apps.googleusercontent.com',
-    GOOGLE_CLIENT_SECRET: 'test-client-secret',
-    SESSION_SECRET: 'a-test-session-secret-of-at-least-32-characters',
+    GOOGLE_CLIENT_SECRET: APP_SECRETS.googleClientSecret,
+    SESSION_SECRET: APP_SECRETS.sessionSecret,
     ADMIN_GOOGLE_DOMAINS: STAFF_DOMAIN,
     ADMIN_EMAILS: CONFIGURED_ADMIN,
     ...google.env,

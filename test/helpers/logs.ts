@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createLogger, type Logger } from '../../src/ops/logger';
+import { APP_SECRETS } from './env';
 import { PARTNER_SECRETS } from './fake-partner';
 
 /**
@@ -16,6 +17,7 @@ const SECRET_TEXTS = [
   PARTNER_SECRETS.dhis2Token,
   PARTNER_SECRETS.dhis2Password,
   PARTNER_SECRETS.whatsappToken,
+  ...Object.values(APP_SECRETS),
   // What leaked Basic Authorization headers would show.
   Buffer.from(`${PARTNER_SECRETS.openhimUsername}:${PARTNER_SECRETS.openhimPassword}`).toString('base64'),
   Buffer.from(`${PARTNER_SECRETS.dhis2Username}:${PARTNER_SECRETS.dhis2Password}`).toString('base64'),

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { testEnvironment } from './env';
+import { LOG_DIR } from './logs';
 
 /** The built CLI (`npm test` builds first), as `npm run companion --` runs it. */
 export const MAIN = path.join(__dirname, '..', '..', 'dist', 'main.js');
@@ -33,5 +35,10 @@ export function startCompanion(args: string[], env: Record<string, string | unde
     });
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // Its log lines join the test apps' for the run's log check (global-teardown).
+  child.on('close', () => {
+    fs.mkdirSync(LOG_DIR, { recursive: true });
+    fs.writeFileSync(path.join(LOG_DIR, `process-${child.pid}.jsonl`), output);
+  });
   return { child, output: () => output, listening, exited };
 }

@@ -1,10 +1,11 @@
 import { optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+import { APP_SECRETS } from '../helpers/env';
 import { startPrivateRedis } from '../helpers/redis-server';
 
 describe('operations endpoints', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startTestApp({ env: { METRICS_TOKEN: 'scrape-secret' } });
+    app = await startTestApp({ env: { METRICS_TOKEN: APP_SECRETS.metricsToken } });
   });
   afterAll(() => app.stop());
 
@@ -28,7 +29,7 @@ describe('operations endpoints', () => {
   it('exposes request, opt-out and queue metrics in Prometheus text', async () => {
     const accepted = await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(optoutWebhook());
     expect(accepted.status).toBe(202);
-    const response = await app.http.get('/metrics').set('Authorization', 'Bearer scrape-secret');
+    const response = await app.http.get('/metrics').set('Authorization', `Bearer ${APP_SECRETS.metricsToken}`);
     expect(response.status).toBe(200);
     expect(response.headers['content-type']).toMatch(/^text\/plain/);
     expect(response.text).toMatch(/companion_http_requests_total\{method="POST",route="\/api\/v1\/optouts",status="202",service="companion"\} 1/);
