@@ -49,6 +49,7 @@ const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORT: wholeNumber(3000).pipe(z.number().max(65535)),
+  TRUST_PROXY: wholeNumber(1),
   DATABASE_URL: z
     .string()
     .default('postgresql://postgres@127.0.0.1:5432/companion')
@@ -146,6 +147,8 @@ function shape(env: Environment) {
     env: env.NODE_ENV,
     logLevel: env.LOG_LEVEL,
     port: env.PORT,
+    /** Proxies in front (load balancers, ingress) whose X-Forwarded-For and -Proto are believed. */
+    trustedProxies: env.TRUST_PROXY,
     databaseUrl: env.DATABASE_URL,
     databasePoolSize: env.DATABASE_POOL_SIZE,
     databasePreparedStatements: env.DATABASE_PREPARED_STATEMENTS,

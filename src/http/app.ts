@@ -78,7 +78,9 @@ function baseApp(deps: Deps): Express {
   // No ETag on answers: the API's are POST answers nobody revalidates, the staff pages are dynamic;
   // computing one hashed every answer's body.
   app.set('etag', false);
-  app.set('trust proxy', 1);
+  // The client's address (failed-authentication limit, logs) and scheme (secure cookies) as the
+  // trusted proxies saw them; with none, X-Forwarded-* could be set by anyone and is ignored.
+  app.set('trust proxy', deps.config.trustedProxies);
 
   app.use(httpMetrics(deps.metrics));
   app.use(

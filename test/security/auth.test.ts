@@ -103,6 +103,23 @@ describe('repeated failed authentications from one address', () => {
   });
 });
 
+describe('failed authentications with no proxy in front (TRUST_PROXY=0)', () => {
+  let direct: TestApp;
+  beforeAll(async () => {
+    direct = await startTestApp({ env: { TRUST_PROXY: '0', AUTH_FAILURE_LIMIT: String(LIMIT), AUTH_FAILURE_WINDOW_MS: '60000' } });
+  });
+  afterAll(() => direct.stop());
+
+  it('count by the connection, whatever X-Forwarded-For a client makes up', async () => {
+    const bad = `Token cmp_fedcba9876543210_${'C'.repeat(43)}`;
+    const statuses: number[] = [];
+    for (let index = 0; index <= LIMIT; index += 1) {
+      statuses.push((await direct.http.post(WEBHOOK_ROUTES[0]!).set('X-Forwarded-For', newAddress()).set('Authorization', bad).send({})).status);
+    }
+    expect(statuses).toEqual([...Array<number>(LIMIT).fill(401), 429]);
+  });
+});
+
 describe('the logs', () => {
   it('hold no token, secret or full phone number after tokens good and bad, and opt-outs with numbers', async () => {
     const client = await app.deps.apiClients.create(`logs-${randomUUID()}`);
