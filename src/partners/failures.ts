@@ -35,11 +35,14 @@ export function parseRetryAfter(header: string | string[] | undefined, now = Dat
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-/** An error reported inside a 2xx body: a DHIS2 import summary with status ERROR, or an `error(s)` field. */
+/**
+ * An error reported inside a 2xx body: a DHIS2 import summary with status ERROR, or an `error(s)`
+ * field that holds something (`"error": null` and `"errors": []` are APIs saying "none").
+ */
 export function bodyReportsError(body: unknown): boolean {
   if (!body || typeof body !== 'object') return false;
   const record = body as Record<string, unknown>;
-  return record.status === 'ERROR' || record.error !== undefined || (Array.isArray(record.errors) && record.errors.length > 0);
+  return record.status === 'ERROR' || (record.error !== undefined && record.error !== null) || (Array.isArray(record.errors) && record.errors.length > 0);
 }
 
 /** Turns a non-successful answer into a PartnerError; returns undefined when the answer is a success. */

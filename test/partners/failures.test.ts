@@ -45,6 +45,8 @@ describe('partner failures', () => {
     expect(bodyReportsError({ errors: [{ code: 1 }] })).toBe(true);
     expect(bodyReportsError({ error: { code: 132000 } })).toBe(true);
     expect(bodyReportsError({ status: 'OK', errors: [] })).toBe(false);
+    expect(bodyReportsError({ messages: [{ id: 'wamid.1' }], error: null })).toBe(false);
+    expect(bodyReportsError({ error: '' })).toBe(true);
     expect(bodyReportsError('accepted')).toBe(false);
   });
 });
