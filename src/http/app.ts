@@ -33,21 +33,21 @@ export function apiFeatures(deps: Deps): Array<{ prefix: string; router: express
 }
 
 /**
- * The HTTP face of the companion. Middleware order: metrics, request id and log, /api (its public
- * documentation, then token auth), the ops endpoints, then the staff pages (/admin, /auth) behind
- * Google sign-in. The webhooks come first because they are the busy path: each router a request
+ * The HTTP face of the companion. Middleware order: metrics, request id and log, /api (token auth
+ * on every route), the API's public documentation (/openapi.json, /docs), the ops endpoints, then the
+ * staff pages (/admin, /auth) behind Google sign-in. The webhooks come first because they are the busy path: each router a request
  * passes through costs it CPU.
  */
 export function createApp(deps: Deps): Express {
   const app = baseApp(deps);
   const features = apiFeatures(deps);
   const api = express.Router();
-  addOpenApiRoutes(api, buildOpenApiDocument(features.flatMap((feature) => feature.operations), VERSION));
   api.use(requireApiToken(deps.apiClients, deps.config.failedAuth));
   api.use(jsonBody());
   for (const feature of features) api.use(feature.prefix, feature.router);
   api.use(notFound);
   app.use('/api', api);
+  addOpenApiRoutes(app, buildOpenApiDocument(features.flatMap((feature) => feature.operations), VERSION));
   app.use(opsRoutes(deps));
   app.use(staffRoutes(deps));
   return finish(app);

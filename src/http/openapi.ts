@@ -4,8 +4,8 @@ import { z } from 'zod';
 
 /**
  * The OpenAPI 3.1 document of the /api routes, generated from the zod schemas that validate them
- * (zod's JSON Schema output is the 2020-12 dialect OpenAPI 3.1 uses), served at /api/openapi.json
- * and browsable with Swagger UI at /api/docs.
+ * (zod's JSON Schema output is the 2020-12 dialect OpenAPI 3.1 uses), served at /openapi.json and
+ * browsable with Swagger UI at /docs: outside /api, where every route needs a token (the contract).
  */
 
 export const errorSchema = z
@@ -108,27 +108,24 @@ export function buildOpenApiDocument(operations: ApiOperation[], version: string
 }
 
 const SWAGGER_INITIALIZER = `window.onload = function () {
-  window.ui = SwaggerUIBundle({ url: '/api/openapi.json', dom_id: '#swagger-ui', deepLinking: true,
+  window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: 'StandaloneLayout' });
 };
 `;
 
-/**
- * Adds /openapi.json and /docs (Swagger UI's own files, pointed at our document) to the API router
- * as its own routes, not as a router of their own that every webhook would pass through.
- */
-export function addOpenApiRoutes(router: Router, document: object): void {
+/** Adds /openapi.json and /docs (Swagger UI's own files, pointed at our document) to the app. */
+export function addOpenApiRoutes(app: Router, document: object): void {
   const body = JSON.stringify(document, null, 2);
-  router.get('/openapi.json', (_req, res) => {
+  app.get('/openapi.json', (_req, res) => {
     res.type('application/json').send(body);
   });
-  router.get('/docs', (req, res, next) => {
-    // Swagger UI's page loads its files relatively: it must be served from /api/docs/.
-    if (!req.originalUrl.endsWith('/')) res.redirect(301, '/api/docs/');
+  app.get('/docs', (req, res, next) => {
+    // Swagger UI's page loads its files relatively: it must be served from /docs/.
+    if (!req.originalUrl.endsWith('/')) res.redirect(301, '/docs/');
     else next();
   });
-  router.get('/docs/swagger-initializer.js', (_req, res) => {
+  app.get('/docs/swagger-initializer.js', (_req, res) => {
     res.type('application/javascript').send(SWAGGER_INITIALIZER);
   });
-  router.use('/docs', express.static(path.dirname(require.resolve('swagger-ui-dist/package.json')), { index: 'index.html' }));
+  app.use('/docs', express.static(path.dirname(require.resolve('swagger-ui-dist/package.json')), { index: 'index.html' }));
 }

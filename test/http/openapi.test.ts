@@ -30,22 +30,27 @@ function servedRoutes(): string[] {
 const operations = (): ApiOperation[] => apiFeatures(app.deps).flatMap((feature) => feature.operations);
 
 describe('OpenAPI document', () => {
-  it('is served at /api/openapi.json without a token, as OpenAPI 3.1', async () => {
-    const response = await app.http.get('/api/openapi.json');
+  it('is served at /openapi.json without a token, as OpenAPI 3.1', async () => {
+    const response = await app.http.get('/openapi.json');
     expect(response.status).toBe(200);
     expect(response.body.openapi).toBe('3.1.0');
     expect(response.body.paths['/api/v1/optouts'].post.requestBody.content['application/json'].schema.properties.contact).toBeDefined();
   });
 
+  it('is not under /api, where every route needs a token', async () => {
+    expect((await app.http.get('/api/openapi.json')).status).toBe(401);
+    expect((await app.http.get('/api/docs/')).status).toBe(401);
+  });
+
   it('documents every /api route that is served, and nothing that is not', async () => {
-    const document = (await app.http.get('/api/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
+    const document = (await app.http.get('/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
     const documented = Object.entries(document.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`));
     expect(servedRoutes().length).toBeGreaterThan(0);
     expect([...documented].sort()).toEqual([...servedRoutes()].sort());
   });
 
   it('has examples for every request body, and every documented example validates', async () => {
-    const document = (await app.http.get('/api/openapi.json')).body as {
+    const document = (await app.http.get('/openapi.json')).body as {
       paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { examples?: unknown[] } }> }; responses: Record<string, { content?: Record<string, { schema: { examples?: unknown[] } }> }> }>>;
     };
     let checked = 0;
@@ -70,13 +75,13 @@ describe('OpenAPI document', () => {
     expect(checked).toBeGreaterThan(3);
   });
 
-  it('is browsable with Swagger UI at /api/docs', async () => {
-    expect((await app.http.get('/api/docs')).headers.location).toBe('/api/docs/');
-    const page = await app.http.get('/api/docs/');
+  it('is browsable with Swagger UI at /docs', async () => {
+    expect((await app.http.get('/docs')).headers.location).toBe('/docs/');
+    const page = await app.http.get('/docs/');
     expect(page.status).toBe(200);
     expect(page.text).toMatch(/swagger-ui-bundle\.js/);
-    const initializer = await app.http.get('/api/docs/swagger-initializer.js');
-    expect(initializer.text).toContain("url: '/api/openapi.json'");
-    expect((await app.http.get('/api/docs/swagger-ui-bundle.js')).status).toBe(200);
+    const initializer = await app.http.get('/docs/swagger-initializer.js');
+    expect(initializer.text).toContain("url: '/openapi.json'");
+    expect((await app.http.get('/docs/swagger-ui-bundle.js')).status).toBe(200);
   });
 });
