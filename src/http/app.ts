@@ -35,8 +35,8 @@ export function apiFeatures(deps: Deps): Array<{ prefix: string; router: express
 /**
  * The HTTP face of the companion. Middleware order: metrics, request id and log, /api (token auth
  * on every route), the API's public documentation (/openapi.json, /docs), the ops endpoints, then the
- * staff pages (/admin, /auth) behind Google sign-in. The webhooks come first because they are the busy path: each router a request
- * passes through costs it CPU.
+ * staff pages (/admin, /auth) behind Google sign-in. The webhooks come first because they are the
+ * busy path: each router a request passes through costs it CPU.
  */
 export function createApp(deps: Deps): Express {
   const app = baseApp(deps);
