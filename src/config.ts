@@ -79,6 +79,7 @@ const environmentSchema = z.object({
   DHIS2_PROGRAM: optionalString,
   DHIS2_PROGRAM_STAGE: optionalString,
   DHIS2_ORG_UNIT: optionalString,
+  DHIS2_ORG_UNIT_ID_SCHEME: z.enum(['UID', 'CODE']).default('UID'),
   DHIS2_DATA_ELEMENTS: optionalString.pipe(
     z
       .string()
@@ -175,6 +176,8 @@ function shape(env: Environment) {
         program: env.DHIS2_PROGRAM,
         programStage: env.DHIS2_PROGRAM_STAGE,
         orgUnit: env.DHIS2_ORG_UNIT,
+        /** How DHIS2 reads the event's org unit (facility code or DHIS2_ORG_UNIT): as a UID or as a code. */
+        orgUnitIdScheme: env.DHIS2_ORG_UNIT_ID_SCHEME,
         dataElements: env.DHIS2_DATA_ELEMENTS ?? {},
       },
     },

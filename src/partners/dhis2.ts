@@ -24,6 +24,8 @@ export function createDhis2TrackerClient(options: {
   token?: string;
   username?: string;
   password?: string;
+  /** CODE: the events' org units are codes (RapidPro's facility codes), which DHIS2 then resolves itself. */
+  orgUnitIdScheme: 'UID' | 'CODE';
   timeoutMs: number;
   logger: Logger;
   metrics: Metrics;
@@ -32,7 +34,8 @@ export function createDhis2TrackerClient(options: {
     ? `ApiToken ${options.token}`
     : `Basic ${Buffer.from(`${options.username}:${options.password}`).toString('base64')}`;
   const http = createPartnerHttp({ partner: 'dhis2', timeoutMs: options.timeoutMs, headers: { authorization }, logger: options.logger, metrics: options.metrics });
-  const url = `${options.url.replace(/\/+$/, '')}/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE`;
+  const idScheme = options.orgUnitIdScheme === 'CODE' ? '&orgUnitIdScheme=CODE' : '';
+  const url = `${options.url.replace(/\/+$/, '')}/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE${idScheme}`;
   return {
     async importTracker(payload, eventUid) {
       try {

@@ -101,7 +101,7 @@ describe('opt-out worker, contract rules (OpenHIM)', () => {
   });
 });
 
-describe('opt-out worker, DHIS2 tracker with a user name and password', () => {
+describe('opt-out worker, DHIS2 tracker with a user name and password, and org unit codes', () => {
   let app: TestApp;
   let partner: FakePartner;
   let rapidpro: Map<string, object[]>;
@@ -121,6 +121,7 @@ describe('opt-out worker, DHIS2 tracker with a user name and password', () => {
         DHIS2_PASSWORD: PARTNER_SECRETS.dhis2Password,
         DHIS2_PROGRAM: 'IpHINAT79UW',
         DHIS2_PROGRAM_STAGE: 'A03MvHHogjR',
+        DHIS2_ORG_UNIT_ID_SCHEME: 'CODE',
       },
     });
   });
@@ -129,7 +130,7 @@ describe('opt-out worker, DHIS2 tracker with a user name and password', () => {
     await partner.stop();
   });
 
-  it('sends HTTP Basic auth', async () => {
+  it('sends HTTP Basic auth, and facility codes as org unit codes when DHIS2_ORG_UNIT_ID_SCHEME=CODE', async () => {
     const body = optoutWebhook();
     rapidpro.set(body.contact.uuid, [{ uuid: body.contact.uuid, urns: ['tel:+27820001001'], fields: { facility_code: '123456' } }]);
     const id = await send(app, body);
@@ -137,5 +138,7 @@ describe('opt-out worker, DHIS2 tracker with a user name and password', () => {
     const [request] = partner.received('POST /api/tracker');
     const credentials = Buffer.from(`${PARTNER_SECRETS.dhis2Username}:${PARTNER_SECRETS.dhis2Password}`).toString('base64');
     expect(request!.headers.authorization).toBe(`Basic ${credentials}`);
+    expect(request!.url).toBe('/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE&orgUnitIdScheme=CODE');
+    expect((request!.body as { events: Array<{ orgUnit: string }> }).events[0]!.orgUnit).toBe('123456');
   });
 });
