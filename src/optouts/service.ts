@@ -36,11 +36,6 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
   const inFlight = createInFlight();
 
   /**
-   * Commits the opt-out, then hands it to the queue (both through the intake, with the webhooks that
-   * arrive at the same moment). A failed hand-over is not raised: the row is committed, the queue hands
-   * it over once Redis is back, and the reconciler enqueues every queued row that has no live job.
-   */
-  /**
    * The flow simulator's answer: what the same request would get (a repeat answers with its earlier
    * opt-out), read but never written.
    */
@@ -49,6 +44,11 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
     return earlier ? { kind: 'duplicate', optout: earlier } : { kind: 'created', optout: { id, contactUuid, status: 'queued' } };
   }
 
+  /**
+   * Commits the opt-out, then hands it to the queue (both through the intake, with the webhooks that
+   * arrive at the same moment). A failed hand-over is not raised: the row is committed, the queue hands
+   * it over once Redis is back, and the reconciler enqueues every queued row that has no live job.
+   */
   async function accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
     const contactUuid = webhook.contact.uuid;
     const id = randomUUID();
