@@ -163,7 +163,7 @@ export function createWhatsappService(deps: {
       const durationMs = Math.round(performance.now() - started);
       const answer = answerFor(result);
       const outcome = outcomeOf(result, answer);
-      metrics.whatsappSends.inc({ outcome: answer.status >= 200 && answer.status < 300 ? 'sent' : 'failed', status: String(answer.status) });
+      metrics.whatsappSends.inc({ outcome: isSuccess(answer.status) ? 'sent' : 'failed', status: String(answer.status) });
       if (outcome.error) {
         context.log.warn(
           { api, recipient: maskPhone(request.to), template: request.name, status: answer.status, error: maskPhonesIn(outcome.error), durationMs },
