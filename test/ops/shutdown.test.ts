@@ -28,6 +28,14 @@ function post(port: number, token: string, body: ReturnType<typeof optoutWebhook
   });
 }
 
+/** A WhatsApp template send through the companion listening on `port`. */
+const sendTemplate = (port: number, token: string, to: string) =>
+  fetch(`http://127.0.0.1:${port}/api/v1/whatsapp/templates`, {
+    method: 'POST',
+    headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ to, template: { name: 'hello_world' } }),
+  });
+
 describe('graceful shutdown', () => {
   let partner: FakePartner;
   let deps: Deps;
@@ -113,11 +121,7 @@ describe('graceful shutdown', () => {
       WHATSAPP_PHONE_NUMBER_ID: phoneNumberId,
     });
     const port = await server.listening;
-    const stuck = fetch(`http://127.0.0.1:${port}/api/v1/whatsapp/templates`, {
-      method: 'POST',
-      headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ to: '+27820001009', template: { name: 'hello_world' } }),
-    }).catch((error: unknown) => error);
+    const stuck = sendTemplate(port, token, '+27820001009').catch((error: unknown) => error);
     await eventually(async () => (partner.received(`POST /v26.0/${phoneNumberId}/messages`).length > 0 ? true : undefined), 10000, 20);
     const signalled = Date.now();
     server.child.kill('SIGTERM');
@@ -145,15 +149,7 @@ describe('graceful shutdown', () => {
     try {
       await holder.query('BEGIN');
       await holder.query('LOCK TABLE whatsapp_sends IN ACCESS EXCLUSIVE MODE');
-      const responses = await Promise.all(
-        numbers.map((to) =>
-          fetch(`http://127.0.0.1:${port}/api/v1/whatsapp/templates`, {
-            method: 'POST',
-            headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ to, template: { name: 'hello_world' } }),
-          }),
-        ),
-      );
+      const responses = await Promise.all(numbers.map((to) => sendTemplate(port, token, to)));
       expect(responses.map((response) => response.status)).toEqual(numbers.map(() => 200));
       server.child.kill('SIGTERM');
       await new Promise((resolve) => setTimeout(resolve, 300));
