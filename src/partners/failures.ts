@@ -22,6 +22,10 @@ export class PartnerError extends Error {
 /** The contract's transient answers besides 5xx: every other 4xx is permanent. */
 const TRANSIENT_STATUSES = new Set([408, 429]);
 
+export function isSuccessStatus(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
 export function isTransientStatus(status: number): boolean {
   return status >= 500 || TRANSIENT_STATUSES.has(status);
 }
@@ -48,7 +52,7 @@ export function bodyReportsError(body: unknown): boolean {
 /** Turns a non-successful answer into a PartnerError; returns undefined when the answer is a success. */
 export function failureFromAnswer(partner: string, answer: PartnerAnswer): PartnerError | undefined {
   const { status } = answer;
-  if (status >= 200 && status < 300) {
+  if (isSuccessStatus(status)) {
     return bodyReportsError(answer.body)
       ? new PartnerError(partner, 'permanent', `${partner} answered ${status} but reported an error`, answer)
       : undefined;
@@ -64,7 +68,7 @@ export function failureFromAnswer(partner: string, answer: PartnerAnswer): Partn
 function failureFromTooLargeAnswer(partner: string, error: AnswerTooLarge): PartnerError {
   const { status } = error;
   if (status === undefined) return new PartnerError(partner, 'transient', `${partner} sent an ${error.message}`);
-  const kind: FailureKind = (status >= 200 && status < 300) || isTransientStatus(status) ? 'transient' : 'permanent';
+  const kind: FailureKind = isSuccessStatus(status) || isTransientStatus(status) ? 'transient' : 'permanent';
   return new PartnerError(partner, kind, `${partner} answered HTTP ${status} with an ${error.message}`, { status, excerpt: '', body: undefined });
 }
 

@@ -1,7 +1,7 @@
 import type { Logger } from '../ops/logger';
 import type { Metrics } from '../ops/metrics';
 import { AnswerTooLarge, createPartnerHttp, isNetworkError, isTimeout, sendJson, type PartnerAnswer } from './http-client';
-import { bodyReportsError } from './failures';
+import { bodyReportsError, isSuccessStatus } from './failures';
 import {
   buildCloudTemplateMessage,
   buildContactsCheck,
@@ -48,7 +48,7 @@ async function exchange(send: () => Promise<PartnerAnswer>): Promise<PartnerAnsw
   }
 }
 
-const answered = (answer: PartnerAnswer): boolean => answer.status >= 200 && answer.status < 300 && !bodyReportsError(answer.body);
+const answered = (answer: PartnerAnswer): boolean => isSuccessStatus(answer.status) && !bodyReportsError(answer.body);
 
 export function createWhatsappClient(settings: WhatsappSettings, observers: { logger: Logger; metrics: Metrics }): WhatsappClient {
   const http = createPartnerHttp({

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { AppError } from '../errors';
 import { createInFlight } from '../shared/in-flight';
 import { maskPhone, maskPhonesIn, type Logger } from '../ops/logger';
-import { bodyReportsError } from '../partners/failures';
+import { bodyReportsError, isSuccessStatus } from '../partners/failures';
 import { ANSWER_LIMIT_BYTES } from '../partners/http-client';
 import type { WhatsappClient, WhatsappResult } from '../partners/whatsapp';
 import type { TemplateRequest } from './schemas';
@@ -33,8 +33,6 @@ const UPSTREAM_ANSWER_TOO_LARGE = `upstream answer larger than ${ANSWER_LIMIT_BY
  */
 export const MAX_UNRECORDED_SENDS = 10_000;
 
-const isSuccess = (status: number) => status >= 200 && status < 300;
-
 const isJsonObject = (body: unknown): body is object => typeof body === 'object' && body !== null;
 
 /**
@@ -60,9 +58,9 @@ function answerFor(result: WhatsappResult): ProxyAnswer {
       // A body that is not JSON (a proxy's HTML error page, say) cannot be passed on as JSON.
       if (!isJsonObject(body)) {
         const error = `upstream answered HTTP ${status} without a JSON object`;
-        return { status: isSuccess(status) ? 502 : status, body: { error }, headers: passed };
+        return { status: isSuccessStatus(status) ? 502 : status, body: { error }, headers: passed };
       }
-      return { status: isSuccess(status) && bodyReportsError(body) ? 502 : status, body, headers: passed };
+      return { status: isSuccessStatus(status) && bodyReportsError(body) ? 502 : status, body, headers: passed };
     }
   }
 }
@@ -99,7 +97,7 @@ function outcomeOf(result: WhatsappResult, answer: ProxyAnswer): Pick<WhatsappSe
   }
   if (result.kind === 'too-large') return { upstreamStatus: result.status ?? null, messageId: null, error: UPSTREAM_ANSWER_TOO_LARGE };
   const upstream = result.answer;
-  if (isSuccess(answer.status)) {
+  if (isSuccessStatus(answer.status)) {
     const id = (upstream.body as { messages?: Array<{ id?: unknown }> }).messages?.[0]?.id;
     return { upstreamStatus: upstream.status, messageId: typeof id === 'string' ? id : null, error: null };
   }
@@ -163,7 +161,7 @@ export function createWhatsappService(deps: {
       const durationMs = Math.round(performance.now() - started);
       const answer = answerFor(result);
       const outcome = outcomeOf(result, answer);
-      metrics.whatsappSends.inc({ outcome: isSuccess(answer.status) ? 'sent' : 'failed', status: String(answer.status) });
+      metrics.whatsappSends.inc({ outcome: isSuccessStatus(answer.status) ? 'sent' : 'failed', status: String(answer.status) });
       if (outcome.error) {
         context.log.warn(
           { api, recipient: maskPhone(request.to), template: request.name, status: answer.status, error: maskPhonesIn(outcome.error), durationMs },
