@@ -45,7 +45,7 @@ export function createApiClientService(db: Database, options: { tokenCacheTtlMs?
         const client = await db.apiClient.create({ data: { name, role, keyId, secretHash } });
         return { id: client.id, name: client.name, role: client.role, token };
       } catch (error) {
-        if (isUniqueViolation(error)) throw new AppError(409, `an API client named "${name}" already exists`);
+        if (isUniqueViolation(error)) throw new AppError(409, `an active API client named "${name}" already exists`);
         throw error;
       }
     },

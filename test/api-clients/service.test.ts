@@ -37,6 +37,19 @@ describe('API client tokens', () => {
     expect(await elsewhere.authenticate(token)).toBeUndefined();
   });
 
+  it('gives a revoked client\'s name to its replacement, and keeps refusing the revoked token', async () => {
+    const service = createApiClientService(db);
+    const name = `rotate-${randomUUID()}`;
+    const old = await service.create(name);
+    await expect(service.create(name)).rejects.toMatchObject({ status: 409, message: `an active API client named "${name}" already exists` });
+
+    expect(await service.revoke(name)).toBe(true);
+    const replacement = await service.create(name);
+    expect(await service.authenticate(old.token)).toBeUndefined();
+    expect(await service.authenticate(replacement.token)).toMatchObject({ id: replacement.id, name });
+    expect((await service.list()).filter((client) => client.name === name).map((client) => client.revokedAt === null)).toEqual([false, true]);
+  });
+
   it('never caches a refusal', async () => {
     const service = createApiClientService(db);
     const { token, name } = await service.create(`late-${randomUUID()}`);
