@@ -8,9 +8,6 @@ export type AcceptResult =
   | { kind: 'created'; optout: Pick<Optout, 'id' | 'contactUuid' | 'status'> }
   | { kind: 'duplicate'; optout: Optout };
 
-/** Inside a batch both kinds carry the whole row: a repeat of a new opt-out answers with it. */
-type BatchResult = { kind: AcceptResult['kind']; optout: Optout };
-
 /** The earlier opt-out that makes `item` a duplicate: the same idempotency key, else a queued one for its contact. */
 export function earlierFor(item: Pick<NewOptout, 'idempotencyKey' | 'contactUuid'>, candidates: Optout[]): Optout | undefined {
   return (
@@ -20,18 +17,19 @@ export function earlierFor(item: Pick<NewOptout, 'idempotencyKey' | 'contactUuid
 }
 
 /**
- * Which item of the batch each item repeats (its own index when it is the first): the same rules as
- * for the database, applied among webhooks that arrive together.
+ * The items of a batch that repeat no earlier item of it (by idempotency key or contact): one statement
+ * can judge those. What a repeat is answered depends on what the earlier item became (a new queued
+ * opt-out, or a duplicate of a row that may be submitted, or of another contact's), so repeats wait
+ * for the next statement, which sees it committed.
  */
-function firstOccurrences(batch: NewOptout[]): number[] {
-  const byKey = new Map<string, number>();
-  const byContact = new Map<string, number>();
-  return batch.map((item, index) => {
-    const first = (item.idempotencyKey !== null ? byKey.get(item.idempotencyKey) : undefined) ?? byContact.get(item.contactUuid);
-    if (first !== undefined) return first;
-    if (item.idempotencyKey !== null) byKey.set(item.idempotencyKey, index);
-    byContact.set(item.contactUuid, index);
-    return index;
+function firstOccurrences(batch: NewOptout[]): NewOptout[] {
+  const keys = new Set<string>();
+  const contacts = new Set<string>();
+  return batch.filter((item) => {
+    const repeat = (item.idempotencyKey !== null && keys.has(item.idempotencyKey)) || contacts.has(item.contactUuid);
+    if (item.idempotencyKey !== null) keys.add(item.idempotencyKey);
+    contacts.add(item.contactUuid);
+    return !repeat;
   });
 }
 
@@ -43,27 +41,19 @@ function firstOccurrences(batch: NewOptout[]): number[] {
 export function createOptoutIntake(deps: { store: OptoutStore; queue: OptoutQueue; metrics: Metrics; slots?: number; maxBatch?: number }) {
   const { store, queue, metrics } = deps;
 
-  async function write(batch: NewOptout[]): Promise<BatchResult[]> {
-    const first = firstOccurrences(batch);
-    const leaders = batch.filter((_item, index) => first[index] === index);
-    const results = new Map<NewOptout, BatchResult>();
+  async function write(batch: NewOptout[]): Promise<AcceptResult[]> {
+    const leaders = firstOccurrences(batch);
+    const results = new Map<NewOptout, AcceptResult>();
 
     const { earlier, inserted } = await store.insertUnlessDuplicate(leaders);
     const insertedById = new Map(inserted.map((row) => [row.id, row]));
-    const raced: NewOptout[] = [];
     for (const item of leaders) {
       const row = insertedById.get(item.id);
       const duplicate = row ? undefined : earlierFor(item, earlier);
       if (row) results.set(item, { kind: 'created', optout: row });
       else if (duplicate) results.set(item, { kind: 'duplicate', optout: duplicate });
-      else raced.push(item);
-    }
-    // Neither inserted nor a duplicate of what the statement saw: it lost a race with another writer
-    // since the statement's snapshot. Written again, the winner is a duplicate the next statement sees
-    // (or, should it have left the queue meanwhile, the item goes in after all).
-    if (raced.length > 0) {
-      const again = await write(raced);
-      raced.forEach((item, index) => results.set(item, again[index]!));
+      // Else neither inserted nor a duplicate of what the statement saw: it lost a race with another
+      // writer since the statement's snapshot, and is written again below with the repeats.
     }
 
     if (inserted.length > 0) {
@@ -71,10 +61,15 @@ export function createOptoutIntake(deps: { store: OptoutStore; queue: OptoutQueu
       // Never fails the requests: while Redis is away the queue keeps them for when it is back.
       await queue.handOver(inserted.map((row) => row.id));
     }
-    return batch.map((item, index) => {
-      if (first[index] === index) return results.get(item)!;
-      return { kind: 'duplicate', optout: results.get(batch[first[index]!]!)!.optout };
-    });
+
+    // The repeats and the raced, in the order they came: the next statement sees what this one committed
+    // (a raced item's winner is then a duplicate it sees; should that have left the queue meanwhile, the item goes in).
+    const again = batch.filter((item) => !results.has(item));
+    if (again.length > 0) {
+      const answers = await write(again);
+      again.forEach((item, index) => results.set(item, answers[index]!));
+    }
+    return batch.map((item) => results.get(item)!);
   }
 
   return createGroupCommit<NewOptout, AcceptResult>({ write, slots: deps.slots ?? 2, maxBatch: deps.maxBatch ?? 500 });

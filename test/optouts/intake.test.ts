@@ -54,6 +54,34 @@ describe('opt-out intake under concurrent webhooks', () => {
     expect(await app.deps.db.optout.count({ where: { OR: [{ contactUuid: contact }, { idempotencyKey: key }] } })).toBe(1);
   });
 
+  it('answers a repeat within a batch by what the earlier item became, not with its answer', async () => {
+    const { id: apiClientId } = (await app.deps.apiClients.authenticate(app.token))!;
+    const accept = (body: ReturnType<typeof optoutWebhook>, key?: string) =>
+      app.deps.optouts.accept(optoutWebhookSchema.parse(body), { apiClientId, idempotencyKey: key, simulated: false });
+    // Contact C's earlier opt-out (key k1) was submitted; key k2 belongs to another contact's submitted opt-out.
+    const contact = randomUUID();
+    const [k1, k2] = [randomUUID(), randomUUID()];
+    const submitted = await accept(optoutWebhook({ uuid: contact }), k1);
+    const elsewhere = await accept(optoutWebhook(), k2);
+    await app.deps.db.optout.updateMany({ where: { id: { in: [submitted.optout.id, elsewhere.optout.id] } }, data: { status: 'submitted' } });
+
+    // The first two take both write slots, so that the next three wait and go together, in this order:
+    // RapidPro resending the old webhook (k1), the contact's new opt-out, and a third webhook for C that
+    // reuses the other contact's key.
+    const [, , resent, fresh, reusedKey] = await Promise.all([
+      accept(optoutWebhook()),
+      accept(optoutWebhook()),
+      accept(optoutWebhook({ uuid: contact }), k1),
+      accept(optoutWebhook({ uuid: contact })),
+      accept(optoutWebhook({ uuid: contact }), k2),
+    ]);
+    expect(resent).toMatchObject({ kind: 'duplicate', optout: { id: submitted.optout.id, status: 'submitted' } });
+    expect(fresh).toMatchObject({ kind: 'created', optout: { contactUuid: contact, status: 'queued' } });
+    expect(reusedKey).toMatchObject({ kind: 'duplicate', optout: { id: elsewhere.optout.id } });
+    expect(await app.deps.db.optout.count({ where: { contactUuid: contact, status: 'queued' } })).toBe(1);
+    expect(await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(fresh.optout.id))).toBeDefined();
+  });
+
   it('keeps one opt-out per contact when two web processes receive the same webhook at once', async () => {
     const body = optoutWebhook();
     const answers = await Promise.all(Array.from({ length: 20 }, (_, index) => post(index % 2 ? other : app, body)));
