@@ -44,8 +44,8 @@ export interface OptoutQueue {
   /** Enqueues again unless a job for the opt-out is waiting, delayed or running; true when it did. */
   ensureQueued(optoutId: string): Promise<boolean>;
   /**
-   * For staff retries: like ensureQueued, but a job waiting out a retry delay runs as soon as a worker
-   * is free, and a job still running (it failed this opt-out a moment ago) is waited for briefly, so
+   * For staff retries: like ensureQueued, but a job waiting out a retry delay is replaced by one that
+   * runs as soon as a worker is free (with BullMQ's count of tries started again), and a job still running (it failed this opt-out a moment ago) is waited for briefly, so
    * that it does not swallow the new try. False when that job was still running: the reconciler then
    * enqueues the opt-out within a minute or two.
    */
@@ -157,10 +157,9 @@ export function createOptoutQueue(options: {
         await new Promise((resolve) => setTimeout(resolve, 50));
         state = await job.getState();
       }
-      if (job && state === 'delayed') {
-        await job.promote();
-        return true;
-      }
+      // A job waiting out a retry delay gives way to a new one: the row counts its tries afresh after a
+      // staff retry, so must BullMQ (a promoted job would keep the tries it had used).
+      if (job && state === 'delayed') await queue.remove(jobIdFor(optoutId));
       return ensureQueued(optoutId);
     },
     async depth() {

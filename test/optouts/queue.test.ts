@@ -68,10 +68,14 @@ describe('opt-out queue: enqueueNow (staff retries)', () => {
     finish();
   });
 
-  it('runs a job that waits out a retry delay at once', async () => {
+  it('runs a job that waits out a retry delay at once, with its count of tries started again', async () => {
     const id = randomUUID();
     await queue.bullQueue.add('submit', { optoutId: id }, { jobId: jobIdFor(id), delay: 60 * 60 * 1000 });
+    // As if it had failed twice of its three tries: the staff retry must not leave it one.
+    await connection.hset(`${prefix}:${OPTOUT_QUEUE}:${jobIdFor(id)}`, 'atm', '2');
     expect(await queue.enqueueNow(id)).toBe(true);
-    expect(await (await queue.bullQueue.getJob(jobIdFor(id)))!.getState()).toBe('waiting');
+    const job = (await queue.bullQueue.getJob(jobIdFor(id)))!;
+    expect(await job.getState()).toBe('waiting');
+    expect(job.attemptsMade).toBe(0);
   });
 });
