@@ -79,7 +79,7 @@ describe('Dockerfile', () => {
 
 describe('docker-compose.yml', () => {
   const compose = parse(read('docker-compose.yml'), { merge: true }) as {
-    services: Record<string, { command?: string[]; depends_on?: Record<string, { condition: string }>; restart?: string; environment?: Record<string, string> }>;
+    services: Record<string, { command?: string[]; depends_on?: Record<string, { condition: string }>; restart?: string; environment?: Record<string, string>; ports?: string[] }>;
   };
 
   it('has PostgreSQL, Redis, a one-shot migration, web and worker', () => {
@@ -96,6 +96,11 @@ describe('docker-compose.yml', () => {
     }
     expect(compose.services.worker!.environment!.NODE_OPTIONS).toBe(HEAP_BOUNDS.worker);
     expect(compose.services.web!.environment!.NODE_OPTIONS).toBeUndefined();
+  });
+
+  it('believes no X-Forwarded-For on the directly published web port unless .env says proxies stand in front', () => {
+    expect(compose.services.web!.ports).toEqual(['3000:3000']);
+    expect(compose.services.web!.environment!.TRUST_PROXY).toBe('${TRUST_PROXY:-0}');
   });
 
   it('starts web and worker only after the migration succeeded', () => {
