@@ -1,5 +1,6 @@
 import path from 'node:path';
 import express, { type Router } from 'express';
+import helmet from 'helmet';
 import { z } from 'zod';
 
 /**
@@ -107,11 +108,35 @@ export function buildOpenApiDocument(operations: ApiOperation[], version: string
   };
 }
 
+// No validator badge: it would send the document to validator.swagger.io.
 const SWAGGER_INITIALIZER = `window.onload = function () {
-  window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true,
+  window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true, validatorUrl: null,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: 'StandaloneLayout' });
 };
 `;
+
+/**
+ * Swagger UI shares the staff pages' origin (and their session cookie): its page may run only its own
+ * scripts, talk only to this origin ("Try it out") and never be framed. It sets inline styles.
+ */
+const docsSecurityHeaders = helmet({
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: {
+      defaultSrc: ["'none'"],
+      scriptSrc: ["'self'"],
+      styleSrc: ["'self'", "'unsafe-inline'"],
+      imgSrc: ["'self'", 'data:'],
+      connectSrc: ["'self'"],
+      frameAncestors: ["'none'"],
+      baseUri: ["'none'"],
+      formAction: ["'none'"],
+    },
+  },
+  // Left to the staff pages' headers, which know whether PUBLIC_URL is https.
+  strictTransportSecurity: false,
+  xFrameOptions: { action: 'deny' },
+});
 
 /** Adds /openapi.json and /docs (Swagger UI's own files, pointed at our document) to the app. */
 export function addOpenApiRoutes(app: Router, document: object): void {
@@ -119,6 +144,7 @@ export function addOpenApiRoutes(app: Router, document: object): void {
   app.get('/openapi.json', (_req, res) => {
     res.type('application/json').send(body);
   });
+  app.use('/docs', docsSecurityHeaders);
   app.get('/docs', (req, res, next) => {
     // Swagger UI's page loads its files relatively: it must be served from /docs/.
     if (!req.originalUrl.endsWith('/')) res.redirect(301, '/docs/');

@@ -123,4 +123,15 @@ describe('staff pages in a real browser', () => {
     expect(errors).toEqual([]);
     await context.close();
   });
+
+  it('renders the API documentation under its content security policy, which allows no other origin', async () => {
+    const page = await browser.newPage();
+    const errors = watchErrors(page);
+    const answer = await page.goto(`${app.baseUrl}/docs/`);
+    expect(answer?.headers()['content-security-policy']).toMatch(/default-src 'none'.*frame-ancestors 'none'/);
+    await page.getByText('/api/v1/optouts', { exact: true }).first().waitFor({ timeout: 8000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'api-docs.png') });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
 });
