@@ -59,11 +59,15 @@ export function createStaffService(db: Database, rules: AccessRules) {
       return { kind: 'accepted', member };
     },
 
-    /** Gives someone a role, before or after their first sign-in; brings back a removed member. */
-    async grant(email: string, role: StaffRole): Promise<StaffMember> {
+    /**
+     * Gives someone a role, before or after their first sign-in; brings back a removed member.
+     * `actor` is the admin doing it on the staff page; users:grant has none and may do anything.
+     */
+    async grant(email: string, role: StaffRole, actor?: Pick<StaffMember, 'email'>): Promise<StaffMember> {
       if (isConfiguredAdmin(email) && role !== 'admin') {
         throw new AppError(409, `${email} is listed in ADMIN_EMAILS and is always an admin: change the configuration instead.`);
       }
+      if (email === actor?.email) throw new AppError(409, 'You cannot change the role of yourself: ask another admin.');
       return db.staffMember.upsert({ where: { email }, create: { email, role }, update: { role, removedAt: null } });
     },
 

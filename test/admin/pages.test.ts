@@ -109,6 +109,22 @@ describe('staff pages: overview, API clients, staff, audit log', () => {
     expect(actions[1]!.details).toEqual({ from: 'operator', to: 'admin' });
   });
 
+  /** A staff member of the domain, signed in, whom an admin made an admin. */
+  async function signInAsAdmin() {
+    const email = staffEmail('admin');
+    const { agent } = await signIn(app, google, domainAccount(email));
+    const { id } = await app.deps.db.staffMember.update({ where: { email }, data: { role: 'admin' } });
+    return { agent, id, email };
+  }
+
+  it('refuses an admin giving their own address a role on the grant form', async () => {
+    const { agent, email } = await signInAsAdmin();
+    const demoteSelf = await post(agent, '/admin/staff/grant', { email, role: 'viewer' });
+    expect(demoteSelf.status).toBe(409);
+    expect(demoteSelf.text).toMatch(/You cannot change the role of yourself/);
+    expect((await app.deps.db.staffMember.findUnique({ where: { email } }))?.role).toBe('admin');
+  });
+
   it('shows the audit log, newest first, filtered by who and what', async () => {
     const page = await admin.get(`/admin/audit?actor=${encodeURIComponent(CONFIGURED_ADMIN)}&action=sign_in`);
     expect(page.status).toBe(200);
