@@ -56,7 +56,7 @@ export function staffPages(deps: { staff: StaffService; audit: AuditLog; pageCon
 
   router.post('/grant', async (req, res) => {
     const { email, role } = parseOrThrow(grantSchema, req.body);
-    await staff.grant(email, role);
+    await staff.grant(email, role, signedIn(req).id);
     await audit.record({ actor: signedIn(req).email, action: 'staff_grant', target: email, details: { role } });
     const warning = staff.mayEverSignIn(email) ? '' : ' Note: they can sign in only with an account of an allowed Google Workspace domain.';
     await redirectWithMessage(req, res, '/admin/staff', 'ok', `${email} is now ${role === 'admin' ? 'an' : 'a'} ${role}.${warning}`);

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import type { AuthenticateOptionsGoogle } from 'passport-google-oauth20';
 import type { AuditLog } from '../audit/log';
 import { AppError } from '../errors';
-import type { Logger } from '../ops/logger';
+import { maskPhonesIn, type Logger } from '../ops/logger';
 import { refusedPage, signedOutPage } from '../admin/views/messages';
 import { sendPage, type PageContextFor } from '../admin/render';
 import type { RefusalInfo, StaffPassport } from './google';
@@ -41,8 +41,10 @@ export function authRoutes(deps: {
           );
           return;
         }
-        // No state, another browser's state, or "cancel" on Google's page.
-        next(new AppError(403, `The sign-in could not be completed (${info?.message ?? 'no answer from Google'}). Start again from the staff pages.`));
+        // No state, another browser's state, or "cancel" on Google's page. The message is not shown:
+        // on a refusal passport takes it from the callback's error_description, which anyone can write.
+        deps.logger.info({ reason: maskPhonesIn(String(info?.message ?? 'no answer from Google')) }, 'Google sign-in not completed');
+        next(new AppError(403, 'The sign-in could not be completed: Google did not finish it, or it began in another browser. Start again from the staff pages.'));
         return;
       }
       // passport regenerates the session here: a session id from before sign-in is never reused.

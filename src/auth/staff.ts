@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Database } from '../db/client';
+import type { Database, Prisma } from '../db/client';
 import type { StaffMember, StaffRole } from '../generated/prisma/client';
 import { AppError } from '../errors';
 import { decideAccess, domainOf, type AccessRules, type GoogleIdentity } from './access';
@@ -20,14 +20,31 @@ export type SignInOutcome = { kind: 'accepted'; member: StaffMember } | { kind: 
 
 export function createStaffService(db: Database, rules: AccessRules) {
   const isConfiguredAdmin = (email: string) => rules.adminEmails.includes(email);
+  const alwaysAnAdmin = (email: string) =>
+    new AppError(409, `${email} is listed in ADMIN_EMAILS and is always an admin: change the configuration instead.`);
+  const notYourself = (what: string) => new AppError(409, `You cannot ${what} yourself: ask another admin.`);
 
-  async function changeable(actorId: string, id: string, what: string): Promise<StaffMember> {
-    const member = z.uuid().safeParse(id).success ? await db.staffMember.findUnique({ where: { id } }) : null;
+  /**
+   * Runs a change made on the staff pages by `actorId`: one such change at a time, and only while the
+   * actor is still an active admin. Checked apart from the write, two admins demoting each other at
+   * once would both pass and leave no admin; as no one changes themselves, one always remains.
+   */
+  function asActiveAdmin<T>(actorId: string, change: (tx: Prisma.TransactionClient, actor: StaffMember) => Promise<T>): Promise<T> {
+    return db.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('companion staff changes'))`;
+      const actor = await tx.staffMember.findFirst({ where: { id: actorId, removedAt: null } });
+      if (actor?.role !== 'admin') {
+        throw new AppError(403, 'You are no longer an admin (another admin changed your role or removed you): nothing was changed.');
+      }
+      return change(tx, actor);
+    });
+  }
+
+  async function changeable(tx: Prisma.TransactionClient, actorId: string, id: string, what: string): Promise<StaffMember> {
+    const member = z.uuid().safeParse(id).success ? await tx.staffMember.findUnique({ where: { id } }) : null;
     if (!member || member.removedAt) throw AppError.notFound();
-    if (member.id === actorId) throw new AppError(409, `You cannot ${what} yourself: ask another admin.`);
-    if (isConfiguredAdmin(member.email)) {
-      throw new AppError(409, `${member.email} is listed in ADMIN_EMAILS and is always an admin: change the configuration instead.`);
-    }
+    if (member.id === actorId) throw notYourself(what);
+    if (isConfiguredAdmin(member.email)) throw alwaysAnAdmin(member.email);
     return member;
   }
 
@@ -59,26 +76,37 @@ export function createStaffService(db: Database, rules: AccessRules) {
       return { kind: 'accepted', member };
     },
 
-    /** Gives someone a role, before or after their first sign-in; brings back a removed member. */
-    async grant(email: string, role: StaffRole): Promise<StaffMember> {
-      if (isConfiguredAdmin(email) && role !== 'admin') {
-        throw new AppError(409, `${email} is listed in ADMIN_EMAILS and is always an admin: change the configuration instead.`);
-      }
-      return db.staffMember.upsert({ where: { email }, create: { email, role }, update: { role, removedAt: null } });
+    /**
+     * Gives someone a role, before or after their first sign-in; brings back a removed member.
+     * `actorId` is the admin doing it on the staff page; users:grant has none and may do anything.
+     */
+    async grant(email: string, role: StaffRole, actorId?: string): Promise<StaffMember> {
+      if (isConfiguredAdmin(email) && role !== 'admin') throw alwaysAnAdmin(email);
+      const upsert = (client: Prisma.TransactionClient) =>
+        client.staffMember.upsert({ where: { email }, create: { email, role }, update: { role, removedAt: null } });
+      if (actorId === undefined) return upsert(db);
+      return asActiveAdmin(actorId, (tx, actor) => {
+        if (email === actor.email) throw notYourself('change the role of');
+        return upsert(tx);
+      });
     },
 
     list: () => db.staffMember.findMany({ where: { removedAt: null }, orderBy: [{ role: 'desc' }, { email: 'asc' }] }),
 
-    async setRole(actorId: string, id: string, role: StaffRole): Promise<{ member: StaffMember; previous: StaffRole }> {
-      const member = await changeable(actorId, id, 'change the role of');
-      const updated = await db.staffMember.update({ where: { id }, data: { role } });
-      return { member: updated, previous: member.role };
+    setRole(actorId: string, id: string, role: StaffRole): Promise<{ member: StaffMember; previous: StaffRole }> {
+      return asActiveAdmin(actorId, async (tx) => {
+        const member = await changeable(tx, actorId, id, 'change the role of');
+        const updated = await tx.staffMember.update({ where: { id }, data: { role } });
+        return { member: updated, previous: member.role };
+      });
     },
 
     /** Takes the person's access away; their open sessions end at their next request. */
-    async remove(actorId: string, id: string): Promise<StaffMember> {
-      await changeable(actorId, id, 'remove');
-      return db.staffMember.update({ where: { id }, data: { removedAt: new Date() } });
+    remove(actorId: string, id: string): Promise<StaffMember> {
+      return asActiveAdmin(actorId, async (tx) => {
+        await changeable(tx, actorId, id, 'remove');
+        return tx.staffMember.update({ where: { id }, data: { removedAt: new Date() } });
+      });
     },
 
     /** True when the address could sign in by the current rules (users:grant warns otherwise). */

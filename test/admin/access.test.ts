@@ -118,6 +118,19 @@ describe('staff sign-in and access', () => {
     expect((await agent.get('/admin')).status).toBe(302);
   });
 
+  it("shows fixed wording, never the callback's error_description, when Google's answer is a refusal", async () => {
+    const planted = 'Your account is locked. Call our support desk';
+    const query = new URLSearchParams({ error: 'access_denied', error_description: `${planted} on +15550100123` });
+    const response = await app.http.get(`/auth/google/callback?${query}`);
+    expect(response.status).toBe(403);
+    expect(response.text).toMatch(/could not be completed/);
+    expect(response.text).not.toContain(planted);
+    // Logged for whoever looks into it, with the number masked.
+    const logs = app.logs.join('');
+    expect(logs).toContain(planted);
+    expect(logs).not.toContain('+15550100123');
+  });
+
   it.each<[string, GoogleAccount, RegExp]>([
     ['another Workspace domain', { email: 'someone@other.example.com', email_verified: true, hd: 'other.example.com' }, /belongs to the Google Workspace of other\.example\.com/],
     ['a personal account with a domain address', { email: `x@${STAFF_DOMAIN}`, email_verified: true }, /personal Google account/],

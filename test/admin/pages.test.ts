@@ -5,9 +5,12 @@ import { createWhatsappSendStore, type WhatsappSendRecord } from '../../src/what
 
 type Agent = Awaited<ReturnType<typeof signIn>>['agent'];
 
+async function csrfToken(agent: Agent): Promise<string> {
+  return csrfTokenIn((await agent.get('/admin')).text);
+}
+
 async function post(agent: Agent, path: string, form: Record<string, string> = {}) {
-  const token = csrfTokenIn((await agent.get('/admin')).text);
-  return agent.post(path).type('form').send({ ...form, _csrf: token });
+  return agent.post(path).type('form').send({ ...form, _csrf: await csrfToken(agent) });
 }
 
 describe('staff pages: overview, API clients, staff, audit log', () => {
@@ -107,6 +110,44 @@ describe('staff pages: overview, API clients, staff, audit log', () => {
     const actions = await app.deps.db.auditEvent.findMany({ where: { target: email }, orderBy: { at: 'asc' } });
     expect(actions.map((event) => event.action)).toEqual(['staff_grant', 'staff_role_change', 'staff_remove']);
     expect(actions[1]!.details).toEqual({ from: 'operator', to: 'admin' });
+  });
+
+  /** A staff member of the domain, signed in, whom an admin made an admin. */
+  async function signInAsAdmin() {
+    const email = staffEmail('admin');
+    const { agent } = await signIn(app, google, domainAccount(email));
+    const { id } = await app.deps.db.staffMember.update({ where: { email }, data: { role: 'admin' } });
+    return { agent, id, email };
+  }
+
+  it('refuses an admin giving their own address a role on the grant form', async () => {
+    const { agent, email } = await signInAsAdmin();
+    const demoteSelf = await post(agent, '/admin/staff/grant', { email, role: 'viewer' });
+    expect(demoteSelf.status).toBe(409);
+    expect(demoteSelf.text).toMatch(/You cannot change the role of yourself/);
+    expect((await app.deps.db.staffMember.findUnique({ where: { email } }))?.role).toBe('admin');
+  });
+
+  // The loser is refused; a removed loser whose request comes after the removal has no session left and is sent to sign in.
+  const REFUSED = [403, undefined];
+  it.each([
+    ['demote', '/role', { role: 'viewer' }, [REFUSED]],
+    ['remove', '/remove', {}, [REFUSED, [303, '/auth/google']]],
+  ])('keeps an admin when two admins %s each other at the same moment', async (_change, action, form, loserAnswers) => {
+    for (let run = 0; run < 5; run += 1) {
+      const first = await signInAsAdmin();
+      const second = await signInAsAdmin();
+      const [firstToken, secondToken] = await Promise.all([csrfToken(first.agent), csrfToken(second.agent)]);
+      const answers = await Promise.all([
+        first.agent.post(`/admin/staff/${second.id}${action}`).type('form').send({ ...form, _csrf: firstToken }),
+        second.agent.post(`/admin/staff/${first.id}${action}`).type('form').send({ ...form, _csrf: secondToken }),
+      ]);
+      const admins = await app.deps.db.staffMember.count({ where: { id: { in: [first.id, second.id] }, role: 'admin', removedAt: null } });
+      expect(admins).toBe(1);
+      const winner = answers.findIndex((answer) => answer.headers.location === '/admin/staff');
+      const loser = answers[1 - winner]!;
+      expect(loserAnswers).toContainEqual([loser.status, loser.headers.location]);
+    }
   });
 
   it('shows the audit log, newest first, filtered by who and what', async () => {
