@@ -7,7 +7,7 @@ import { hostedDomainHint } from '../auth/access';
 import { createPassport } from '../auth/google';
 import { createCsrf, requireRole, requireStaff } from '../auth/guard';
 import { authRoutes } from '../auth/routes';
-import { sessionMiddleware } from '../auth/sessions';
+import { limitSessionsBeforeSignIn, sessionMiddleware } from '../auth/sessions';
 import { missingSignInSettings } from '../config';
 import type { Deps } from '../deps';
 import { AppError } from '../errors';
@@ -122,6 +122,7 @@ export function staffRoutes(deps: Deps): Router {
     sessionMiddleware({ secret: settings.sessionSecret!, publicUrl: settings.publicUrl, store: deps.sessionStore }),
     passport.initialize(),
     passport.session(),
+    limitSessionsBeforeSignIn(),
     express.urlencoded({ extended: false, limit: '64kb' }),
   );
   router.use('/auth', authRoutes({ passport, audit: deps.audit, logger: deps.logger, csrf, pageContext, hostedDomain: hostedDomainHint(settings) }));

@@ -1,12 +1,19 @@
 import connectPgSimple from 'connect-pg-simple';
 import session from 'express-session';
+import { rateLimit } from 'express-rate-limit';
 import type { Request, RequestHandler, Response } from 'express';
 import type pg from 'pg';
+import { AppError } from '../errors';
 import type { Logger } from '../ops/logger';
 
 export const SESSION_COOKIE = 'companion.sid';
 /** A session lasts this long after the last request (the cookie is renewed on each). */
 const SESSION_IDLE_MS = 12 * 60 * 60 * 1000;
+/** A session not signed in lasts this long: enough to go through Google's sign-in. */
+const SIGN_IN_WINDOW_MS = 10 * 60 * 1000;
+/** Requests without a signed-in session that one address may make per window (each may store a session). */
+const ANONYMOUS_REQUEST_LIMIT = 200;
+const ANONYMOUS_REQUEST_WINDOW_MS = 15 * 60 * 1000;
 
 declare module 'express-session' {
   interface SessionData {
@@ -47,6 +54,29 @@ export function sessionMiddleware(options: { secret: string; publicUrl: string |
       maxAge: SESSION_IDLE_MS,
     },
   });
+}
+
+/**
+ * Before sign-in a session holds only the page asked for and Google's state, yet anyone can have one
+ * stored: it lasts minutes instead of the signed-in idle time (signing in starts a new one), and one
+ * address may make only so many requests without signing in.
+ */
+export function limitSessionsBeforeSignIn(): RequestHandler {
+  const limit = rateLimit({
+    windowMs: ANONYMOUS_REQUEST_WINDOW_MS,
+    limit: ANONYMOUS_REQUEST_LIMIT,
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    handler: (_req, _res, next) => next(new AppError(429, 'Too many requests without signing in from this address: try again in a few minutes.')),
+  });
+  return (req, res, next) => {
+    if (req.user) {
+      next();
+      return;
+    }
+    req.session.cookie.maxAge = SIGN_IN_WINDOW_MS;
+    limit(req, res, next);
+  };
 }
 
 /**

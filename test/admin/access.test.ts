@@ -45,6 +45,13 @@ describe('staff sign-in and access', () => {
     await google.stop();
   });
 
+  /** Minutes until the store lets the cookie's session expire (the cookie holds `s:<id>.<signature>`). */
+  async function storedExpiryMinutes(cookie: string): Promise<number> {
+    const sid = /^s:([^.]+)\./.exec(decodeURIComponent(cookie.split(';')[0]!.split('=')[1]!))![1]!;
+    const [row] = await app.deps.db.$queryRaw<Array<{ expire: Date }>>`SELECT expire FROM staff_sessions WHERE sid = ${sid}`;
+    return (row!.expire.getTime() - Date.now()) / 60_000;
+  }
+
   it('sends every /admin page and form without a session to /auth/google', async () => {
     for (const path of PAGES) {
       const response = await app.http.get(path);
@@ -82,6 +89,10 @@ describe('staff sign-in and access', () => {
     expect(before).toMatch(/; HttpOnly/);
     expect(before).toMatch(/; SameSite=Lax/);
     expect(before).not.toMatch(/; Secure/);
+    // Anyone can have a session stored before signing in: it lasts minutes, the signed-in one hours.
+    const minutesLeft = (cookie: string) => (Date.parse(/; Expires=([^;]+)/.exec(cookie)![1]!) - Date.now()) / 60_000;
+    expect(minutesLeft(before!)).toBeLessThan(10.1);
+    expect(await storedExpiryMinutes(before!)).toBeLessThan(10.1);
 
     const email = staffEmail('viewer');
     google.nextAccount(domainAccount(email));
@@ -93,6 +104,8 @@ describe('staff sign-in and access', () => {
     expect(signedIn.headers.location).toBe('/admin/audit?actor=cli');
     const after = sessionCookie(signedIn.headers['set-cookie']);
     expect(after!.split(';')[0]).not.toBe(before!.split(';')[0]);
+    expect(minutesLeft(after!)).toBeGreaterThan(11 * 60);
+    expect(await storedExpiryMinutes(after!)).toBeGreaterThan(11 * 60);
 
     const page = await agent.get('/admin');
     expect(page.status).toBe(200);
@@ -259,6 +272,25 @@ describe('staff sign-in settings', () => {
       expect(params.get('hd')).toBe(STAFF_DOMAIN);
       expect(start.headers['strict-transport-security']).toMatch(/max-age=/);
       expect(start.headers['content-security-policy']).toMatch(/upgrade-insecure-requests/);
+    } finally {
+      await app.stop();
+      await google.stop();
+    }
+  });
+
+  it('answers an address that keeps coming without signing in with 429, and a signed-in member as usual', async () => {
+    const google = await new FakeGoogle().start();
+    const app = await startTestApp({ env: signInEnv(google) });
+    try {
+      const { agent } = await signIn(app, google, domainAccount());
+      const answers: number[] = [];
+      for (let request = 0; request < 201; request += 1) answers.push((await app.http.get('/admin')).status);
+      expect(answers.filter((status) => status === 302)).toHaveLength(200 - 2); // signing in made two
+      const refused = await app.http.get('/auth/google');
+      expect(refused.status).toBe(429);
+      expect(refused.headers['retry-after']).toMatch(/^\d+$/);
+      expect(refused.text).toMatch(/Too many requests without signing in/);
+      expect((await agent.get('/admin')).status).toBe(200);
     } finally {
       await app.stop();
       await google.stop();
