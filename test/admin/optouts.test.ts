@@ -6,8 +6,8 @@ import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signI
 
 type Agent = Awaited<ReturnType<typeof signIn>>['agent'];
 
-/** What OpenHIM answers per contact: accept (the default), reject (400), or fail transiently (502). */
-const upstream = new Map<string, 'reject' | 'unavailable'>();
+/** What OpenHIM answers per contact: accept (the default), reject (400, quoting the number with 'quote'), or fail transiently (502). */
+const upstream = new Map<string, 'reject' | 'quote' | 'unavailable'>();
 const sidOf = (request: ReceivedRequest) => (request.body as { sid: string }).sid;
 
 function randomWhatsappUrn(): string {
@@ -33,6 +33,7 @@ describe('staff pages: opt-outs', () => {
     partner.on('POST /ws/rest/v1/nc/optout', (request) => {
       const mode = upstream.get(sidOf(request));
       if (mode === 'reject') return { status: 400, body: { error: 'bad faccode' } };
+      if (mode === 'quote') return { status: 400, body: { error: `no nurse with msisdn ${(request.body as { cmsisdn: string }).cmsisdn}` } };
       if (mode === 'unavailable') return { status: 502, body: { error: 'upstream down' } };
       return { status: 202, body: { status: 'ok' } };
     });
@@ -57,7 +58,7 @@ describe('staff pages: opt-outs', () => {
   });
 
   /** An opt-out that the worker tried and failed (OpenHIM answered 400, or 502 until it gave up). */
-  async function failedOptout(options: { uuid?: string; urn?: string; category?: string; mode?: 'reject' | 'unavailable' } = {}) {
+  async function failedOptout(options: { uuid?: string; urn?: string; category?: string; mode?: 'reject' | 'quote' | 'unavailable' } = {}) {
     const body = optoutWebhook({ uuid: options.uuid ?? randomUUID(), urn: options.urn ?? randomWhatsappUrn(), category: options.category });
     upstream.set(body.contact.uuid, options.mode ?? 'reject');
     const response = await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(body);
@@ -108,6 +109,29 @@ describe('staff pages: opt-outs', () => {
     expect(page.text).not.toMatch(/Retry now/); // not for a viewer
     expect((await viewer.get(`/admin/optouts/${randomUUID()}`)).status).toBe(404);
     expect((await viewer.get('/admin/optouts/not-an-id')).status).toBe(404);
+  });
+
+  it("masks the numbers that OpenHIM's error and answer quote, except to admins", async () => {
+    const urn = randomWhatsappUrn();
+    const number = `+${urn.slice('whatsapp:'.length)}`;
+    const quoted = `no nurse with msisdn ${number}`;
+    const masked = `no nurse with msisdn ${number.slice(0, 5)}*****${number.slice(-2)}`;
+    const optout = await failedOptout({ urn, mode: 'quote' });
+    expect(optout.lastError).toContain(quoted);
+    const [attempt] = await app.deps.optoutStore.attemptsOf(optout.id);
+    expect(attempt).toMatchObject({ error: expect.stringContaining(quoted), response: expect.stringContaining(quoted) });
+
+    const list = await viewer.get(`/admin/optouts?q=${optout.contactUuid}`);
+    const detail = await viewer.get(`/admin/optouts/${optout.id}`);
+    for (const page of [list, detail]) {
+      expect(page.text).not.toContain(number);
+      expect(page.text).toContain(masked);
+    }
+    // The last error, the attempt's error and the attempt's answer.
+    expect(detail.text.split(masked)).toHaveLength(4);
+
+    expect((await admin.get(`/admin/optouts?q=${optout.contactUuid}`)).text).toContain(quoted);
+    expect((await admin.get(`/admin/optouts/${optout.id}`)).text.split(quoted)).toHaveLength(4);
   });
 
   it('retries a failed opt-out now: queued again with its history kept, then submitted', async () => {

@@ -146,7 +146,7 @@ describe('staff pages: WhatsApp sends', () => {
     const store = createWhatsappSendStore(app.deps.db);
     await store.record(send({}));
     await store.record(
-      send({ createdAt: new Date('2026-11-21T10:00:00Z'), recipient: '+27820001002', language: 'zu', upstreamStatus: null, status: 502, messageId: null, error: 'upstream unavailable', durationMs: 15 }),
+      send({ createdAt: new Date('2026-11-21T10:00:00Z'), recipient: '+27820001002', language: 'zu', upstreamStatus: null, status: 502, messageId: null, error: 'upstream unavailable for +27820001002', durationMs: 15 }),
     );
   });
   afterAll(async () => {
@@ -161,7 +161,7 @@ describe('staff pages: WhatsApp sends', () => {
     expect(failed.text).toMatch(/1 send, newest first/);
     expect(failed.text).toContain('+2782*****02');
     expect(failed.text).not.toContain('+27820001002');
-    expect(failed.text).toContain('upstream unavailable');
+    expect(failed.text).toContain('upstream unavailable for +2782*****02');
     expect(failed.text).not.toContain('wamid.1');
     expect((await viewer.get(`/admin/whatsapp?template=${template}&from=2026-11-22`)).text).toMatch(/No sends match/);
     expect((await viewer.get(`/admin/whatsapp?template=${template}&outcome=sent`)).text).toMatch(/1 send, newest first/);
@@ -170,6 +170,7 @@ describe('staff pages: WhatsApp sends', () => {
     const all = await admin.get(`/admin/whatsapp?template=${template}`);
     expect(all.text).toMatch(/2 sends, newest first/);
     expect(all.text).toContain('+27820001001');
+    expect(all.text).toContain('upstream unavailable for +27820001002');
     expect(all.text.indexOf('+27820001002')).toBeLessThan(all.text.indexOf('+27820001001'));
   });
 });

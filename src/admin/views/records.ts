@@ -1,9 +1,8 @@
 import type { AuditEvent } from '../../generated/prisma/client';
-import { hasRole } from '../../auth/staff';
 import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
 import { maskPhone } from '../../ops/logger';
 import type { WhatsappSend } from '../../whatsapp/store';
-import { plural, time } from '../format';
+import { freeTextFor, plural, seesFullNumbers, time } from '../format';
 import { html, urlWith } from '../html';
 import { layout, pager, selectOptions, type PageContext } from './layout';
 
@@ -66,16 +65,16 @@ export interface WhatsappQuery {
 }
 
 export function whatsappPage(ctx: PageContext, view: Listing<WhatsappSend, WhatsappQuery>) {
-  const admin = hasRole(ctx.member!, 'admin');
+  const member = ctx.member!;
   const { query } = view;
   const rows = view.rows.map(
     (send) => html`<tr>
   <td data-label="Sent">${time(send.createdAt)}</td>
-  <td data-label="To">${admin ? send.recipient : maskPhone(send.recipient)}</td>
+  <td data-label="To">${seesFullNumbers(member) ? send.recipient : maskPhone(send.recipient)}</td>
   <td data-label="Template">${send.template} <span class="muted">${send.language}</span></td>
   <td data-label="Answer"><span class="status ${send.status < 300 ? 'status-submitted' : 'status-failed'}">${send.status}</span></td>
   <td data-label="Message id" class="excerpt">${send.messageId ?? ''}</td>
-  <td data-label="Error" class="excerpt">${send.error ?? ''}</td>
+  <td data-label="Error" class="excerpt">${freeTextFor(send.error, member)}</td>
   <td data-label="Took">${send.durationMs} ms</td>
 </tr>`,
   );
