@@ -33,6 +33,11 @@ export function phoneOf(urn: string | null, viewer: Pick<StaffMember, 'role'>): 
   return seesFullNumbers(viewer) ? number : maskPhone(number);
 }
 
+/** Under a search box that takes phone numbers, for those who see them masked (the search matches only whole numbers). */
+export function wholeNumberHint(viewer: Pick<StaffMember, 'role'>): Html | false {
+  return !seesFullNumbers(viewer) && html`<span class="hint">Type phone numbers in full, with the country code.</span>`;
+}
+
 /** A partner's error or answer, which may quote the contact's number: as it is for admins, every number in it masked for everyone else. */
 export function freeTextFor(text: string | null, viewer: Pick<StaffMember, 'role'>): string | undefined {
   if (text === null) return undefined;

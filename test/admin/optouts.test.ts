@@ -77,9 +77,9 @@ describe('staff pages: opt-outs', () => {
     const urn = randomWhatsappUrn();
     const number = `+${urn.slice('whatsapp:'.length)}`;
     const optout = await failedOptout({ urn, category: '<img src=x onerror=alert(1)>' });
-    const national = `0${number.slice(3, 5)} ${number.slice(5, 8)} ${number.slice(8)}`;
+    const spaced = `${number.slice(0, 3)} ${number.slice(3, 5)} ${number.slice(5, 8)} ${number.slice(8)}`;
 
-    const forViewer = await viewer.get(`/admin/optouts?status=failed&q=${encodeURIComponent(national)}`);
+    const forViewer = await viewer.get(`/admin/optouts?status=failed&q=${encodeURIComponent(spaced)}`);
     expect(forViewer.status).toBe(200);
     expect(forViewer.text).toContain(`/admin/optouts/${optout.id}`);
     expect(forViewer.text).not.toContain(number);
@@ -95,6 +95,27 @@ describe('staff pages: opt-outs', () => {
     expect((await admin.get(`/admin/optouts?status=submitted&q=${optout.contactUuid}`)).text).toMatch(/No opt-outs match/);
     // A bad filter value is ignored rather than refused.
     expect((await admin.get('/admin/optouts?status=lost&from=yesterday&page=-3')).status).toBe(200);
+  });
+
+  it('finds a number by part of it for admins only: everyone else must type it whole, lest the search give masked digits away', async () => {
+    const urn = randomWhatsappUrn();
+    const digits = urn.slice('whatsapp:'.length);
+    const optout = await failedOptout({ urn });
+    const link = `/admin/optouts/${optout.id}`;
+    const search = (agent: Agent, q: string) => agent.get(`/admin/optouts?q=${encodeURIComponent(q)}`);
+    const national = `0${digits.slice(2, 4)} ${digits.slice(4, 7)} ${digits.slice(7)}`;
+    const parts = [digits.slice(0, 7), digits.slice(0, -1), digits.slice(-7), national];
+
+    for (const part of parts) expect((await search(viewer, part)).text).toMatch(/No opt-outs match/);
+    for (const whole of [digits, `+${digits}`, urn]) {
+      const page = await search(viewer, whole);
+      expect(page.text).toMatch(/1 opt-out match/);
+      expect(page.text).toContain(link);
+    }
+    expect((await viewer.get('/admin/optouts')).text).toContain('Type phone numbers in full, with the country code.');
+
+    for (const part of parts) expect((await search(admin, part)).text).toContain(link);
+    expect((await admin.get('/admin/optouts')).text).not.toContain('Type phone numbers in full');
   });
 
   it("shows an opt-out's attempts as a timeline: time, HTTP status, answer and error", async () => {
@@ -181,7 +202,11 @@ describe('staff pages: opt-outs', () => {
     const urn = randomWhatsappUrn(); // one number shared by three contacts, to filter on
     const rows = [await failedOptout({ urn }), await failedOptout({ urn }), await failedOptout({ urn })];
     for (const row of rows) upstream.delete(row.contactUuid);
-    const q = urn.slice(-9);
+    const q = urn.slice('whatsapp:'.length); // the whole number: an operator sees numbers masked
+
+    const partOfNumber = await post(operator, '/admin/optouts/retry', { scope: 'failed', q: q.slice(0, -1) });
+    expect(partOfNumber.status).toBe(303);
+    expect((await operator.get(partOfNumber.headers.location!)).text).toMatch(/Nothing to retry: no failed opt-outs match/);
 
     const nothing = await post(operator, '/admin/optouts/retry', { scope: 'selected', q });
     expect(nothing.status).toBe(303);
@@ -213,7 +238,7 @@ describe('staff pages: opt-outs', () => {
     await app.deps.db.optout.createMany({
       data: Array.from({ length: RETRY_ALL_LIMIT + 1 }, () => ({ id: randomUUID(), contactUuid: randomUUID(), contactUrn: urn, apiClientId, status: 'failed' as const })),
     });
-    const ask = await post(operator, '/admin/optouts/retry', { scope: 'failed', q: urn.slice(-9) });
+    const ask = await post(operator, '/admin/optouts/retry', { scope: 'failed', q: urn.slice('whatsapp:'.length) });
     expect(ask.status).toBe(200);
     expect(ask.text).toMatch(/Retry 5,000 opt-outs\?/);
     expect(ask.text).toMatch(/These are the oldest; 1 more failed opt-out can be retried in the next go/);

@@ -2,7 +2,7 @@ import { hasRole, type StaffMember } from '../../auth/staff';
 import type { AuditEvent } from '../../generated/prisma/client';
 import { CANCELLABLE_STATUSES, OPTOUT_STATUSES, RETRYABLE_STATUSES, type Optout, type OptoutAttempt } from '../../optouts/store';
 import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
-import { freeTextFor, phoneOf, plural, statusBadge, time } from '../format';
+import { freeTextFor, phoneOf, plural, statusBadge, time, wholeNumberHint } from '../format';
 import { html, urlWith, type Html } from '../html';
 import { csrfField, layout, pager, selectOptions, type PageContext } from './layout';
 
@@ -32,13 +32,13 @@ function filterFields(query: OptoutQuery): Html {
 <input type="hidden" name="q" value="${query.q}">`;
 }
 
-function filterForm(query: OptoutQuery): Html {
+function filterForm(query: OptoutQuery, viewer: StaffMember): Html {
   const statuses: Array<[string, string]> = [['', 'Any'], ...OPTOUT_STATUSES.map((status): [string, string] => [status, status])];
   return html`<form class="filters" method="get" action="/admin/optouts" role="search">
   <label>Status <select name="status">${selectOptions(statuses, query.status)}</select></label>
   <label>Received from <input type="date" name="from" value="${query.from}"></label>
   <label>to <input type="date" name="to" value="${query.to}"></label>
-  <label class="wide">Contact UUID, opt-out id or phone number <input type="search" name="q" value="${query.q}" placeholder="e.g. 082 000 1001"></label>
+  <label class="wide">Contact UUID, opt-out id or phone number <input type="search" name="q" value="${query.q}" placeholder="e.g. +27 82 000 1001">${wholeNumberHint(viewer)}</label>
   <button type="submit">Show</button> <a href="/admin/optouts">Clear</a>
 </form>`;
 }
@@ -82,7 +82,7 @@ export function optoutListPage(ctx: PageContext, view: OptoutListView) {
   return layout(
     ctx,
     'Opt-outs',
-    html`${filterForm(view.query)}
+    html`${filterForm(view.query, member)}
 <p class="summary">${plural(view.total, 'opt-out')}${hasFilter(view.query) ? ' match' : ''}, newest first.</p>
 ${results}
 ${pager(view.page, view.pageCount, (page) => urlWith('/admin/optouts', { ...view.query, page }))}`,

@@ -2,7 +2,7 @@ import type { AuditEvent } from '../../generated/prisma/client';
 import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
 import { maskPhone } from '../../ops/logger';
 import type { WhatsappSend } from '../../whatsapp/store';
-import { freeTextFor, plural, seesFullNumbers, time } from '../format';
+import { freeTextFor, plural, seesFullNumbers, time, wholeNumberHint } from '../format';
 import { html, urlWith } from '../html';
 import { layout, pager, selectOptions, type PageContext } from './layout';
 
@@ -85,7 +85,7 @@ export function whatsappPage(ctx: PageContext, view: Listing<WhatsappSend, Whats
     html`<form class="filters" method="get" action="/admin/whatsapp" role="search">
   <label>Outcome <select name="outcome">${selectOptions(outcomes, query.outcome)}</select></label>
   <label>Template <input type="search" name="template" value="${query.template}"></label>
-  <label>Phone number <input type="search" name="recipient" value="${query.recipient}"></label>
+  <label>Phone number <input type="search" name="recipient" value="${query.recipient}">${wholeNumberHint(member)}</label>
   <label>Sent from <input type="date" name="from" value="${query.from}"></label>
   <label>to <input type="date" name="to" value="${query.to}"></label>
   <button type="submit">Show</button> <a href="/admin/whatsapp">Clear</a>
