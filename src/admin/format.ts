@@ -1,4 +1,4 @@
-import { maskPhone } from '../ops/logger';
+import { maskPhone, maskPhonesIn } from '../ops/logger';
 import { toE164 } from '../shared/phone';
 import { hasRole, type StaffMember } from '../auth/staff';
 import { html, type Html } from './html';
@@ -21,11 +21,27 @@ export function duration(ms: number): string {
   return `${Math.floor(hours / 24)} days`;
 }
 
+/** Only admins see phone numbers in full; everyone else sees them masked. */
+export function seesFullNumbers(viewer: Pick<StaffMember, 'role'>): boolean {
+  return hasRole(viewer, 'admin');
+}
+
 /** The contact's number from its URN: in full for admins, masked for everyone else. */
 export function phoneOf(urn: string | null, viewer: Pick<StaffMember, 'role'>): string | undefined {
   const number = urn ? toE164(urn) : undefined;
   if (!number) return undefined;
-  return hasRole(viewer, 'admin') ? number : maskPhone(number);
+  return seesFullNumbers(viewer) ? number : maskPhone(number);
+}
+
+/** Under a search box that takes phone numbers, for those who see them masked (the search matches only whole numbers). */
+export function wholeNumberHint(viewer: Pick<StaffMember, 'role'>): Html | false {
+  return !seesFullNumbers(viewer) && html`<span class="hint">Type phone numbers in full, with the country code.</span>`;
+}
+
+/** A partner's error or answer, which may quote the contact's number: as it is for admins, every number in it masked for everyone else. */
+export function freeTextFor(text: string | null, viewer: Pick<StaffMember, 'role'>): string | undefined {
+  if (text === null) return undefined;
+  return seesFullNumbers(viewer) ? text : maskPhonesIn(text);
 }
 
 export function statusBadge(status: string): Html {

@@ -2,11 +2,12 @@ import { Router, type Request } from 'express';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log';
 import { requireRole, signedIn } from '../auth/guard';
+import type { StaffMember } from '../auth/staff';
 import { AppError } from '../errors';
 import { parseOrThrow } from '../http/validate';
 import type { OptoutService, RetryReport } from '../optouts/service';
 import { OPTOUT_STATUSES, RETRYABLE_STATUSES, type OptoutFilter, type OptoutStatus, type OptoutStore } from '../optouts/store';
-import { plural } from './format';
+import { plural, seesFullNumbers } from './format';
 import { urlWith } from './html';
 import { dayRange, manyValues, optionalDate, optionalText, pageCountOf, pageNumber, pageOf } from './queries';
 import { redirectWithMessage, sendPage, type PageContextFor } from './render';
@@ -32,9 +33,9 @@ const cancelFormSchema = z.object({ reason: z.string().trim().min(1, 'say why it
 
 const idSchema = z.uuid();
 
-function filterOf(query: OptoutQuery & { status?: OptoutStatus }): OptoutFilter {
+function filterOf(query: OptoutQuery & { status?: OptoutStatus }, viewer: StaffMember): OptoutFilter {
   const { start, end } = dayRange(query.from, query.to);
-  return { status: query.status, receivedFrom: start, receivedBefore: end, search: query.q || undefined };
+  return { status: query.status, receivedFrom: start, receivedBefore: end, search: query.q || undefined, wholeNumbersOnly: !seesFullNumbers(viewer) };
 }
 
 /** The list's query without empty values, to carry in links and forms. */
@@ -77,7 +78,7 @@ export function optoutPages(deps: { optouts: OptoutService; store: OptoutStore; 
     const parsed = listQuerySchema.parse(req.query);
     const page = pageNumber.parse(req.query.page);
     const query = queryOf(parsed);
-    const filter = filterOf(parsed);
+    const filter = filterOf(parsed, signedIn(req));
     const [{ total, rows }, failedMatching] = await Promise.all([
       store.search(filter, pageOf(page)),
       !parsed.status || parsed.status === 'failed' ? store.count({ ...filter, status: 'failed' }) : 0,
@@ -89,7 +90,7 @@ export function optoutPages(deps: { optouts: OptoutService; store: OptoutStore; 
     const form = parseOrThrow(retryFormSchema, req.body);
     const query = queryOf(form);
     const back = urlWith('/admin/optouts', { ...query });
-    const failedFilter: OptoutFilter = { ...filterOf({ ...form, status: undefined }), status: 'failed' };
+    const failedFilter: OptoutFilter = { ...filterOf({ ...form, status: undefined }, signedIn(req)), status: 'failed' };
     const ids =
       form.scope === 'selected'
         ? await store.idsWithStatus(RETRYABLE_STATUSES, { ids: form.id })

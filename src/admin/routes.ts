@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { AUDIT_ACTIONS, type AuditAction } from '../audit/log';
 import { hostedDomainHint } from '../auth/access';
 import { createPassport } from '../auth/google';
-import { createCsrf, requireRole, requireStaff } from '../auth/guard';
+import { createCsrf, requireRole, requireStaff, signedIn } from '../auth/guard';
 import { authRoutes } from '../auth/routes';
 import { limitSessionsBeforeSignIn, sessionMiddleware } from '../auth/sessions';
 import { missingSignInSettings } from '../config';
@@ -14,6 +14,7 @@ import { AppError } from '../errors';
 import { errorHandlerWith } from '../http/errors';
 import { lastDays } from './chart';
 import { flowPages } from './flow-routes';
+import { seesFullNumbers } from './format';
 import { optoutPages } from './optout-routes';
 import { apiClientPages, staffPages } from './people-routes';
 import { dayRange, optionalDate, optionalText, pageCountOf, pageNumber, pageOf } from './queries';
@@ -89,7 +90,14 @@ function readPages(deps: Deps, pageContext: PageContextFor): Router {
     const query = whatsappQuery.parse(req.query);
     const page = pageNumber.parse(req.query.page);
     const { start, end } = dayRange(query.from, query.to);
-    const filter = { outcome: query.outcome, template: query.template || undefined, recipient: query.recipient?.replace(/\D/g, '') || undefined, sentFrom: start, sentBefore: end };
+    const filter = {
+      outcome: query.outcome,
+      template: query.template || undefined,
+      recipient: query.recipient || undefined,
+      wholeNumbersOnly: !seesFullNumbers(signedIn(req)),
+      sentFrom: start,
+      sentBefore: end,
+    };
     const { total, rows } = await deps.whatsappSends.list(filter, pageOf(page));
     sendPage(res, whatsappPage(pageContext(req, 'whatsapp'), { query, rows, total, page, pageCount: pageCountOf(total) }));
   });

@@ -3,6 +3,7 @@ import { Prisma } from '../generated/prisma/client';
 import type { AttemptOutcome, Optout, OptoutAttempt } from '../generated/prisma/client';
 import { OptoutStatus } from '../generated/prisma/enums';
 import { createGroupCommit } from '../shared/group-commit';
+import { toE164 } from '../shared/phone';
 
 export type { Optout, OptoutAttempt, AttemptOutcome };
 export { OptoutStatus };
@@ -44,8 +45,13 @@ export interface OptoutFilter {
   receivedFrom?: Date;
   /** Received before. */
   receivedBefore?: Date;
-  /** An opt-out or contact UUID, or digits of the phone number. */
+  /** An opt-out or contact UUID, or a phone number: any of its digits in a row, or with wholeNumbersOnly the whole number. */
   search?: string;
+  /**
+   * A number in `search` finds only the whole number, with its country code: for staff who see
+   * numbers masked, to whom matching part of one would give its hidden digits away one at a time.
+   */
+  wholeNumbersOnly?: boolean;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -57,12 +63,21 @@ function whereOf(filter: OptoutFilter): Prisma.OptoutWhereInput {
   const search = filter.search?.trim();
   if (search && UUID.test(search)) {
     where.OR = [{ id: search.toLowerCase() }, { contactUuid: search.toLowerCase() }];
+  } else if (search && filter.wholeNumbersOnly && /\d/.test(search)) {
+    // Anything short of a whole number finds nothing.
+    const number = toE164(search);
+    where.contactUrn = { in: number ? urnsHolding(number) : [] };
   } else if (search) {
     // Leading zeros dropped, so that a national number (082…) finds the international URN (27 82…).
     const digits = search.replace(/\D/g, '').replace(/^0+/, '');
     where.contactUrn = { contains: digits || search };
   }
   return where;
+}
+
+/** The URNs that can hold this number: tel: or whatsapp:, with its + (as RapidPro writes tel:+27…) or without (whatsapp:27…). */
+function urnsHolding(number: string): string[] {
+  return ['tel', 'whatsapp'].flatMap((scheme) => [`${scheme}:${number}`, `${scheme}:${number.slice(1)}`]);
 }
 
 /** Opt-outs per day (UTC), keyed YYYY-MM-DD. */

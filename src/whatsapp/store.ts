@@ -1,5 +1,6 @@
 import { Prisma, hotQuery, type Database } from '../db/client';
 import { createGroupCommit } from '../shared/group-commit';
+import { toE164 } from '../shared/phone';
 import type { WhatsappApi, WhatsappSend } from '../generated/prisma/client';
 
 export type { WhatsappApi, WhatsappSend };
@@ -63,8 +64,10 @@ export interface WhatsappSendFilter {
   outcome?: 'sent' | 'failed';
   /** Part of the template's name. */
   template?: string;
-  /** Digits of the recipient's number. */
+  /** The recipient's number: any of its digits in a row, or with wholeNumbersOnly the whole number. */
   recipient?: string;
+  /** `recipient` finds only the whole number, with its country code: for staff who see numbers masked (see OptoutFilter). */
+  wholeNumbersOnly?: boolean;
   sentFrom?: Date;
   sentBefore?: Date;
 }
@@ -77,7 +80,13 @@ export function createWhatsappSendLog(db: Database) {
       if (filter.outcome === 'sent') where.status = { gte: 200, lt: 300 };
       if (filter.outcome === 'failed') where.OR = [{ status: { lt: 200 } }, { status: { gte: 300 } }];
       if (filter.template) where.template = { contains: filter.template, mode: 'insensitive' };
-      if (filter.recipient) where.recipient = { contains: filter.recipient };
+      if (filter.recipient && filter.wholeNumbersOnly) {
+        // Recorded as toE164 writes it; anything short of a whole number finds nothing.
+        const number = toE164(filter.recipient);
+        where.recipient = { in: number ? [number] : [] };
+      } else if (filter.recipient) {
+        where.recipient = { contains: filter.recipient.replace(/\D/g, '') };
+      }
       if (filter.sentFrom || filter.sentBefore) where.createdAt = { gte: filter.sentFrom, lt: filter.sentBefore };
       const [total, rows] = await Promise.all([
         db.whatsappSend.count({ where }),

@@ -6,8 +6,8 @@ import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signI
 
 type Agent = Awaited<ReturnType<typeof signIn>>['agent'];
 
-/** What OpenHIM answers per contact: accept (the default), reject (400), or fail transiently (502). */
-const upstream = new Map<string, 'reject' | 'unavailable'>();
+/** What OpenHIM answers per contact: accept (the default), reject (400, quoting the number with 'quote'), or fail transiently (502). */
+const upstream = new Map<string, 'reject' | 'quote' | 'unavailable'>();
 const sidOf = (request: ReceivedRequest) => (request.body as { sid: string }).sid;
 
 function randomWhatsappUrn(): string {
@@ -33,6 +33,7 @@ describe('staff pages: opt-outs', () => {
     partner.on('POST /ws/rest/v1/nc/optout', (request) => {
       const mode = upstream.get(sidOf(request));
       if (mode === 'reject') return { status: 400, body: { error: 'bad faccode' } };
+      if (mode === 'quote') return { status: 400, body: { error: `no nurse with msisdn ${(request.body as { cmsisdn: string }).cmsisdn}` } };
       if (mode === 'unavailable') return { status: 502, body: { error: 'upstream down' } };
       return { status: 202, body: { status: 'ok' } };
     });
@@ -57,7 +58,7 @@ describe('staff pages: opt-outs', () => {
   });
 
   /** An opt-out that the worker tried and failed (OpenHIM answered 400, or 502 until it gave up). */
-  async function failedOptout(options: { uuid?: string; urn?: string; category?: string; mode?: 'reject' | 'unavailable' } = {}) {
+  async function failedOptout(options: { uuid?: string; urn?: string; category?: string; mode?: 'reject' | 'quote' | 'unavailable' } = {}) {
     const body = optoutWebhook({ uuid: options.uuid ?? randomUUID(), urn: options.urn ?? randomWhatsappUrn(), category: options.category });
     upstream.set(body.contact.uuid, options.mode ?? 'reject');
     const response = await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(body);
@@ -76,9 +77,9 @@ describe('staff pages: opt-outs', () => {
     const urn = randomWhatsappUrn();
     const number = `+${urn.slice('whatsapp:'.length)}`;
     const optout = await failedOptout({ urn, category: '<img src=x onerror=alert(1)>' });
-    const national = `0${number.slice(3, 5)} ${number.slice(5, 8)} ${number.slice(8)}`;
+    const spaced = `${number.slice(0, 3)} ${number.slice(3, 5)} ${number.slice(5, 8)} ${number.slice(8)}`;
 
-    const forViewer = await viewer.get(`/admin/optouts?status=failed&q=${encodeURIComponent(national)}`);
+    const forViewer = await viewer.get(`/admin/optouts?status=failed&q=${encodeURIComponent(spaced)}`);
     expect(forViewer.status).toBe(200);
     expect(forViewer.text).toContain(`/admin/optouts/${optout.id}`);
     expect(forViewer.text).not.toContain(number);
@@ -96,6 +97,27 @@ describe('staff pages: opt-outs', () => {
     expect((await admin.get('/admin/optouts?status=lost&from=yesterday&page=-3')).status).toBe(200);
   });
 
+  it('finds a number by part of it for admins only: everyone else must type it whole, lest the search give masked digits away', async () => {
+    const urn = randomWhatsappUrn();
+    const digits = urn.slice('whatsapp:'.length);
+    const optout = await failedOptout({ urn });
+    const link = `/admin/optouts/${optout.id}`;
+    const search = (agent: Agent, q: string) => agent.get(`/admin/optouts?q=${encodeURIComponent(q)}`);
+    const national = `0${digits.slice(2, 4)} ${digits.slice(4, 7)} ${digits.slice(7)}`;
+    const parts = [digits.slice(0, 7), digits.slice(0, -1), digits.slice(-7), national];
+
+    for (const part of parts) expect((await search(viewer, part)).text).toMatch(/No opt-outs match/);
+    for (const whole of [digits, `+${digits}`, urn]) {
+      const page = await search(viewer, whole);
+      expect(page.text).toMatch(/1 opt-out match/);
+      expect(page.text).toContain(link);
+    }
+    expect((await viewer.get('/admin/optouts')).text).toContain('Type phone numbers in full, with the country code.');
+
+    for (const part of parts) expect((await search(admin, part)).text).toContain(link);
+    expect((await admin.get('/admin/optouts')).text).not.toContain('Type phone numbers in full');
+  });
+
   it("shows an opt-out's attempts as a timeline: time, HTTP status, answer and error", async () => {
     const optout = await failedOptout();
     const page = await viewer.get(`/admin/optouts/${optout.id}`);
@@ -108,6 +130,29 @@ describe('staff pages: opt-outs', () => {
     expect(page.text).not.toMatch(/Retry now/); // not for a viewer
     expect((await viewer.get(`/admin/optouts/${randomUUID()}`)).status).toBe(404);
     expect((await viewer.get('/admin/optouts/not-an-id')).status).toBe(404);
+  });
+
+  it("masks the numbers that OpenHIM's error and answer quote, except to admins", async () => {
+    const urn = randomWhatsappUrn();
+    const number = `+${urn.slice('whatsapp:'.length)}`;
+    const quoted = `no nurse with msisdn ${number}`;
+    const masked = `no nurse with msisdn ${number.slice(0, 5)}*****${number.slice(-2)}`;
+    const optout = await failedOptout({ urn, mode: 'quote' });
+    expect(optout.lastError).toContain(quoted);
+    const [attempt] = await app.deps.optoutStore.attemptsOf(optout.id);
+    expect(attempt).toMatchObject({ error: expect.stringContaining(quoted), response: expect.stringContaining(quoted) });
+
+    const list = await viewer.get(`/admin/optouts?q=${optout.contactUuid}`);
+    const detail = await viewer.get(`/admin/optouts/${optout.id}`);
+    for (const page of [list, detail]) {
+      expect(page.text).not.toContain(number);
+      expect(page.text).toContain(masked);
+    }
+    // The last error, the attempt's error and the attempt's answer.
+    expect(detail.text.split(masked)).toHaveLength(4);
+
+    expect((await admin.get(`/admin/optouts?q=${optout.contactUuid}`)).text).toContain(quoted);
+    expect((await admin.get(`/admin/optouts/${optout.id}`)).text.split(quoted)).toHaveLength(4);
   });
 
   it('retries a failed opt-out now: queued again with its history kept, then submitted', async () => {
@@ -157,7 +202,11 @@ describe('staff pages: opt-outs', () => {
     const urn = randomWhatsappUrn(); // one number shared by three contacts, to filter on
     const rows = [await failedOptout({ urn }), await failedOptout({ urn }), await failedOptout({ urn })];
     for (const row of rows) upstream.delete(row.contactUuid);
-    const q = urn.slice(-9);
+    const q = urn.slice('whatsapp:'.length); // the whole number: an operator sees numbers masked
+
+    const partOfNumber = await post(operator, '/admin/optouts/retry', { scope: 'failed', q: q.slice(0, -1) });
+    expect(partOfNumber.status).toBe(303);
+    expect((await operator.get(partOfNumber.headers.location!)).text).toMatch(/Nothing to retry: no failed opt-outs match/);
 
     const nothing = await post(operator, '/admin/optouts/retry', { scope: 'selected', q });
     expect(nothing.status).toBe(303);
@@ -189,7 +238,7 @@ describe('staff pages: opt-outs', () => {
     await app.deps.db.optout.createMany({
       data: Array.from({ length: RETRY_ALL_LIMIT + 1 }, () => ({ id: randomUUID(), contactUuid: randomUUID(), contactUrn: urn, apiClientId, status: 'failed' as const })),
     });
-    const ask = await post(operator, '/admin/optouts/retry', { scope: 'failed', q: urn.slice(-9) });
+    const ask = await post(operator, '/admin/optouts/retry', { scope: 'failed', q: urn.slice('whatsapp:'.length) });
     expect(ask.status).toBe(200);
     expect(ask.text).toMatch(/Retry 5,000 opt-outs\?/);
     expect(ask.text).toMatch(/These are the oldest; 1 more failed opt-out can be retried in the next go/);

@@ -187,7 +187,7 @@ describe('staff pages: WhatsApp sends', () => {
     const store = createWhatsappSendStore(app.deps.db);
     await store.record(send({}));
     await store.record(
-      send({ createdAt: new Date('2026-11-21T10:00:00Z'), recipient: '+27820001002', language: 'zu', upstreamStatus: null, status: 502, messageId: null, error: 'upstream unavailable', durationMs: 15 }),
+      send({ createdAt: new Date('2026-11-21T10:00:00Z'), recipient: '+27820001002', language: 'zu', upstreamStatus: null, status: 502, messageId: null, error: 'upstream unavailable for +27820001002', durationMs: 15 }),
     );
   });
   afterAll(async () => {
@@ -197,20 +197,30 @@ describe('staff pages: WhatsApp sends', () => {
 
   it('lists the sends, filtered, with numbers masked except to admins', async () => {
     const { agent: viewer } = await signIn(app, google, domainAccount());
-    const failed = await viewer.get(`/admin/whatsapp?outcome=failed&template=${template.toUpperCase()}&recipient=%2B27%2082&from=2026-11-21&to=2026-11-21`);
+    const failed = await viewer.get(`/admin/whatsapp?outcome=failed&template=${template.toUpperCase()}&recipient=%2B27%2082%20000%201002&from=2026-11-21&to=2026-11-21`);
     expect(failed.status).toBe(200);
     expect(failed.text).toMatch(/1 send, newest first/);
     expect(failed.text).toContain('+2782*****02');
     expect(failed.text).not.toContain('+27820001002');
-    expect(failed.text).toContain('upstream unavailable');
+    expect(failed.text).toContain('upstream unavailable for +2782*****02');
     expect(failed.text).not.toContain('wamid.1');
     expect((await viewer.get(`/admin/whatsapp?template=${template}&from=2026-11-22`)).text).toMatch(/No sends match/);
     expect((await viewer.get(`/admin/whatsapp?template=${template}&outcome=sent`)).text).toMatch(/1 send, newest first/);
+    expect(failed.text).toContain('Type phone numbers in full, with the country code.');
+    // Part of a number finds nothing but for admins: it would give masked digits away one by one.
+    for (const part of ['%2B27%2082', '2782000100', '0001002']) {
+      expect((await viewer.get(`/admin/whatsapp?template=${template}&recipient=${part}`)).text).toMatch(/No sends match/);
+    }
+    expect((await viewer.get(`/admin/whatsapp?template=${template}&recipient=27820001001`)).text).toMatch(/1 send, newest first/);
 
     const { agent: admin } = await signIn(app, google, { email: CONFIGURED_ADMIN, email_verified: true });
     const all = await admin.get(`/admin/whatsapp?template=${template}`);
     expect(all.text).toMatch(/2 sends, newest first/);
     expect(all.text).toContain('+27820001001');
+    expect(all.text).toContain('upstream unavailable for +27820001002');
     expect(all.text.indexOf('+27820001002')).toBeLessThan(all.text.indexOf('+27820001001'));
+    expect(all.text).not.toContain('Type phone numbers in full');
+    expect((await admin.get(`/admin/whatsapp?template=${template}&recipient=%2B27%2082`)).text).toMatch(/2 sends, newest first/);
+    expect((await admin.get(`/admin/whatsapp?template=${template}&recipient=0001002`)).text).toMatch(/1 send, newest first/);
   });
 });

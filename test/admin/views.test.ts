@@ -1,5 +1,5 @@
 import { axisMax, dailyChart, lastDays } from '../../src/admin/chart';
-import { duration, phoneOf } from '../../src/admin/format';
+import { duration, freeTextFor, phoneOf } from '../../src/admin/format';
 import { escapeHtml, html, urlWith } from '../../src/admin/html';
 
 describe('html templates', () => {
@@ -41,6 +41,13 @@ describe('formatting', () => {
     expect(phoneOf('tel:+27820001001', { role: 'operator' })).toBe('+2782*****01');
     expect(phoneOf('mailto:jane@example.org', { role: 'admin' })).toBeUndefined();
     expect(phoneOf(null, { role: 'admin' })).toBeUndefined();
+  });
+
+  it("masks every number in a partner's text except to admins", () => {
+    const text = 'no nurse with msisdn +27820001001 (registered by 27820001002)';
+    expect(freeTextFor(text, { role: 'admin' })).toBe(text);
+    expect(freeTextFor(text, { role: 'operator' })).toBe('no nurse with msisdn +2782*****01 (registered by 27820****02)');
+    expect(freeTextFor(null, { role: 'viewer' })).toBeUndefined();
   });
 });
 

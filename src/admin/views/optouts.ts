@@ -1,8 +1,8 @@
-import { hasRole } from '../../auth/staff';
+import { hasRole, type StaffMember } from '../../auth/staff';
 import type { AuditEvent } from '../../generated/prisma/client';
 import { CANCELLABLE_STATUSES, OPTOUT_STATUSES, RETRYABLE_STATUSES, type Optout, type OptoutAttempt } from '../../optouts/store';
 import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
-import { phoneOf, plural, statusBadge, time } from '../format';
+import { freeTextFor, phoneOf, plural, statusBadge, time, wholeNumberHint } from '../format';
 import { html, urlWith, type Html } from '../html';
 import { csrfField, layout, pager, selectOptions, type PageContext } from './layout';
 
@@ -32,13 +32,13 @@ function filterFields(query: OptoutQuery): Html {
 <input type="hidden" name="q" value="${query.q}">`;
 }
 
-function filterForm(query: OptoutQuery): Html {
+function filterForm(query: OptoutQuery, viewer: StaffMember): Html {
   const statuses: Array<[string, string]> = [['', 'Any'], ...OPTOUT_STATUSES.map((status): [string, string] => [status, status])];
   return html`<form class="filters" method="get" action="/admin/optouts" role="search">
   <label>Status <select name="status">${selectOptions(statuses, query.status)}</select></label>
   <label>Received from <input type="date" name="from" value="${query.from}"></label>
   <label>to <input type="date" name="to" value="${query.to}"></label>
-  <label class="wide">Contact UUID, opt-out id or phone number <input type="search" name="q" value="${query.q}" placeholder="e.g. 082 000 1001"></label>
+  <label class="wide">Contact UUID, opt-out id or phone number <input type="search" name="q" value="${query.q}" placeholder="e.g. +27 82 000 1001">${wholeNumberHint(viewer)}</label>
   <button type="submit">Show</button> <a href="/admin/optouts">Clear</a>
 </form>`;
 }
@@ -60,7 +60,7 @@ export function optoutListPage(ctx: PageContext, view: OptoutListView) {
   <td data-label="Reason">${optout.reasonCategory ?? optout.reasonValue ?? '—'}</td>
   <td data-label="Status">${statusBadge(optout.status)}</td>
   <td data-label="Attempts">${optout.attempts}</td>
-  <td data-label="Last error" class="excerpt">${optout.lastError ?? ''}</td>
+  <td data-label="Last error" class="excerpt">${freeTextFor(optout.lastError, member)}</td>
 </tr>`;
   });
   const table = html`<table class="list">
@@ -82,7 +82,7 @@ export function optoutListPage(ctx: PageContext, view: OptoutListView) {
   return layout(
     ctx,
     'Opt-outs',
-    html`${filterForm(view.query)}
+    html`${filterForm(view.query, member)}
 <p class="summary">${plural(view.total, 'opt-out')}${hasFilter(view.query) ? ' match' : ''}, newest first.</p>
 ${results}
 ${pager(view.page, view.pageCount, (page) => urlWith('/admin/optouts', { ...view.query, page }))}`,
@@ -120,12 +120,15 @@ function answerExcerpt(response: string): Html {
 <details><summary>The whole answer (${response.length.toLocaleString('en')} characters)</summary><pre>${response}</pre></details>`;
 }
 
-function attemptItem(attempt: OptoutAttempt): Html {
+function attemptItem(attempt: OptoutAttempt, viewer: StaffMember): Html {
+  const error = freeTextFor(attempt.error, viewer);
+  // Masked whole, before the excerpt cuts it: a number cut in two would be too short to be masked.
+  const response = freeTextFor(attempt.response, viewer);
   return html`<li class="attempt attempt-${attempt.outcome}">
   <p class="when">${time(attempt.startedAt)} · try ${attempt.number} · ${attempt.partner}</p>
   <p><strong>${attempt.outcome}</strong>${attempt.httpStatus !== null && html` · HTTP ${attempt.httpStatus}`} · ${attempt.durationMs} ms</p>
-  ${attempt.error && html`<p class="error-text">${attempt.error}</p>`}
-  ${attempt.response && answerExcerpt(attempt.response)}
+  ${error && html`<p class="error-text">${error}</p>`}
+  ${response && answerExcerpt(response)}
 </li>`;
 }
 
@@ -149,7 +152,7 @@ export function optoutDetailPage(ctx: PageContext, view: { optout: Optout; attem
     ['Last change', time(optout.updatedAt)],
     ['Submitted', time(optout.submittedAt)],
     ['Attempts', optout.priorAttempts > 0 ? `${optout.attempts} (${sinceRetry} since the last retry)` : String(optout.attempts)],
-    ['Last error', optout.lastError ?? '—'],
+    ['Last error', freeTextFor(optout.lastError, member) ?? '—'],
     ...(optout.cancelReason ? ([['Why it was cancelled', optout.cancelReason]] as Array<[string, string]>) : []),
     ['Opt-out id', html`<code>${optout.id}</code>`],
   ];
@@ -171,7 +174,7 @@ export function optoutDetailPage(ctx: PageContext, view: { optout: Optout; attem
 <dl class="fields">${fields.map(([label, value]) => html`<dt>${label}</dt><dd>${value}</dd>`)}</dl>
 ${(retry || cancel) && html`<section class="actions-panel" aria-label="Actions">${retry}${cancel}</section>`}
 <section aria-labelledby="attempts-title"><h2 id="attempts-title">Attempts</h2>
-${view.attempts.length === 0 ? html`<p class="empty">No attempts yet.</p>` : html`<ol class="timeline">${view.attempts.map(attemptItem)}</ol>`}
+${view.attempts.length === 0 ? html`<p class="empty">No attempts yet.</p>` : html`<ol class="timeline">${view.attempts.map((attempt) => attemptItem(attempt, member))}</ol>`}
 </section>
 ${view.history.length > 0 && html`<section aria-labelledby="history-title"><h2 id="history-title">What staff did</h2><ul class="history">${view.history.map(historyItem)}</ul></section>`}`,
   );

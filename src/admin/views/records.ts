@@ -1,9 +1,8 @@
 import type { AuditEvent } from '../../generated/prisma/client';
-import { hasRole } from '../../auth/staff';
 import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
 import { maskPhone } from '../../ops/logger';
 import type { WhatsappSend } from '../../whatsapp/store';
-import { plural, time } from '../format';
+import { freeTextFor, plural, seesFullNumbers, time, wholeNumberHint } from '../format';
 import { html, urlWith } from '../html';
 import { layout, pager, selectOptions, type PageContext } from './layout';
 
@@ -66,16 +65,16 @@ export interface WhatsappQuery {
 }
 
 export function whatsappPage(ctx: PageContext, view: Listing<WhatsappSend, WhatsappQuery>) {
-  const admin = hasRole(ctx.member!, 'admin');
+  const member = ctx.member!;
   const { query } = view;
   const rows = view.rows.map(
     (send) => html`<tr>
   <td data-label="Sent">${time(send.createdAt)}</td>
-  <td data-label="To">${admin ? send.recipient : maskPhone(send.recipient)}</td>
+  <td data-label="To">${seesFullNumbers(member) ? send.recipient : maskPhone(send.recipient)}</td>
   <td data-label="Template">${send.template} <span class="muted">${send.language}</span></td>
   <td data-label="Answer"><span class="status ${send.status < 300 ? 'status-submitted' : 'status-failed'}">${send.status}</span></td>
   <td data-label="Message id" class="excerpt">${send.messageId ?? ''}</td>
-  <td data-label="Error" class="excerpt">${send.error ?? ''}</td>
+  <td data-label="Error" class="excerpt">${freeTextFor(send.error, member)}</td>
   <td data-label="Took">${send.durationMs} ms</td>
 </tr>`,
   );
@@ -86,7 +85,7 @@ export function whatsappPage(ctx: PageContext, view: Listing<WhatsappSend, Whats
     html`<form class="filters" method="get" action="/admin/whatsapp" role="search">
   <label>Outcome <select name="outcome">${selectOptions(outcomes, query.outcome)}</select></label>
   <label>Template <input type="search" name="template" value="${query.template}"></label>
-  <label>Phone number <input type="search" name="recipient" value="${query.recipient}"></label>
+  <label>Phone number <input type="search" name="recipient" value="${query.recipient}">${wholeNumberHint(member)}</label>
   <label>Sent from <input type="date" name="from" value="${query.from}"></label>
   <label>to <input type="date" name="to" value="${query.to}"></label>
   <button type="submit">Show</button> <a href="/admin/whatsapp">Clear</a>
