@@ -175,13 +175,15 @@ function workerStatements(db: Database) {
           SELECT gen_random_uuid(), optout_id, number, partner, started_at::timestamptz, duration_ms, outcome::attempt_outcome, http_status, response, error
           FROM incoming
         )
+        -- The count moves with every attempt written, so that the next try (a staff retry's, say) takes the
+        -- next number. Staff may have cancelled it meanwhile (past the lease): their decision stands.
         UPDATE optouts SET
-          attempts = incoming.number, status = incoming.new_status::optout_status, last_error = incoming.new_last_error,
-          lease_until = NULL, updated_at = ${now}::timestamptz,
-          submitted_at = CASE WHEN incoming.new_status = 'submitted' THEN ${now}::timestamptz ELSE optouts.submitted_at END
+          attempts = incoming.number, lease_until = NULL, updated_at = ${now}::timestamptz,
+          status = CASE WHEN optouts.status = 'queued' THEN incoming.new_status::optout_status ELSE optouts.status END,
+          last_error = CASE WHEN optouts.status = 'queued' THEN incoming.new_last_error ELSE optouts.last_error END,
+          submitted_at = CASE WHEN optouts.status = 'queued' AND incoming.new_status = 'submitted' THEN ${now}::timestamptz ELSE optouts.submitted_at END
         FROM incoming
-        -- Staff may have cancelled it meanwhile: their decision stands.
-        WHERE optouts.id = incoming.optout_id AND optouts.status = 'queued'`);
+        WHERE optouts.id = incoming.optout_id`);
       return writes.map(() => undefined);
     },
   });
@@ -246,7 +248,8 @@ export function createOptoutStore(db: Database) {
 
     /**
      * Records one attempt and its effect on the opt-out, and lets go of the lease: one statement, so
-     * both or neither are written.
+     * both or neither are written. The opt-out counts the attempt whatever its status; its status
+     * (with last_error and submitted_at) changes only while it is still queued.
      */
     recordAttempt: (id: string, attempt: AttemptRecord, result: AttemptResult): Promise<void> => recordAttempt({ id, attempt, result }),
 

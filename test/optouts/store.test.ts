@@ -21,6 +21,11 @@ async function queued(count: number): Promise<string[]> {
 
 const inAMinute = () => new Date(Date.now() + 60_000);
 
+/** As if the worker holding it had frozen past its lease. */
+async function expireLease(id: string): Promise<void> {
+  await db.$executeRaw`UPDATE optouts SET lease_until = now() - interval '1 second' WHERE id = ${id}::uuid`;
+}
+
 function attempt(overrides: Partial<AttemptRecord> = {}): AttemptRecord {
   return {
     number: 1,
@@ -94,16 +99,28 @@ describe('the worker statements of the opt-out store', () => {
     expect(attemptOf(failed)).toEqual([expect.objectContaining({ partner: 'rapidpro', httpStatus: null, response: null, error: 'no contact' })]);
   });
 
-  it('records the attempt but leaves an opt-out that staff cancelled meanwhile cancelled', async () => {
+  it('records the attempt of an opt-out that staff cancelled past its lease, counting it but leaving it cancelled', async () => {
     const [cancelled, other] = (await queued(2)) as [string, string];
     await Promise.all([store.claim(cancelled, inAMinute()), store.claim(other, inAMinute())]);
+    // Its worker froze past the lease, and staff cancelled it meanwhile.
+    await expireLease(cancelled);
     await store.cancel(cancelled, 'staff decided');
     await Promise.all([
       store.recordAttempt(cancelled, attempt(), { status: 'submitted', lastError: null }),
       store.recordAttempt(other, attempt(), { status: 'submitted', lastError: null }),
     ]);
-    expect(await db.optout.findUnique({ where: { id: cancelled } })).toMatchObject({ status: 'cancelled', attempts: 0 });
+    expect(await db.optout.findUnique({ where: { id: cancelled } })).toMatchObject({
+      status: 'cancelled',
+      attempts: 1,
+      leaseUntil: null,
+      lastError: null,
+      submittedAt: null,
+    });
     expect(await db.optout.findUnique({ where: { id: other } })).toMatchObject({ status: 'submitted', attempts: 1 });
     expect(await db.optoutAttempt.count({ where: { optoutId: cancelled } })).toBe(1);
+
+    // A staff retry counts from there: its next try is the second.
+    expect(await store.requeue(cancelled)).toBe(true);
+    expect(await store.claim(cancelled, inAMinute())).toMatchObject({ status: 'queued', attempts: 1, priorAttempts: 1 });
   });
 });

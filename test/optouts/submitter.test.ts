@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises';
 import { createApiClientService } from '../../src/api-clients/service';
 import { createDatabase } from '../../src/db/client';
 import { createMetrics } from '../../src/ops/metrics';
@@ -6,7 +7,7 @@ import { createOptoutSubmitter, type OptoutSubmitter, type SubmitOutcome } from 
 import { ANSWER_LIMIT_BYTES } from '../../src/partners/http-client';
 import { createOpenhimClient } from '../../src/partners/openhim';
 import { createRapidProClient, type RapidProClient } from '../../src/partners/rapidpro';
-import { queuedOptoutRow } from '../helpers/app';
+import { eventually, queuedOptoutRow } from '../helpers/app';
 import { TEST_DATABASE_URL } from '../helpers/env';
 import { OPENHIM_ROUTE, PARTNER_SECRETS, startFakePartner, type FakeAnswer, type FakePartner } from '../helpers/fake-partner';
 import { captureLogs } from '../helpers/logs';
@@ -36,7 +37,7 @@ afterAll(async () => {
   await db.$disconnect();
 });
 
-function createSubmitter(options: { rapidpro?: RapidProClient } = {}) {
+function createSubmitter(options: { rapidpro?: RapidProClient; leaseMs?: number } = {}) {
   const client = { timeoutMs: 2000, logger, metrics };
   return createOptoutSubmitter({
     store,
@@ -51,7 +52,7 @@ function createSubmitter(options: { rapidpro?: RapidProClient } = {}) {
       }),
     },
     policy,
-    leaseMs: 10_000,
+    leaseMs: options.leaseMs ?? 10_000,
     logger,
     metrics,
   });
@@ -121,6 +122,28 @@ describe('the opt-out submitter', () => {
       ['transient', 503],
     ]);
     expect(attempts[0]?.error).toBe('openhim answered HTTP 400 with an answer larger than 1048576 bytes');
+  });
+
+  it('counts the try of an opt-out that staff cancelled past its lease, so that a staff retry numbers the next one after it', async () => {
+    // The worker's lease ends while OpenHIM takes its time (a worker frozen that long), and staff cancel it meanwhile.
+    const slowSubmitter = createSubmitter({ leaseMs: 200 });
+    const id = await queuedOptout({ status: 202, body: { status: 'ok' }, delayMs: 1000 });
+    const sendsOf = () => partner.received(OPENHIM_ROUTE).filter((request) => (request.body as { eid: string }).eid === id);
+    const submitting = slowSubmitter.submit(id);
+    await eventually(async () => (sendsOf().length === 1 ? true : undefined));
+    await setTimeout(400);
+    await store.cancel(id, 'staff decided');
+    expect(await submitting).toEqual({ kind: 'finished', status: 'submitted' });
+    expect(await store.findById(id)).toMatchObject({ status: 'cancelled', attempts: 1, leaseUntil: null });
+
+    expect(await store.requeue(id)).toBe(true);
+    expect(await slowSubmitter.submit(id)).toEqual({ kind: 'finished', status: 'submitted' });
+    expect(await store.findById(id)).toMatchObject({ status: 'submitted', attempts: 2, priorAttempts: 1, cancelReason: null });
+    expect((await store.attemptsOf(id)).map((attempt) => [attempt.number, attempt.outcome])).toEqual([
+      [1, 'success'],
+      [2, 'success'],
+    ]);
+    expect(sendsOf()).toHaveLength(2);
   });
 
   it('waits at least what Retry-After asks on any transient answer, not only a 429', async () => {
