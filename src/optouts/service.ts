@@ -105,11 +105,15 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
       return report;
     },
 
-    /** Staff decide not to send it. Only a queued or failed opt-out can be cancelled. */
+    /**
+     * Staff decide not to send it. Only a queued or failed opt-out can be cancelled, and not while a
+     * worker is sending it: the partner may accept it this moment, and its answer must be recorded.
+     */
     async cancel(id: string, reason: string): Promise<Optout> {
       if (!(await store.cancel(id, reason))) {
         const optout = await store.findById(id);
         if (!optout) throw AppError.notFound();
+        if (optout.status === 'queued') throw new AppError(409, 'This opt-out is being sent right now: try again in a minute.');
         throw new AppError(409, `This opt-out is ${optout.status}: only a queued or failed opt-out can be cancelled.`);
       }
       return (await store.findById(id))!;

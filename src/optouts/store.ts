@@ -116,6 +116,12 @@ function duplicatesOf(keys: string[], contactUuids: string[]): Prisma.Sql {
   return Prisma.sql`SELECT * FROM optouts WHERE idempotency_key = ANY(${keys}::text[]) OR (contact_uuid = ANY(${contactUuids}::uuid[]) AND status = 'queued')`;
 }
 
+/**
+ * No worker holds the opt-out: it has no lease, or its lease is over by PostgreSQL's clock, the one
+ * every worker shares (their own may disagree).
+ */
+const NOT_LEASED = Prisma.sql`(lease_until IS NULL OR lease_until <= now())`;
+
 interface Claim {
   id: string;
   leaseUntil: Date;
@@ -287,12 +293,15 @@ export function createOptoutStore(db: Database) {
       return count === 1;
     },
 
-    /** Staff chose not to send it; only a queued or failed opt-out can be cancelled. False otherwise. */
+    /**
+     * Staff chose not to send it; only a queued or failed opt-out can be cancelled, and not while a
+     * worker holds it (it may be with the partner this moment). False otherwise: a queued opt-out it
+     * left queued was held.
+     */
     async cancel(id: string, reason: string): Promise<boolean> {
-      const { count } = await db.optout.updateMany({
-        where: { id, status: { in: CANCELLABLE_STATUSES } },
-        data: { status: 'cancelled', cancelReason: reason, updatedAt: new Date() },
-      });
+      const count = await db.$executeRaw`
+        UPDATE optouts SET status = 'cancelled', cancel_reason = ${reason}, updated_at = now()
+        WHERE id = ${id}::uuid AND status = ANY(${CANCELLABLE_STATUSES}::optout_status[]) AND ${NOT_LEASED}`;
       return count === 1;
     },
 

@@ -1,13 +1,16 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { RETRY_ALL_LIMIT } from '../../src/admin/optout-routes';
-import { optoutWebhook, queuedOptoutRow, settledOptout, startTestApp, type TestApp } from '../helpers/app';
+import { eventually, optoutWebhook, queuedOptoutRow, settledOptout, startTestApp, type TestApp } from '../helpers/app';
 import { openhimPartnerEnv, startFakePartner, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
 
 type Agent = Awaited<ReturnType<typeof signIn>>['agent'];
 
-/** What OpenHIM answers per contact: accept (the default), reject (400, quoting the number with 'quote'), or fail transiently (502). */
-const upstream = new Map<string, 'reject' | 'quote' | 'unavailable'>();
+/**
+ * What OpenHIM answers per contact: accept (the default), accept after 1.5 s, reject (400, quoting the
+ * number with 'quote'), or fail transiently (502).
+ */
+const upstream = new Map<string, 'slow' | 'reject' | 'quote' | 'unavailable'>();
 const sidOf = (request: ReceivedRequest) => (request.body as { sid: string }).sid;
 
 function randomWhatsappUrn(): string {
@@ -35,6 +38,7 @@ describe('staff pages: opt-outs', () => {
       if (mode === 'reject') return { status: 400, body: { error: 'bad faccode' } };
       if (mode === 'quote') return { status: 400, body: { error: `no nurse with msisdn ${(request.body as { cmsisdn: string }).cmsisdn}` } };
       if (mode === 'unavailable') return { status: 502, body: { error: 'upstream down' } };
+      if (mode === 'slow') return { status: 202, body: { status: 'ok' }, delayMs: 1500 };
       return { status: 202, body: { status: 'ok' } };
     });
     app = await startTestApp({
@@ -267,5 +271,19 @@ describe('staff pages: opt-outs', () => {
     expect(await settledOptout(app, optout.id)).toMatchObject({ status: 'submitted', cancelReason: null });
     expect((await post(operator, `/admin/optouts/${optout.id}/retry`)).status).toBe(303);
     expect((await operator.get(`/admin/optouts/${optout.id}`)).text).toMatch(/Not retried: it is submitted now/);
+  });
+
+  it('refuses to cancel an opt-out that a worker is sending this moment, and lets its outcome land', async () => {
+    const body = optoutWebhook({ urn: randomWhatsappUrn() });
+    upstream.set(body.contact.uuid, 'slow');
+    const { id } = (await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(body)).body as { id: string };
+    await eventually(async () => (partner.received('POST /ws/rest/v1/nc/optout').some((request) => sidOf(request) === body.contact.uuid) ? true : undefined));
+
+    const refused = await post(operator, `/admin/optouts/${id}/cancel`, { reason: 'Sent by mistake' });
+    expect(refused.status).toBe(409);
+    expect(refused.text).toMatch(/This opt-out is being sent right now: try again in a minute/);
+    expect(await app.deps.optoutStore.findById(id)).toMatchObject({ status: 'queued', cancelReason: null });
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted', attempts: 1, cancelReason: null });
+    expect(await app.deps.db.auditEvent.findFirst({ where: { action: 'optout_cancel', target: id } })).toBeNull();
   });
 });

@@ -102,9 +102,10 @@ describe('the worker statements of the opt-out store', () => {
   it('records the attempt of an opt-out that staff cancelled past its lease, counting it but leaving it cancelled', async () => {
     const [cancelled, other] = (await queued(2)) as [string, string];
     await Promise.all([store.claim(cancelled, inAMinute()), store.claim(other, inAMinute())]);
-    // Its worker froze past the lease, and staff cancelled it meanwhile.
+    // Held by its worker, it cannot be cancelled; once the worker froze past its lease, it can.
+    expect(await store.cancel(cancelled, 'staff decided')).toBe(false);
     await expireLease(cancelled);
-    await store.cancel(cancelled, 'staff decided');
+    expect(await store.cancel(cancelled, 'staff decided')).toBe(true);
     await Promise.all([
       store.recordAttempt(cancelled, attempt(), { status: 'submitted', lastError: null }),
       store.recordAttempt(other, attempt(), { status: 'submitted', lastError: null }),
