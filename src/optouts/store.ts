@@ -124,7 +124,7 @@ const NOT_LEASED = Prisma.sql`(lease_until IS NULL OR lease_until <= now())`;
 
 interface Claim {
   id: string;
-  leaseUntil: Date;
+  leaseMs: number;
 }
 
 interface AttemptWrite {
@@ -145,10 +145,9 @@ function workerStatements(db: Database) {
     maxBatch: 200,
     async write(claims) {
       const rows = await hotQuery<Optout>(db, Prisma.sql`
-        UPDATE optouts SET lease_until = claim.new_lease_until::timestamptz
-        FROM unnest(${claims.map((item) => item.id)}::uuid[], ${claims.map((item) => item.leaseUntil.toISOString())}::text[]) AS claim (optout_id, new_lease_until)
-        WHERE optouts.id = claim.optout_id AND optouts.status = 'queued'
-          AND (optouts.lease_until IS NULL OR optouts.lease_until < ${new Date().toISOString()}::timestamptz)
+        UPDATE optouts SET lease_until = now() + claim.lease_ms * interval '1 millisecond'
+        FROM unnest(${claims.map((item) => item.id)}::uuid[], ${claims.map((item) => item.leaseMs)}::int[]) AS claim (optout_id, lease_ms)
+        WHERE optouts.id = claim.optout_id AND optouts.status = 'queued' AND ${NOT_LEASED}
         RETURNING ${OPTOUT_COLUMNS}`);
       // An opt-out claimed twice in one batch is taken once: the first claim gets it.
       const byId = new Map(rows.map((row) => [row.id, row]));
@@ -195,7 +194,7 @@ function workerStatements(db: Database) {
   });
 
   return {
-    claim: (id: string, leaseUntil: Date): Promise<Optout | null> => claim({ id, leaseUntil }),
+    claim: (id: string, leaseMs: number): Promise<Optout | null> => claim({ id, leaseMs }),
     recordAttempt,
   };
 }
@@ -247,8 +246,9 @@ export function createOptoutStore(db: Database) {
       hotQuery<Optout>(db, Prisma.sql`SELECT ${OPTOUT_COLUMNS} FROM (${duplicatesOf(keys, contactUuids)}) AS earlier`),
 
     /**
-     * Takes the opt-out for one worker until `leaseUntil`; null when it is not queued or another
-     * worker holds it. The lease is what keeps two workers from submitting the same opt-out at once.
+     * Takes the opt-out for one worker for `leaseMs`; null when it is not queued or another worker
+     * holds it. The lease is what keeps two workers from submitting the same opt-out at once, so it is
+     * taken and compared by PostgreSQL's clock: workers' clocks may disagree.
      */
     claim,
 

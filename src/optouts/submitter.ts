@@ -118,12 +118,14 @@ export function createOptoutSubmitter(deps: {
   return {
     async submit(optoutId) {
       const now = Date.now();
+      // The lease's end by this process's clock (for recordWhileLeased): counted from before the claim, it never outlasts PostgreSQL's.
       const leaseEnd = now + deps.leaseMs;
-      const optout = await store.claim(optoutId, new Date(leaseEnd));
+      const optout = await store.claim(optoutId, deps.leaseMs);
       if (!optout) {
         const current = await store.findById(optoutId);
         if (current?.status !== 'queued') return { kind: 'skipped' };
-        const heldFor = (current.leaseUntil?.getTime() ?? now) - now;
+        // By this process's clock, which may be off PostgreSQL's: no lease is longer than leaseMs.
+        const heldFor = Math.min(deps.leaseMs, (current.leaseUntil?.getTime() ?? now) - now);
         logger.info({ optoutId, heldForMs: heldFor }, 'opt-out held by another worker: trying again when its lease ends');
         return { kind: 'retry', delayMs: Math.max(1000, heldFor), reason: 'another worker holds this opt-out' };
       }

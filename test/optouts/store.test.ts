@@ -19,7 +19,18 @@ async function queued(count: number): Promise<string[]> {
   return rows.map((row) => row.id);
 }
 
-const inAMinute = () => new Date(Date.now() + 60_000);
+const A_MINUTE = 60_000;
+
+/** Runs `work` in a process whose clock is `skewMs` off (Date alone: timers run as usual). */
+async function withClockOff<T>(skewMs: number, work: () => Promise<T>): Promise<T> {
+  const timers = ['hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] as const;
+  jest.useFakeTimers({ now: Date.now() + skewMs, doNotFake: [...timers] });
+  try {
+    return await work();
+  } finally {
+    jest.useRealTimers();
+  }
+}
 
 /** As if the worker holding it had frozen past its lease. */
 async function expireLease(id: string): Promise<void> {
@@ -43,22 +54,33 @@ function attempt(overrides: Partial<AttemptRecord> = {}): AttemptRecord {
 describe('the worker statements of the opt-out store', () => {
   it('claims many opt-outs at once, each for its own claim, each once', async () => {
     const ids = await queued(30);
-    const leases = ids.map((_id, index) => new Date(Date.now() + 60_000 + index * 1000));
+    const leasesMs = ids.map((_id, index) => (index + 1) * A_MINUTE);
+    const claimedAt = Date.now();
     // Made together, so that they share statements.
-    const claimed = await Promise.all(ids.map((id, index) => store.claim(id, leases[index]!)));
+    const claimed = await Promise.all(ids.map((id, index) => store.claim(id, leasesMs[index]!)));
     expect(claimed.map((row) => row?.id)).toEqual(ids);
-    expect(claimed.map((row) => row?.leaseUntil?.toISOString())).toEqual(leases.map((lease) => lease.toISOString()));
+    const heldForMs = claimed.map((row) => (row?.leaseUntil?.getTime() ?? 0) - claimedAt);
+    heldForMs.forEach((held, index) => expect(Math.abs(held - leasesMs[index]!)).toBeLessThan(10_000));
     expect(claimed[0]).toEqual(await db.optout.findUnique({ where: { id: ids[0]! } }));
     // Held: nobody else gets them until the leases end.
-    expect(await Promise.all(ids.map((id) => store.claim(id, inAMinute())))).toEqual(ids.map(() => null));
+    expect(await Promise.all(ids.map((id) => store.claim(id, A_MINUTE)))).toEqual(ids.map(() => null));
   });
 
   it('gives an opt-out claimed twice at the same moment to one claim only', async () => {
     const [id, ...others] = await queued(5);
     // The first claims take every write slot, so that the six claims of one opt-out wait and go together.
-    const claims = await Promise.all([...others.map((other) => store.claim(other, inAMinute())), ...Array.from({ length: 6 }, () => store.claim(id!, inAMinute()))]);
+    const claims = await Promise.all([...others.map((other) => store.claim(other, A_MINUTE)), ...Array.from({ length: 6 }, () => store.claim(id!, A_MINUTE))]);
     expect(claims.slice(0, others.length).map((row) => row?.id)).toEqual(others);
     expect(claims.slice(others.length).filter((row) => row !== null)).toHaveLength(1);
+  });
+
+  it("takes and compares leases by PostgreSQL's clock, whatever the worker's own clock says", async () => {
+    const [id] = (await queued(1)) as [string];
+    // A worker whose clock is an hour behind still holds it for a minute…
+    const claimed = await withClockOff(-3600_000, () => store.claim(id, A_MINUTE));
+    expect(claimed?.leaseUntil?.getTime()).toBeGreaterThan(Date.now() + A_MINUTE / 2);
+    // …and one whose clock is an hour ahead cannot take it meanwhile.
+    expect(await withClockOff(3600_000, () => store.claim(id, A_MINUTE))).toBeNull();
   });
 
   it('claims neither an opt-out that is not queued nor one that does not exist', async () => {
@@ -66,16 +88,16 @@ describe('the worker statements of the opt-out store', () => {
     await store.cancel(cancelled!, 'test');
     const [fresh] = await queued(1);
     const [gone, taken, missing] = await Promise.all([
-      store.claim(cancelled!, inAMinute()),
-      store.claim(fresh!, inAMinute()),
-      store.claim('00000000-0000-4000-8000-000000000000', inAMinute()),
+      store.claim(cancelled!, A_MINUTE),
+      store.claim(fresh!, A_MINUTE),
+      store.claim('00000000-0000-4000-8000-000000000000', A_MINUTE),
     ]);
     expect([gone, taken?.id, missing]).toEqual([null, fresh, null]);
   });
 
   it('records many attempts at once, each on its own opt-out, and lets go of the leases', async () => {
     const ids = await queued(3);
-    await Promise.all(ids.map((id) => store.claim(id, inAMinute())));
+    await Promise.all(ids.map((id) => store.claim(id, A_MINUTE)));
     const [submitted, retried, failed] = ids as [string, string, string];
     await Promise.all([
       store.recordAttempt(submitted, attempt(), { status: 'submitted', lastError: null }),
@@ -101,7 +123,7 @@ describe('the worker statements of the opt-out store', () => {
 
   it('records the attempt of an opt-out that staff cancelled past its lease, counting it but leaving it cancelled', async () => {
     const [cancelled, other] = (await queued(2)) as [string, string];
-    await Promise.all([store.claim(cancelled, inAMinute()), store.claim(other, inAMinute())]);
+    await Promise.all([store.claim(cancelled, A_MINUTE), store.claim(other, A_MINUTE)]);
     // Held by its worker, it cannot be cancelled; once the worker froze past its lease, it can.
     expect(await store.cancel(cancelled, 'staff decided')).toBe(false);
     await expireLease(cancelled);
@@ -122,6 +144,6 @@ describe('the worker statements of the opt-out store', () => {
 
     // A staff retry counts from there: its next try is the second.
     expect(await store.requeue(cancelled)).toBe(true);
-    expect(await store.claim(cancelled, inAMinute())).toMatchObject({ status: 'queued', attempts: 1, priorAttempts: 1 });
+    expect(await store.claim(cancelled, A_MINUTE)).toMatchObject({ status: 'queued', attempts: 1, priorAttempts: 1 });
   });
 });
