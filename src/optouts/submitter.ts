@@ -152,6 +152,8 @@ export function createOptoutSubmitter(deps: {
         await recordWhileLeased(() => store.recordAttempt(optoutId, attempt, result), leaseEnd, log);
       };
 
+      let details: ContactDetails;
+      let answer: PartnerAnswer;
       try {
         const facts = factsOf(optout);
         let contact;
@@ -159,13 +161,9 @@ export function createOptoutSubmitter(deps: {
           contact = await rapidpro.getContact(optout.contactUuid);
           if (!contact) throw new MissingContactData(`contact ${optout.contactUuid} was not found in RapidPro`);
         }
-        const details = resolveContactDetails(facts, contact);
+        details = resolveContactDetails(facts, contact);
         partner = upstreamName;
-        const answer = await send(optoutId, details);
-        await finish('success', { status: 'submitted', lastError: null }, answer);
-        metrics.optoutsSubmitted.inc();
-        log.info({ partner, msisdn: maskPhone(details.msisdn), status: answer.status }, 'opt-out submitted');
-        return { kind: 'finished', status: 'submitted' };
+        answer = await send(optoutId, details);
       } catch (error) {
         if (error instanceof MissingContactData) {
           await finish('permanent', { status: 'failed', lastError: error.message });
@@ -173,9 +171,6 @@ export function createOptoutSubmitter(deps: {
           log.warn({ partner, reason: error.message }, 'opt-out failed: contact data missing');
           return { kind: 'finished', status: 'failed' };
         }
-        // PostgreSQL away while writing a success past the lease: BullMQ tries again later, and the
-        // opt-out goes again under the same eid / event UID.
-        if (isDatabaseUnavailable(error)) throw error;
         const failure = error instanceof PartnerError ? error : unexpectedFailure(partner, error, log);
         const description = describeFailure(failure);
         // Staff retries start a fresh round: only the tries since the last one count, for the limit and the backoff.
@@ -197,6 +192,18 @@ export function createOptoutSubmitter(deps: {
         log.info({ partner, status: failure.answer?.status, delayMs, pauseAllMs }, 'opt-out will be retried');
         return { kind: 'retry', delayMs, reason: description, ...(pauseAllMs === undefined ? {} : { pauseAllMs }) };
       }
+      // The partner accepted it: a write of that which fails (PostgreSQL away past the lease, a
+      // deadlock, a statement timeout) is never recorded as a failure. The error goes to BullMQ, whose
+      // next try (once the lease ends) sends it again under the same eid / event UID and records that.
+      try {
+        await finish('success', { status: 'submitted', lastError: null }, answer);
+      } catch (error) {
+        log.error({ err: error, partner, status: answer.status }, 'opt-out accepted but its attempt not written: it will be sent again');
+        throw error;
+      }
+      metrics.optoutsSubmitted.inc();
+      log.info({ partner, msisdn: maskPhone(details.msisdn), status: answer.status }, 'opt-out submitted');
+      return { kind: 'finished', status: 'submitted' };
     },
   };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import supertest from 'supertest';
 import { loadConfig } from '../../src/config';
+import type { Database } from '../../src/db/client';
 import { createDeps, type Deps } from '../../src/deps';
 import type { Logger } from '../../src/ops/logger';
 import { serve, type Role } from '../../src/runtime';
@@ -80,4 +81,9 @@ export function queuedOptoutRow(apiClientId: string, overrides: { id?: string; c
     apiClientId,
     idempotencyKey: null,
   };
+}
+
+/** Ends the opt-out's lease now, as if the worker holding it had frozen past it. */
+export async function expireLease(db: Database, id: string): Promise<void> {
+  await db.$executeRaw`UPDATE optouts SET lease_until = now() - interval '1 second' WHERE id = ${id}::uuid`;
 }

@@ -1,7 +1,7 @@
 import { createApiClientService } from '../../src/api-clients/service';
 import { createDatabase } from '../../src/db/client';
 import { createOptoutStore, type AttemptRecord } from '../../src/optouts/store';
-import { queuedOptoutRow } from '../helpers/app';
+import { expireLease, queuedOptoutRow } from '../helpers/app';
 import { TEST_DATABASE_URL } from '../helpers/env';
 
 const db = createDatabase({ url: TEST_DATABASE_URL, poolSize: 4 });
@@ -32,10 +32,6 @@ async function withClockOff<T>(skewMs: number, work: () => Promise<T>): Promise<
   }
 }
 
-/** As if the worker holding it had frozen past its lease. */
-async function expireLease(id: string): Promise<void> {
-  await db.$executeRaw`UPDATE optouts SET lease_until = now() - interval '1 second' WHERE id = ${id}::uuid`;
-}
 
 function attempt(overrides: Partial<AttemptRecord> = {}): AttemptRecord {
   return {
@@ -126,7 +122,7 @@ describe('the worker statements of the opt-out store', () => {
     await Promise.all([store.claim(cancelled, A_MINUTE), store.claim(other, A_MINUTE)]);
     // Held by its worker, it cannot be cancelled; once the worker froze past its lease, it can.
     expect(await store.cancel(cancelled, 'staff decided')).toBe(false);
-    await expireLease(cancelled);
+    await expireLease(db, cancelled);
     expect(await store.cancel(cancelled, 'staff decided')).toBe(true);
     await Promise.all([
       store.recordAttempt(cancelled, attempt(), { status: 'submitted', lastError: null }),

@@ -2,12 +2,12 @@ import { setTimeout } from 'node:timers/promises';
 import { createApiClientService } from '../../src/api-clients/service';
 import { createDatabase } from '../../src/db/client';
 import { createMetrics } from '../../src/ops/metrics';
-import { createOptoutStore } from '../../src/optouts/store';
+import { createOptoutStore, type OptoutStore } from '../../src/optouts/store';
 import { createOptoutSubmitter, type OptoutSubmitter, type SubmitOutcome } from '../../src/optouts/submitter';
 import { ANSWER_LIMIT_BYTES } from '../../src/partners/http-client';
 import { createOpenhimClient } from '../../src/partners/openhim';
 import { createRapidProClient, type RapidProClient } from '../../src/partners/rapidpro';
-import { eventually, queuedOptoutRow } from '../helpers/app';
+import { eventually, expireLease, queuedOptoutRow } from '../helpers/app';
 import { TEST_DATABASE_URL } from '../helpers/env';
 import { OPENHIM_ROUTE, PARTNER_SECRETS, startFakePartner, type FakeAnswer, type FakePartner } from '../helpers/fake-partner';
 import { captureLogs } from '../helpers/logs';
@@ -37,10 +37,10 @@ afterAll(async () => {
   await db.$disconnect();
 });
 
-function createSubmitter(options: { rapidpro?: RapidProClient; leaseMs?: number } = {}) {
+function createSubmitter(options: { rapidpro?: RapidProClient; leaseMs?: number; store?: OptoutStore } = {}) {
   const client = { timeoutMs: 2000, logger, metrics };
   return createOptoutSubmitter({
-    store,
+    store: options.store ?? store,
     rapidpro: options.rapidpro ?? createRapidProClient({ url: partner.url, token: PARTNER_SECRETS.rapidproToken, ...client }),
     upstream: {
       mode: 'openhim',
@@ -177,11 +177,50 @@ describe('the opt-out submitter meeting an error that is no partner failure', ()
     expect(attempts[0]?.error).toBe(description);
   });
 
-  it('leaves PostgreSQL being away to BullMQ and the lease, recording nothing', async () => {
-    const submitter = failingLookup(new Error('Connection terminated unexpectedly'));
-    const id = await needingLookup();
-    await expect(submitter.submit(id)).rejects.toThrow('Connection terminated unexpectedly');
+  it('never records a failure for an opt-out the partner accepted: a failed write of its success is left to BullMQ', async () => {
+    // PostgreSQL chose the success's write as a deadlock's victim, on the last try the policy allows.
+    const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01', severity: 'ERROR' });
+    let failNextSuccess = true;
+    const submitter = createSubmitter({
+      store: {
+        ...store,
+        recordAttempt(id, attempt, result) {
+          if (attempt.outcome !== 'success' || !failNextSuccess) return store.recordAttempt(id, attempt, result);
+          failNextSuccess = false;
+          return Promise.reject(deadlock);
+        },
+      },
+    });
+    const id = await queuedOptout(...Array.from({ length: policy.maxAttempts - 1 }, () => ({ status: 503 })));
+    for (let tries = 1; tries < policy.maxAttempts; tries += 1) expectRetryAtTry(await submitter.submit(id), tries);
+    await expect(submitter.submit(id)).rejects.toBe(deadlock);
+    expect(await store.findById(id)).toMatchObject({ status: 'queued', attempts: policy.maxAttempts - 1, leaseUntil: expect.any(Date) });
+
+    // BullMQ's next try, once the lease is over, sends it again under the same eid and records it.
+    await expireLease(db, id);
+    expect(await submitter.submit(id)).toEqual({ kind: 'finished', status: 'submitted' });
+    expect(await store.findById(id)).toMatchObject({ status: 'submitted', attempts: policy.maxAttempts });
+    expect((await store.attemptsOf(id)).map((attempt) => attempt.outcome)).toEqual([...Array.from({ length: policy.maxAttempts - 1 }, () => 'transient'), 'success']);
+  });
+
+  it('writes a success again while PostgreSQL is away and the lease lasts, then leaves it to BullMQ and the lease', async () => {
+    const away = new Error('Connection terminated unexpectedly');
+    let writes = 0;
+    const submitter = createSubmitter({
+      leaseMs: 1500,
+      store: {
+        ...store,
+        recordAttempt() {
+          writes += 1;
+          return Promise.reject(away);
+        },
+      },
+    });
+    const id = await queuedOptout();
+    await expect(submitter.submit(id)).rejects.toBe(away);
+    // At once, after 250 ms, and after 500 more: the next wait (a second) would outlast the lease.
+    expect(writes).toBe(3);
     expect(await store.attemptsOf(id)).toEqual([]);
-    expect((await store.findById(id))?.leaseUntil?.getTime()).toBeGreaterThan(Date.now());
+    expect(await store.findById(id)).toMatchObject({ status: 'queued', leaseUntil: expect.any(Date) });
   });
 });
