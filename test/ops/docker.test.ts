@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import dotenv from 'dotenv';
 import { parse } from 'yaml';
 import { HEAP_BOUNDS } from '../../bench/lib';
 import { loadConfig } from '../../src/config';
@@ -68,6 +69,17 @@ describe('Dockerfile', () => {
   it('runs node under tini, so that a stop reaches it before it has a SIGTERM handler (as PID 1 it would ignore the signal)', () => {
     expect(runtime.instructions).toContainEqual(expect.stringMatching(/^RUN apt-get update && apt-get install -y --no-install-recommends tini /));
     expect(runtime.instructions.find((line) => line.startsWith('ENTRYPOINT'))).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--", "node", /);
+  });
+
+  it('keeps its ENV settings when a .env copied from .env.example is passed with --env-file', () => {
+    const imageEnv = Object.fromEntries(
+      runtime.instructions.filter((line) => line.startsWith('ENV ')).flatMap((line) => [...line.matchAll(/(\w+)=("[^"]*"|\S+)/g)].map((match) => [match[1], match[2]!.replace(/^"|"$/g, '')])),
+    );
+    expect(imageEnv.NODE_ENV).toBe('production');
+    const copied = dotenv.parse(read('.env.example'));
+    for (const [name, value] of Object.entries(imageEnv)) {
+      if (name in copied) expect(`${name}=${copied[name]}`).toBe(`${name}=${value}`);
+    }
   });
 
   it('ships the migrations where the migration runner looks for them', () => {
