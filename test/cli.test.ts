@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import { dropDatabase } from '../src/db/migrate';
 import { TEST_DATABASE_URL, testEnvironment } from './helpers/env';
@@ -127,5 +129,13 @@ describe('companion CLI', () => {
     );
     companionProcess.child.kill('SIGTERM');
     expect(await companionProcess.exited).toBe(0);
+  });
+});
+
+describe('npm start', () => {
+  it('execs the server, so that the SIGTERM npm passes on reaches node, not a shell that would leave node running', () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { scripts: { start: string } };
+    const commands = manifest.scripts.start.split('&&').map((command) => command.trim());
+    expect(commands.at(-1)).toMatch(/^exec node .*dist\/main\.js serve --role all$/);
   });
 });

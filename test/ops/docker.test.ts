@@ -1,7 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import dotenv from 'dotenv';
 import { parse } from 'yaml';
 import { HEAP_BOUNDS } from '../../bench/lib';
+import { loadConfig } from '../../src/config';
 
 /**
  * No Docker engine runs where the tests run, so the Dockerfile and compose file are checked as text
@@ -38,7 +40,14 @@ describe('Dockerfile', () => {
       'COPY --from=runtime-deps /app/node_modules ./node_modules',
       'COPY --from=build /app/dist ./dist',
     ]);
-    expect(stages.find((stage) => stage.name === 'runtime-deps')!.instructions.join('\n')).toMatch(/npm ci --omit=dev/);
+  });
+
+  it('ships no devDependency', () => {
+    const install = stages.find((stage) => stage.name === 'runtime-deps')!.instructions.filter((line) => line.includes('npm ci'));
+    // --omit=dev alone keeps what the lockfile marks devOptional: devDependencies that are also optional
+    // peers of a runtime dependency (prisma and typescript, of @prisma/client), with all they pull in.
+    // With no devDependencies in the manifest, npm ci leaves them out.
+    expect(install).toEqual([expect.stringMatching(/^RUN npm pkg delete devDependencies && npm ci --omit=dev /)]);
   });
 
   it('runs on the Node major the tests run on', () => {
@@ -51,10 +60,26 @@ describe('Dockerfile', () => {
 
   it('runs as an unprivileged user with the role as its command', () => {
     expect(runtime.instructions).toContain('USER node');
-    expect(runtime.instructions).toContain('ENTRYPOINT ["node", "dist/main.js"]');
+    expect(runtime.instructions).toContain('ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/main.js"]');
     expect(runtime.instructions).toContain('CMD ["serve", "--role", "web"]');
     expect(runtime.instructions).toContain(`ENV NODE_ENV=production PORT=3000 NODE_OPTIONS="${HEAP_BOUNDS.web}"`);
     expect(runtime.instructions.some((line) => line.startsWith('HEALTHCHECK') && line.includes('/healthz'))).toBe(true);
+  });
+
+  it('runs node under tini, so that a stop reaches it before it has a SIGTERM handler (as PID 1 it would ignore the signal)', () => {
+    expect(runtime.instructions).toContainEqual(expect.stringMatching(/^RUN apt-get update && apt-get install -y --no-install-recommends tini /));
+    expect(runtime.instructions.find((line) => line.startsWith('ENTRYPOINT'))).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--", "node", /);
+  });
+
+  it('keeps its ENV settings when a .env copied from .env.example is passed with --env-file', () => {
+    const imageEnv = Object.fromEntries(
+      runtime.instructions.filter((line) => line.startsWith('ENV ')).flatMap((line) => [...line.matchAll(/(\w+)=("[^"]*"|\S+)/g)].map((match) => [match[1], match[2]!.replace(/^"|"$/g, '')])),
+    );
+    expect(imageEnv.NODE_ENV).toBe('production');
+    const copied = dotenv.parse(read('.env.example'));
+    for (const [name, value] of Object.entries(imageEnv)) {
+      if (name in copied) expect(`${name}=${copied[name]}`).toBe(`${name}=${value}`);
+    }
   });
 
   it('ships the migrations where the migration runner looks for them', () => {
@@ -79,7 +104,10 @@ describe('Dockerfile', () => {
 
 describe('docker-compose.yml', () => {
   const compose = parse(read('docker-compose.yml'), { merge: true }) as {
-    services: Record<string, { command?: string[]; depends_on?: Record<string, { condition: string }>; restart?: string; environment?: Record<string, string>; ports?: string[] }>;
+    services: Record<
+      string,
+      { command?: string[]; depends_on?: Record<string, { condition: string }>; restart?: string; environment?: Record<string, string>; ports?: string[]; stop_grace_period?: string }
+    >;
   };
 
   it('has PostgreSQL, Redis, a one-shot migration, web and worker', () => {
@@ -101,6 +129,13 @@ describe('docker-compose.yml', () => {
   it('believes no X-Forwarded-For on the directly published web port unless .env says proxies stand in front', () => {
     expect(compose.services.web!.ports).toEqual(['3000:3000']);
     expect(compose.services.web!.environment!.TRUST_PROXY).toBe('${TRUST_PROXY:-0}');
+  });
+
+  it('lets the companion finish its graceful shutdown (SHUTDOWN_TIMEOUT_MS) before Docker kills it', () => {
+    const seconds = (duration: string) => Number(/^(\d+)s$/.exec(duration)?.[1]);
+    for (const role of ['migrate', 'web', 'worker']) {
+      expect(seconds(compose.services[role]!.stop_grace_period!) * 1000).toBeGreaterThan(loadConfig({}).shutdownTimeoutMs);
+    }
   });
 
   it('starts web and worker only after the migration succeeded', () => {
