@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import dotenv from 'dotenv';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, checkStaffSignIn, loadConfig, type Config } from './config';
 import { StartupError, checkPostgres } from './db/connections';
 import { migrateDatabase } from './db/migrate';
 import { createDeps } from './deps';
@@ -98,6 +98,7 @@ async function main(argv: string[]): Promise<void> {
     case 'serve': {
       const role = values.role ?? 'all';
       if (role !== 'web' && role !== 'worker' && role !== 'all') throw new UsageError('--role must be web, worker or all');
+      if (role !== 'worker') checkStaffSignIn(config);
       await runServe(config, role);
       return;
     }

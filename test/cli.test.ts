@@ -105,6 +105,27 @@ describe('companion CLI', () => {
     expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^configuration error: PORT: /), expect.stringMatching(/^configuration error: OPTOUT_BACKOFF_MS: /)]);
   });
 
+  it('in production, needs the staff sign-in settings only where the staff pages are served (web, all)', async () => {
+    const production = { NODE_ENV: 'production' };
+    const migrated = companion(['migrate'], production);
+    expect(migrated.stderr).toBe('');
+    expect(migrated.status).toBe(0);
+    expect(companion(['tokens:list'], production).status).toBe(0);
+    const worker = startCompanion(['serve', '--role', 'worker'], production);
+    await worker.listening;
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+
+    const missing = ['GOOGLE_CLIENT_ID', 'GOOGLE_CLIENT_SECRET', 'SESSION_SECRET', 'PUBLIC_URL', 'ADMIN_GOOGLE_DOMAINS (or ADMIN_EMAILS)'];
+    for (const role of ['web', 'all']) {
+      const refused = companion(['serve', '--role', role], production);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr.trim().split('\n')).toEqual(
+        missing.map((name) => `configuration error: ${name}: required when NODE_ENV=production to serve the staff pages (serve --role web or all)`),
+      );
+    }
+  });
+
   it.each([['serve'], ['migrate']])('%s names the unreachable PostgreSQL, password masked, and says how to start it', (command) => {
     const result = companion([command], { DATABASE_URL: 'postgresql://app:s3cret@127.0.0.1:1/companion' });
     expect(result.status).toBe(1);
