@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
 import dotenv from 'dotenv';
+import pino from 'pino';
 import { ConfigError, checkStaffSignIn, loadConfig, type Config } from './config';
 import { StartupError, checkPostgres } from './db/connections';
 import { migrateDatabase } from './db/migrate';
 import { createDeps } from './deps';
-import { createLogger } from './ops/logger';
+import { createLogger, type Logger } from './ops/logger';
 import { serve, type Role } from './runtime';
 import { CLI_ACTOR } from './audit/log';
 import { AppError } from './errors';
@@ -32,9 +33,35 @@ function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-async function withDeps<T>(config: Config, work: (deps: Awaited<ReturnType<typeof createDeps>>) => Promise<T>): Promise<T> {
+/** The process's log once the configuration is read; until then there is none to write a crash to. */
+let processLogger: Logger | undefined;
+
+/**
+ * serve and migrate log to stdout, as a service does. The other commands print their results on
+ * stdout (tokens:create's token is its last line), so their log (warnings and worse) goes to stderr,
+ * written at once so that it keeps its place among their other lines there.
+ */
+function createProcessLogger(command: string, config: Config): Logger {
+  if (command === 'serve' || command === 'migrate') return createLogger({ level: config.logLevel });
+  return createLogger({ level: 'warn', destination: pino.destination({ dest: 2, sync: true }) });
+}
+
+/**
+ * Ends the process over an error that nothing handled: one fatal JSON log line, then exit 1. What
+ * state it left is unknown, so the process does not go on; its supervisor starts it afresh.
+ */
+function crash(error: unknown, message: string): never {
+  if (processLogger) processLogger.fatal({ err: error }, message);
+  else process.stderr.write(`${message}: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+}
+
+process.on('uncaughtException', (error) => crash(error, 'uncaught exception'));
+process.on('unhandledRejection', (reason) => crash(reason, 'unhandled promise rejection'));
+
+async function withDeps<T>(config: Config, logger: Logger, work: (deps: Awaited<ReturnType<typeof createDeps>>) => Promise<T>): Promise<T> {
   await checkPostgres(config.databaseUrl);
-  const deps = await createDeps(config, { logger: createLogger({ level: 'warn' }) });
+  const deps = await createDeps(config, { logger });
   try {
     return await work(deps);
   } finally {
@@ -42,9 +69,9 @@ async function withDeps<T>(config: Config, work: (deps: Awaited<ReturnType<typeo
   }
 }
 
-async function runServe(config: Config, role: Role): Promise<void> {
+async function runServe(config: Config, role: Role, logger: Logger): Promise<void> {
   await checkPostgres(config.databaseUrl);
-  const deps = await createDeps(config);
+  const deps = await createDeps(config, { logger });
   const running = await serve(deps, role);
   let stopping = false;
   // A stop that was asked for exits 0 whatever it had to cut short (the contract): a supervisor that
@@ -86,11 +113,12 @@ async function main(argv: string[]): Promise<void> {
   }
   dotenv.config({ quiet: true });
   const config = loadConfig();
+  const logger = createProcessLogger(command, config);
+  processLogger = logger;
 
   switch (command) {
     case 'migrate': {
       await checkPostgres(config.databaseUrl, { databaseMayBeMissing: true });
-      const logger = createLogger({ level: config.logLevel });
       const { applied } = await migrateDatabase(config.databaseUrl, logger);
       logger.info({ applied: applied.length }, applied.length ? 'migrations applied' : 'database is up to date');
       return;
@@ -99,18 +127,18 @@ async function main(argv: string[]): Promise<void> {
       const role = values.role ?? 'all';
       if (role !== 'web' && role !== 'worker' && role !== 'all') throw new UsageError('--role must be web, worker or all');
       if (role !== 'worker') checkStaffSignIn(config);
-      await runServe(config, role);
+      await runServe(config, role, logger);
       return;
     }
     case 'tokens:create': {
       const name = option(values, 'name');
-      const client = await withDeps(config, (deps) => deps.apiClients.create(name, values.role?.trim() || undefined));
+      const client = await withDeps(config, logger, (deps) => deps.apiClients.create(name, values.role?.trim() || undefined));
       process.stderr.write(`Created API client "${client.name}" (role ${client.role}). Its token, shown only now:\n`);
       out(client.token);
       return;
     }
     case 'tokens:list': {
-      const clients = await withDeps(config, (deps) => deps.apiClients.list());
+      const clients = await withDeps(config, logger, (deps) => deps.apiClients.list());
       if (clients.length === 0) out('no API clients');
       for (const client of clients) {
         const state = client.revokedAt ? `revoked ${client.revokedAt.toISOString()}` : 'active';
@@ -121,7 +149,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'tokens:revoke': {
       const name = option(values, 'name');
-      const revoked = await withDeps(config, (deps) => deps.apiClients.revoke(name));
+      const revoked = await withDeps(config, logger, (deps) => deps.apiClients.revoke(name));
       if (!revoked) throw new UsageError(`no active API client named "${name}"`);
       out(`revoked ${name}`);
       return;
@@ -131,7 +159,7 @@ async function main(argv: string[]): Promise<void> {
       if (!email.success) throw new UsageError('--email must be an email address');
       const role = staffRoleSchema.safeParse(option(values, 'role'));
       if (!role.success) throw new UsageError('--role must be viewer, operator or admin');
-      const member = await withDeps(config, async (deps) => {
+      const member = await withDeps(config, logger, async (deps) => {
         const granted = await deps.staff.grant(email.data, role.data);
         await deps.audit.record({ actor: CLI_ACTOR, action: 'staff_grant', target: granted.email, details: { role: granted.role } });
         if (!deps.staff.mayEverSignIn(granted.email)) {
@@ -155,7 +183,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   } else if (error instanceof StartupError || error instanceof AppError) {
     process.stderr.write(`${error.message}\n`);
   } else {
-    process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+    crash(error, 'unexpected error');
   }
   process.exit(1);
 });

@@ -46,6 +46,9 @@ describe('companion CLI', () => {
     expect(created.status).toBe(0);
     const token = created.stdout.trimEnd().split('\n').at(-1)!;
     expect(token).toMatch(/^cmp_[0-9a-f]{16}_[\w-]{43}$/);
+    // stdout is the command's output alone: its log lines (JSON) go to stderr.
+    expect(created.stdout).toBe(`${token}\n`);
+    expect(created.stderr).toMatch(/^\{"level":"warn".*\n[\s\S]*Its token, shown only now:\n$/);
 
     const listed = companion(['tokens:list']);
     expect(listed.status).toBe(0);
@@ -65,7 +68,7 @@ describe('companion CLI', () => {
     const email = `Grant-${randomUUID().slice(0, 8)}@programme.example.org`;
     const env = { ADMIN_GOOGLE_DOMAINS: 'programme.example.org', ADMIN_EMAILS: 'boss.person@gmail.com' };
     const granted = companion(['users:grant', '--email', email, '--role', 'operator'], env);
-    expect(granted.stderr).toBe('');
+    expect(granted.stderr).not.toMatch(/can sign in only/);
     expect(granted.status).toBe(0);
     const lastLine = (stdout: string) => stdout.trimEnd().split('\n').at(-1);
     expect(lastLine(granted.stdout)).toBe(`${email.toLowerCase()} is now operator`);
