@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import dotenv from 'dotenv';
 import pino from 'pino';
@@ -6,7 +7,7 @@ import { StartupError, checkPostgres } from './db/connections';
 import { migrateDatabase } from './db/migrate';
 import { createDeps } from './deps';
 import { createLogger, type Logger } from './ops/logger';
-import { serve, type Role } from './runtime';
+import { serve, type Role, type Running } from './runtime';
 import { CLI_ACTOR } from './audit/log';
 import { AppError } from './errors';
 import { staffEmailSchema, staffRoleSchema } from './auth/staff';
@@ -69,35 +70,58 @@ async function withDeps<T>(config: Config, logger: Logger, work: (deps: Awaited<
   }
 }
 
+/** The signals that ask the process to stop: a container's stop, Ctrl-C. */
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+/**
+ * Calls `stop` on a stop signal, from now on. Without a handler, node running as PID 1 (in a
+ * container) ignores SIGTERM until it is killed, whatever it is doing: waiting for PostgreSQL or
+ * Redis, migrating.
+ */
+function onStopSignal(stop: (signal: NodeJS.Signals) => void): void {
+  for (const signal of STOP_SIGNALS) process.on(signal, () => stop(signal));
+}
+
 async function runServe(config: Config, role: Role, logger: Logger): Promise<void> {
-  await checkPostgres(config.databaseUrl);
-  const deps = await createDeps(config, { logger });
-  const running = await serve(deps, role);
+  // `serving` is set once PostgreSQL and Redis are connected and serving begins.
+  const startUp: { serving?: Promise<Running> } = {};
   let stopping = false;
   // A stop that was asked for exits 0 whatever it had to cut short (the contract): a supervisor that
   // restarts failed processes must not start again one it was told to stop. The log says what was cut.
-  const shutdown = (signal: string) => {
+  onStopSignal((signal) => {
     if (stopping) return;
     stopping = true;
-    deps.logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: finishing in-flight work');
+    const { serving } = startUp;
+    if (!serving) {
+      // Still connecting to PostgreSQL and Redis: nothing was taken on yet, so nothing needs finishing.
+      logger.info({ signal }, 'stopped during start-up');
+      process.exit(0);
+    }
+    logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: finishing in-flight work');
     const deadline = setTimeout(() => {
-      deps.logger.error('shutdown took longer than SHUTDOWN_TIMEOUT_MS: exiting with work unfinished (jobs go back to the queue)');
+      logger.error('shutdown took longer than SHUTDOWN_TIMEOUT_MS: exiting with work unfinished (jobs go back to the queue)');
       process.exit(0);
     }, config.shutdownTimeoutMs);
     deadline.unref();
-    running.stop().then(
-      () => {
-        deps.logger.info('stopped');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        deps.logger.error({ err: error }, 'error while shutting down');
-        process.exit(0);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+    // Once listening, requests may be in flight even while the worker is still starting: it is let
+    // finish starting, then everything stops as usual.
+    serving
+      .then((running) => running.stop())
+      .then(
+        () => {
+          logger.info('stopped');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'error while shutting down');
+          process.exit(0);
+        },
+      );
+  });
+  await checkPostgres(config.databaseUrl);
+  const deps = await createDeps(config, { logger });
+  startUp.serving = serve(deps, role);
+  await startUp.serving;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -115,6 +139,8 @@ async function main(argv: string[]): Promise<void> {
   const config = loadConfig();
   const logger = createProcessLogger(command, config);
   processLogger = logger;
+  // serve stops in its own way (runServe); the others are cut short, as a process killed by the signal.
+  if (command !== 'serve') onStopSignal((signal) => process.exit(128 + os.constants.signals[signal]));
 
   switch (command) {
     case 'migrate': {
