@@ -247,18 +247,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parsed.error.issues.map((issue) => `${String(issue.path[0] ?? 'environment')}: ${issue.message}`),
     );
   }
-  const config = shape(parsed.data);
-  if (config.env === 'production') {
-    const missing = missingSignInSettings(config);
-    if (missing.length > 0) throw new ConfigError(missing.map((name) => `${name}: required when NODE_ENV=production`));
-  }
-  return deepFreeze(config);
+  return deepFreeze(shape(parsed.data));
 }
 
 /**
- * The staff sign-in settings that are still missing, by variable name. Required in production; in
- * development the staff pages say that sign-in is not configured until they are set. Without
- * PUBLIC_URL (development only) the callback URL is taken from the request's host.
+ * Stops start-up, one line per missing variable, when a production process that serves the staff
+ * pages (serve --role web or all) lacks their sign-in settings. Nothing else needs them: migrate, the
+ * worker and the other commands never sign anyone in, so their secrets need not be handed to them.
+ */
+export function checkStaffSignIn(config: Pick<Config, 'env' | 'staffSignIn'>): void {
+  if (config.env !== 'production') return;
+  const missing = missingSignInSettings(config);
+  if (missing.length > 0) {
+    throw new ConfigError(missing.map((name) => `${name}: required when NODE_ENV=production to serve the staff pages (serve --role web or all)`));
+  }
+}
+
+/**
+ * The staff sign-in settings that are still missing, by variable name. Required in production where
+ * the staff pages are served (checkStaffSignIn); in development the staff pages say that sign-in is
+ * not configured until they are set. Without PUBLIC_URL (development only) the callback URL is taken
+ * from the request's host.
  */
 export function missingSignInSettings(config: Pick<Config, 'env' | 'staffSignIn'>): string[] {
   const { google, sessionSecret, publicUrl, domains, adminEmails } = config.staffSignIn;

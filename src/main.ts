@@ -1,11 +1,13 @@
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import dotenv from 'dotenv';
-import { ConfigError, loadConfig, type Config } from './config';
+import pino from 'pino';
+import { ConfigError, checkStaffSignIn, loadConfig, type Config } from './config';
 import { StartupError, checkPostgres } from './db/connections';
 import { migrateDatabase } from './db/migrate';
 import { createDeps } from './deps';
-import { createLogger } from './ops/logger';
-import { serve, type Role } from './runtime';
+import { createLogger, type Logger } from './ops/logger';
+import { serve, type Role, type Running } from './runtime';
 import { CLI_ACTOR } from './audit/log';
 import { AppError } from './errors';
 import { staffEmailSchema, staffRoleSchema } from './auth/staff';
@@ -32,9 +34,35 @@ function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-async function withDeps<T>(config: Config, work: (deps: Awaited<ReturnType<typeof createDeps>>) => Promise<T>): Promise<T> {
+/** The process's log once the configuration is read; until then there is none to write a crash to. */
+let processLogger: Logger | undefined;
+
+/**
+ * serve and migrate log to stdout, as a service does. The other commands print their results on
+ * stdout (tokens:create's token is its last line), so their log (warnings and worse) goes to stderr,
+ * written at once so that it keeps its place among their other lines there.
+ */
+function createProcessLogger(command: string, config: Config): Logger {
+  if (command === 'serve' || command === 'migrate') return createLogger({ level: config.logLevel });
+  return createLogger({ level: 'warn', destination: pino.destination({ dest: 2, sync: true }) });
+}
+
+/**
+ * Ends the process over an error that nothing handled: one fatal JSON log line, then exit 1. What
+ * state it left is unknown, so the process does not go on; its supervisor starts it afresh.
+ */
+function crash(error: unknown, message: string): never {
+  if (processLogger) processLogger.fatal({ err: error }, message);
+  else process.stderr.write(`${message}: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+}
+
+process.on('uncaughtException', (error) => crash(error, 'uncaught exception'));
+process.on('unhandledRejection', (reason) => crash(reason, 'unhandled promise rejection'));
+
+async function withDeps<T>(config: Config, logger: Logger, work: (deps: Awaited<ReturnType<typeof createDeps>>) => Promise<T>): Promise<T> {
   await checkPostgres(config.databaseUrl);
-  const deps = await createDeps(config, { logger: createLogger({ level: 'warn' }) });
+  const deps = await createDeps(config, { logger });
   try {
     return await work(deps);
   } finally {
@@ -42,35 +70,58 @@ async function withDeps<T>(config: Config, work: (deps: Awaited<ReturnType<typeo
   }
 }
 
-async function runServe(config: Config, role: Role): Promise<void> {
-  await checkPostgres(config.databaseUrl);
-  const deps = await createDeps(config);
-  const running = await serve(deps, role);
+/** The signals that ask the process to stop: a container's stop, Ctrl-C. */
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+/**
+ * Calls `stop` on a stop signal, from now on. Without a handler, node running as PID 1 (in a
+ * container) ignores SIGTERM until it is killed, whatever it is doing: waiting for PostgreSQL or
+ * Redis, migrating.
+ */
+function onStopSignal(stop: (signal: NodeJS.Signals) => void): void {
+  for (const signal of STOP_SIGNALS) process.on(signal, () => stop(signal));
+}
+
+async function runServe(config: Config, role: Role, logger: Logger): Promise<void> {
+  // `serving` is set once PostgreSQL and Redis are connected and serving begins.
+  const startUp: { serving?: Promise<Running> } = {};
   let stopping = false;
   // A stop that was asked for exits 0 whatever it had to cut short (the contract): a supervisor that
   // restarts failed processes must not start again one it was told to stop. The log says what was cut.
-  const shutdown = (signal: string) => {
+  onStopSignal((signal) => {
     if (stopping) return;
     stopping = true;
-    deps.logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: finishing in-flight work');
+    const { serving } = startUp;
+    if (!serving) {
+      // Still connecting to PostgreSQL and Redis: nothing was taken on yet, so nothing needs finishing.
+      logger.info({ signal }, 'stopped during start-up');
+      process.exit(0);
+    }
+    logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down: finishing in-flight work');
     const deadline = setTimeout(() => {
-      deps.logger.error('shutdown took longer than SHUTDOWN_TIMEOUT_MS: exiting with work unfinished (jobs go back to the queue)');
+      logger.error('shutdown took longer than SHUTDOWN_TIMEOUT_MS: exiting with work unfinished (jobs go back to the queue)');
       process.exit(0);
     }, config.shutdownTimeoutMs);
     deadline.unref();
-    running.stop().then(
-      () => {
-        deps.logger.info('stopped');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        deps.logger.error({ err: error }, 'error while shutting down');
-        process.exit(0);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+    // Once listening, requests may be in flight even while the worker is still starting: it is let
+    // finish starting, then everything stops as usual.
+    serving
+      .then((running) => running.stop())
+      .then(
+        () => {
+          logger.info('stopped');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'error while shutting down');
+          process.exit(0);
+        },
+      );
+  });
+  await checkPostgres(config.databaseUrl);
+  const deps = await createDeps(config, { logger });
+  startUp.serving = serve(deps, role);
+  await startUp.serving;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -86,11 +137,14 @@ async function main(argv: string[]): Promise<void> {
   }
   dotenv.config({ quiet: true });
   const config = loadConfig();
+  const logger = createProcessLogger(command, config);
+  processLogger = logger;
+  // serve stops in its own way (runServe); the others are cut short, as a process killed by the signal.
+  if (command !== 'serve') onStopSignal((signal) => process.exit(128 + os.constants.signals[signal]));
 
   switch (command) {
     case 'migrate': {
       await checkPostgres(config.databaseUrl, { databaseMayBeMissing: true });
-      const logger = createLogger({ level: config.logLevel });
       const { applied } = await migrateDatabase(config.databaseUrl, logger);
       logger.info({ applied: applied.length }, applied.length ? 'migrations applied' : 'database is up to date');
       return;
@@ -98,18 +152,19 @@ async function main(argv: string[]): Promise<void> {
     case 'serve': {
       const role = values.role ?? 'all';
       if (role !== 'web' && role !== 'worker' && role !== 'all') throw new UsageError('--role must be web, worker or all');
-      await runServe(config, role);
+      if (role !== 'worker') checkStaffSignIn(config);
+      await runServe(config, role, logger);
       return;
     }
     case 'tokens:create': {
       const name = option(values, 'name');
-      const client = await withDeps(config, (deps) => deps.apiClients.create(name, values.role?.trim() || undefined));
+      const client = await withDeps(config, logger, (deps) => deps.apiClients.create(name, values.role?.trim() || undefined));
       process.stderr.write(`Created API client "${client.name}" (role ${client.role}). Its token, shown only now:\n`);
       out(client.token);
       return;
     }
     case 'tokens:list': {
-      const clients = await withDeps(config, (deps) => deps.apiClients.list());
+      const clients = await withDeps(config, logger, (deps) => deps.apiClients.list());
       if (clients.length === 0) out('no API clients');
       for (const client of clients) {
         const state = client.revokedAt ? `revoked ${client.revokedAt.toISOString()}` : 'active';
@@ -120,7 +175,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'tokens:revoke': {
       const name = option(values, 'name');
-      const revoked = await withDeps(config, (deps) => deps.apiClients.revoke(name));
+      const revoked = await withDeps(config, logger, (deps) => deps.apiClients.revoke(name));
       if (!revoked) throw new UsageError(`no active API client named "${name}"`);
       out(`revoked ${name}`);
       return;
@@ -130,7 +185,7 @@ async function main(argv: string[]): Promise<void> {
       if (!email.success) throw new UsageError('--email must be an email address');
       const role = staffRoleSchema.safeParse(option(values, 'role'));
       if (!role.success) throw new UsageError('--role must be viewer, operator or admin');
-      const member = await withDeps(config, async (deps) => {
+      const member = await withDeps(config, logger, async (deps) => {
         const granted = await deps.staff.grant(email.data, role.data);
         await deps.audit.record({ actor: CLI_ACTOR, action: 'staff_grant', target: granted.email, details: { role: granted.role } });
         if (!deps.staff.mayEverSignIn(granted.email)) {
@@ -154,7 +209,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   } else if (error instanceof StartupError || error instanceof AppError) {
     process.stderr.write(`${error.message}\n`);
   } else {
-    process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+    crash(error, 'unexpected error');
   }
   process.exit(1);
 });

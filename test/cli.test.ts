@@ -48,6 +48,9 @@ describe('companion CLI', () => {
     expect(created.status).toBe(0);
     const token = created.stdout.trimEnd().split('\n').at(-1)!;
     expect(token).toMatch(/^cmp_[0-9a-f]{16}_[\w-]{43}$/);
+    // stdout is the command's output alone: its log lines (JSON) go to stderr.
+    expect(created.stdout).toBe(`${token}\n`);
+    expect(created.stderr).toMatch(/^\{"level":"warn".*\n[\s\S]*Its token, shown only now:\n$/);
 
     const listed = companion(['tokens:list']);
     expect(listed.status).toBe(0);
@@ -67,7 +70,7 @@ describe('companion CLI', () => {
     const email = `Grant-${randomUUID().slice(0, 8)}@programme.example.org`;
     const env = { ADMIN_GOOGLE_DOMAINS: 'programme.example.org', ADMIN_EMAILS: 'boss.person@gmail.com' };
     const granted = companion(['users:grant', '--email', email, '--role', 'operator'], env);
-    expect(granted.stderr).toBe('');
+    expect(granted.stderr).not.toMatch(/can sign in only/);
     expect(granted.status).toBe(0);
     const lastLine = (stdout: string) => stdout.trimEnd().split('\n').at(-1);
     expect(lastLine(granted.stdout)).toBe(`${email.toLowerCase()} is now operator`);
@@ -107,6 +110,27 @@ describe('companion CLI', () => {
     expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^configuration error: PORT: /), expect.stringMatching(/^configuration error: OPTOUT_BACKOFF_MS: /)]);
   });
 
+  it('in production, needs the staff sign-in settings only where the staff pages are served (web, all)', async () => {
+    const production = { NODE_ENV: 'production' };
+    const migrated = companion(['migrate'], production);
+    expect(migrated.stderr).toBe('');
+    expect(migrated.status).toBe(0);
+    expect(companion(['tokens:list'], production).status).toBe(0);
+    const worker = startCompanion(['serve', '--role', 'worker'], production);
+    await worker.listening;
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+
+    const missing = ['GOOGLE_CLIENT_ID', 'GOOGLE_CLIENT_SECRET', 'SESSION_SECRET', 'PUBLIC_URL', 'ADMIN_GOOGLE_DOMAINS (or ADMIN_EMAILS)'];
+    for (const role of ['web', 'all']) {
+      const refused = companion(['serve', '--role', role], production);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr.trim().split('\n')).toEqual(
+        missing.map((name) => `configuration error: ${name}: required when NODE_ENV=production to serve the staff pages (serve --role web or all)`),
+      );
+    }
+  });
+
   it.each([['serve'], ['migrate']])('%s names the unreachable PostgreSQL, password masked, and says how to start it', (command) => {
     const result = companion([command], { DATABASE_URL: 'postgresql://app:s3cret@127.0.0.1:1/companion' });
     expect(result.status).toBe(1);
@@ -114,10 +138,13 @@ describe('companion CLI', () => {
     expect(result.stderr).not.toContain('s3cret');
   });
 
-  it('names the unreachable Redis and says how to start it', () => {
+  it('names the unreachable Redis, password masked, with the cause, and says how to start it', () => {
     const result = companion(['serve'], { REDIS_URL: 'redis://:hunter2@127.0.0.1:1' });
     expect(result.status).toBe(1);
-    expect(result.stderr).toMatch(/Redis is not reachable at redis:\/\/:\*\*\*@127\.0\.0\.1:1 .*redis-server/);
+    // One line: not ioredis's "Unhandled error event" and its stack first.
+    expect(result.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^Redis is not reachable at redis:\/\/:\*\*\*@127\.0\.0\.1:1 \(connect ECONNREFUSED 127\.0\.0\.1:1\)\. .*redis-server/),
+    ]);
     expect(result.stderr).not.toContain('hunter2');
   });
 

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { CONFIG_VARIABLES, ConfigError, loadConfig, missingOptoutSettings, missingSignInSettings, missingWhatsappSettings } from '../src/config';
+import { CONFIG_VARIABLES, ConfigError, checkStaffSignIn, loadConfig, missingOptoutSettings, missingSignInSettings, missingWhatsappSettings } from '../src/config';
 
 describe('configuration', () => {
   it('has the contract defaults when nothing is set', () => {
@@ -51,21 +51,23 @@ describe('configuration', () => {
     expect(missingOptoutSettings(tracker)).toEqual(['DHIS2_TOKEN (or DHIS2_USERNAME and DHIS2_PASSWORD)', 'DHIS2_PROGRAM', 'DHIS2_PROGRAM_STAGE']);
   });
 
-  it('requires the Google sign-in settings and SESSION_SECRET in production, one line each', () => {
+  it('requires the Google sign-in settings and SESSION_SECRET in production where the staff pages are served, one line each', () => {
+    const withoutSignIn = loadConfig({ NODE_ENV: 'production' });
     const problems = (() => {
       try {
-        loadConfig({ NODE_ENV: 'production' });
+        checkStaffSignIn(withoutSignIn);
       } catch (caught) {
         return (caught as ConfigError).problems;
       }
-      throw new Error('loadConfig accepted production without sign-in settings');
+      throw new Error('checkStaffSignIn accepted production without sign-in settings');
     })();
+    const required = 'required when NODE_ENV=production to serve the staff pages (serve --role web or all)';
     expect(problems).toEqual([
-      'GOOGLE_CLIENT_ID: required when NODE_ENV=production',
-      'GOOGLE_CLIENT_SECRET: required when NODE_ENV=production',
-      'SESSION_SECRET: required when NODE_ENV=production',
-      'PUBLIC_URL: required when NODE_ENV=production',
-      'ADMIN_GOOGLE_DOMAINS (or ADMIN_EMAILS): required when NODE_ENV=production',
+      `GOOGLE_CLIENT_ID: ${required}`,
+      `GOOGLE_CLIENT_SECRET: ${required}`,
+      `SESSION_SECRET: ${required}`,
+      `PUBLIC_URL: ${required}`,
+      `ADMIN_GOOGLE_DOMAINS (or ADMIN_EMAILS): ${required}`,
     ]);
     const production = loadConfig({
       NODE_ENV: 'production',
@@ -76,6 +78,7 @@ describe('configuration', () => {
       ADMIN_GOOGLE_DOMAINS: ' Programme.Example.org , other.example.org',
       ADMIN_EMAILS: 'Boss@Gmail.com',
     });
+    expect(() => checkStaffSignIn(production)).not.toThrow();
     expect(production.staffSignIn).toMatchObject({
       publicUrl: 'https://companion.example.org',
       domains: ['programme.example.org', 'other.example.org'],
@@ -83,6 +86,7 @@ describe('configuration', () => {
       google: { authorizationUrl: 'https://accounts.google.com/o/oauth2/v2/auth' },
     });
     // In development the staff pages say what is missing instead (PUBLIC_URL may then be left out).
+    expect(() => checkStaffSignIn(loadConfig({}))).not.toThrow();
     expect(missingSignInSettings(loadConfig({ GOOGLE_CLIENT_ID: 'id', GOOGLE_CLIENT_SECRET: 's', ADMIN_EMAILS: 'a@b.org' }))).toEqual(['SESSION_SECRET']);
   });
 

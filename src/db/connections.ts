@@ -85,14 +85,22 @@ export function createRedis(redis: Config['redis'], options: RedisOptions = {}):
 /** Opens a Redis connection (see createRedis) and waits until it answers. */
 export async function connectRedis(redis: Config['redis'], options: RedisOptions = {}): Promise<RedisConnection> {
   const connection = createRedis(redis, options);
+  // Listening keeps ioredis from printing "Unhandled error event" with a stack, and its first error
+  // is the cause (connect ECONNREFUSED …): connect() itself rejects only with "Connection is closed."
+  let firstError: Error | undefined;
+  const noteError = (error: Error) => (firstError ??= error);
+  connection.on('error', noteError);
   try {
     await connection.connect();
     await connection.ping();
+    // From here on the connection's users handle its errors (see logConnectionErrors); an abandoned
+    // connection keeps the listener, for whatever it still reports while it closes.
+    connection.off('error', noteError);
     return connection;
   } catch (error) {
     connection.disconnect();
     throw new StartupError(
-      `Redis is not reachable at ${describeRedis(redis)} (${(error as Error).message}). ` +
+      `Redis is not reachable at ${describeRedis(redis)} (${(firstError ?? (error as Error)).message}). ` +
         'Start it (for example `redis-server --daemonize yes`) or set REDIS_URL.',
     );
   }

@@ -1,5 +1,12 @@
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { resultWithin } from '../shared/within';
+
+/**
+ * How long a scrape waits for a queue's counts. Redis answers them at once when it is well; a frozen
+ * one would otherwise hold every scrape for the Redis command timeout.
+ */
+const QUEUE_COUNTS_TIMEOUT_MS = 1000;
 
 /**
  * The companion's Prometheus metrics, in a registry of its own per process (tests build several apps
@@ -11,6 +18,35 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
   const queues = new Map<string, () => Promise<Record<string, number>>>();
+
+  const queueJobs = new Gauge({
+    name: 'companion_queue_jobs',
+    help: 'Jobs in each queue, by state (read from Redis at scrape time; absent while companion_queue_up is 0)',
+    labelNames: ['queue', 'state'] as const,
+    registers,
+    collect: () => readQueues(),
+  });
+  const queueUp = new Gauge({
+    name: 'companion_queue_up',
+    help: "Whether the queue's job counts could be read from Redis at scrape time (1) or not (0: Redis away or not answering)",
+    labelNames: ['queue'] as const,
+    registers,
+    collect: () => readQueues(),
+  });
+  // A Redis outage must not fail the scrape: every other metric matters most exactly then.
+  async function readAllQueues(): Promise<void> {
+    queueJobs.reset();
+    await Promise.all(
+      [...queues].map(async ([queue, counts]) => {
+        const read = await resultWithin(counts, QUEUE_COUNTS_TIMEOUT_MS);
+        for (const [state, count] of Object.entries(read?.value ?? {})) queueJobs.set({ queue, state }, count);
+        queueUp.set({ queue }, read ? 1 : 0);
+      }),
+    );
+  }
+  // The registry collects both gauges at once on a scrape: they share one reading of Redis.
+  let reading: Promise<void> | undefined;
+  const readQueues = () => (reading ??= readAllQueues().finally(() => (reading = undefined)));
 
   return {
     registry,
@@ -49,18 +85,7 @@ export function createMetrics() {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30],
       registers,
     }),
-    queueJobs: new Gauge({
-      name: 'companion_queue_jobs',
-      help: 'Jobs in each queue, by state (read from Redis at scrape time)',
-      labelNames: ['queue', 'state'] as const,
-      registers,
-      async collect() {
-        for (const [queue, counts] of queues) {
-          for (const [state, count] of Object.entries(await counts())) this.set({ queue, state }, count);
-        }
-      },
-    }),
-    /** Reports the queue's job counts by state in companion_queue_jobs. */
+    /** Reports the queue's job counts by state in companion_queue_jobs, and whether they could be read in companion_queue_up. */
     watchQueue(name: string, counts: () => Promise<Record<string, number>>): void {
       queues.set(name, counts);
     },

@@ -2,19 +2,10 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { Router, type RequestHandler } from 'express';
 import type { Deps } from '../deps';
 import { AppError } from '../errors';
+import { resultWithin } from '../shared/within';
 
 async function answers(check: () => Promise<unknown>, timeoutMs = 2000): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
-  try {
-    return await Promise.race([check().then(() => true), timeout]);
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
+  return (await resultWithin(check, timeoutMs)) !== undefined;
 }
 
 function sameSecret(given: string, expected: string): boolean {

@@ -33,7 +33,13 @@ export function startCompanion(args: string[], env: Record<string, string | unde
         resolve(Number(match[1]));
       }
     });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited (${code}) before listening:\n${output}`));
+    });
   });
+  // Awaited only by tests that expect the process to listen.
+  listening.catch(() => undefined);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   // Its log lines join the test apps' for the run's log check (global-teardown).
   child.on('close', () => {

@@ -65,6 +65,48 @@ describe('/readyz when a dependency is down', () => {
   });
 });
 
+describe('/metrics while Redis is away', () => {
+  const queueUp = (value: number) => new RegExp(`^companion_queue_up\\{queue="optouts",service="companion"\\} ${value}$`, 'm');
+
+  it('still answers with every other metric, and companion_queue_up 0 in place of the queue counts', async () => {
+    const redis = await startPrivateRedis();
+    const app = await startTestApp({ env: { REDIS_URL: redis.url } });
+    try {
+      const before = await app.http.get('/metrics');
+      expect(before.text).toMatch(queueUp(1));
+      expect(before.text).toMatch(/^companion_queue_jobs\{queue="optouts",state="waiting",service="companion"\} 0$/m);
+      await redis.stop();
+      const response = await app.http.get('/metrics');
+      expect(response.status).toBe(200);
+      expect(response.text).toMatch(queueUp(0));
+      expect(response.text).not.toMatch(/^companion_queue_jobs\{/m);
+      expect(response.text).toMatch(/^companion_http_requests_total\{method="GET",route="\/metrics",status="200",service="companion"\} 1$/m);
+      expect(response.text).toMatch(/^process_cpu_seconds_total\{service="companion"\} /m);
+    } finally {
+      await app.stop();
+      await redis.stop();
+    }
+  });
+
+  it('does not hold the scrape for a frozen Redis', async () => {
+    const redis = await startPrivateRedis();
+    const app = await startTestApp({ env: { REDIS_URL: redis.url } });
+    try {
+      redis.signal('SIGSTOP');
+      const started = Date.now();
+      const response = await app.http.get('/metrics');
+      // The bound is a second; the Redis command timeout it cuts short is two.
+      expect(Date.now() - started).toBeLessThan(1800);
+      expect(response.status).toBe(200);
+      expect(response.text).toMatch(queueUp(0));
+    } finally {
+      redis.signal('SIGCONT');
+      await app.stop();
+      await redis.stop();
+    }
+  });
+});
+
 describe('metrics without METRICS_TOKEN', () => {
   let app: TestApp;
   beforeAll(async () => {

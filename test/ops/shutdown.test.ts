@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import http from 'node:http';
+import net from 'node:net';
 import pg from 'pg';
 import { loadConfig } from '../../src/config';
 import { createDeps, type Deps } from '../../src/deps';
@@ -160,5 +162,47 @@ describe('graceful shutdown', () => {
     }
     expect(await server.exited).toBe(0);
     expect(await deps.db.whatsappSend.count({ where: { recipient: { in: numbers }, messageId: 'wamid.shutdown' } })).toBe(numbers.length);
+  });
+});
+
+describe('SIGTERM during start-up', () => {
+  let silent: net.Server;
+  let connections: net.Socket[];
+  let silentUrl: string;
+  // A "PostgreSQL" that takes connections and never answers: start-up waits on it (for up to 5 s).
+  beforeAll(async () => {
+    connections = [];
+    silent = net.createServer((socket) => connections.push(socket)).listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    silentUrl = `postgresql://postgres@127.0.0.1:${(silent.address() as net.AddressInfo).port}/companion`;
+  });
+  afterAll(async () => {
+    for (const socket of connections) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  /** Starts `companion <args>` and resolves once its start-up is waiting on the silent PostgreSQL. */
+  async function startWaiting(args: string[]) {
+    const waitingBefore = connections.length;
+    const server = startCompanion(args, { DATABASE_URL: silentUrl });
+    await eventually(async () => (connections.length > waitingBefore ? true : undefined), 10000, 20);
+    return server;
+  }
+
+  it('serve stops at once, exits 0 and says so, while it waits for PostgreSQL', async () => {
+    const server = await startWaiting(['serve', '--role', 'all']);
+    const signalled = Date.now();
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(1000);
+    expect(server.output()).toMatch(/"signal":"SIGTERM".*"msg":"stopped during start-up"/);
+  });
+
+  it('migrate stops at once, as a process killed by SIGTERM (128 + 15: it did not migrate)', async () => {
+    const server = await startWaiting(['migrate']);
+    const signalled = Date.now();
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(143);
+    expect(Date.now() - signalled).toBeLessThan(1000);
   });
 });
