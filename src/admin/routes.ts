@@ -7,7 +7,7 @@ import { hostedDomainHint } from '../auth/access';
 import { createPassport } from '../auth/google';
 import { createCsrf, requireRole, requireStaff, signedIn } from '../auth/guard';
 import { authRoutes } from '../auth/routes';
-import { limitSessionsBeforeSignIn, sessionMiddleware } from '../auth/sessions';
+import { limitSessions, sessionMiddleware } from '../auth/sessions';
 import { missingSignInSettings } from '../config';
 import type { Deps } from '../deps';
 import { AppError } from '../errors';
@@ -130,7 +130,7 @@ export function staffRoutes(deps: Deps): Router {
     sessionMiddleware({ secret: settings.sessionSecret!, publicUrl: settings.publicUrl, store: deps.sessionStore }),
     passport.initialize(),
     passport.session(),
-    limitSessionsBeforeSignIn(),
+    limitSessions(),
     express.urlencoded({ extended: false, limit: '64kb' }),
   );
   router.use('/auth', authRoutes({ passport, audit: deps.audit, logger: deps.logger, csrf, pageContext, hostedDomain: hostedDomainHint(settings) }));

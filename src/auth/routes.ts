@@ -7,6 +7,7 @@ import { refusedPage, signedOutPage } from '../admin/views/messages';
 import { sendPage, type PageContextFor } from '../admin/render';
 import type { RefusalInfo, StaffPassport } from './google';
 import { safeReturnTo, staffOf, type Csrf } from './guard';
+import { markSignedIn, redirectAfterSaving } from './sessions';
 import type { StaffMember } from './staff';
 
 /** GET /auth/google, its callback, POST /auth/logout, and the page seen after signing out. */
@@ -53,10 +54,11 @@ export function authRoutes(deps: {
           next(loginError);
           return;
         }
-        audit.record({ actor: member.email, action: 'sign_in', details: { role: member.role } }).then(
-          () => res.redirect(safeReturnTo(returnTo)),
-          next,
-        );
+        markSignedIn(req);
+        audit
+          .record({ actor: member.email, action: 'sign_in', details: { role: member.role } })
+          .then(() => redirectAfterSaving(req, res, safeReturnTo(returnTo), 302))
+          .catch(next);
       });
     };
     passport.authenticate('google', finish)(req, res, next);

@@ -9,6 +9,8 @@ import type { Logger } from '../ops/logger';
 export const SESSION_COOKIE = 'companion.sid';
 /** A session lasts this long after the last request (the cookie is renewed on each). */
 const SESSION_IDLE_MS = 12 * 60 * 60 * 1000;
+/** However busy, a signed-in session ends this long after signing in: a stolen cookie does not last. */
+const SIGNED_IN_LIFETIME_MS = 24 * 60 * 60 * 1000;
 /** A session not signed in lasts this long: enough to go through Google's sign-in. */
 const SIGN_IN_WINDOW_MS = 10 * 60 * 1000;
 /** Requests without a signed-in session that one address may make per window (each may store a session). */
@@ -21,6 +23,8 @@ declare module 'express-session' {
     returnTo?: string;
     /** One message for the next page, after a form's redirect. */
     flash?: { kind: 'ok' | 'error'; text: string };
+    /** When the staff member signed in (ms since the epoch). */
+    signedInAt?: number;
   }
 }
 
@@ -56,12 +60,19 @@ export function sessionMiddleware(options: { secret: string; publicUrl: string |
   });
 }
 
+/** Marks the session just signed in, for SIGNED_IN_LIFETIME_MS. */
+export function markSignedIn(req: Request): void {
+  req.session.signedInAt = Date.now();
+}
+
 /**
- * Before sign-in a session holds only the page asked for and Google's state, yet anyone can have one
- * stored: it lasts minutes instead of the signed-in idle time (signing in starts a new one), and one
- * address may make only so many requests without signing in.
+ * Bounds sessions. A signed-in one ends SIGNED_IN_LIFETIME_MS after signing in, whatever its use (one
+ * with no sign-in time predates this rule, and ends too). Before sign-in a session holds only the page
+ * asked for and Google's state, yet anyone can have one stored: it lasts minutes instead of the
+ * signed-in idle time (signing in starts a new one), and one address may make only so many requests
+ * without signing in.
  */
-export function limitSessionsBeforeSignIn(): RequestHandler {
+export function limitSessions(): RequestHandler {
   const limit = rateLimit({
     windowMs: ANONYMOUS_REQUEST_WINDOW_MS,
     limit: ANONYMOUS_REQUEST_LIMIT,
@@ -69,13 +80,22 @@ export function limitSessionsBeforeSignIn(): RequestHandler {
     legacyHeaders: false,
     handler: (_req, _res, next) => next(new AppError(429, 'Too many requests without signing in from this address: try again in a few minutes.')),
   });
+  const beforeSignIn: RequestHandler = (req, res, next) => {
+    req.session.cookie.maxAge = SIGN_IN_WINDOW_MS;
+    limit(req, res, next);
+  };
   return (req, res, next) => {
-    if (req.user) {
+    if (!req.user) {
+      beforeSignIn(req, res, next);
+      return;
+    }
+    const signedInAt = req.session.signedInAt ?? 0;
+    if (Date.now() - signedInAt < SIGNED_IN_LIFETIME_MS) {
       next();
       return;
     }
-    req.session.cookie.maxAge = SIGN_IN_WINDOW_MS;
-    limit(req, res, next);
+    // Signed out (in a new session), the request goes on as anyone's: a page sends them to sign in again.
+    req.logout((error) => (error ? next(error) : beforeSignIn(req, res, next)));
   };
 }
 

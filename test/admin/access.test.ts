@@ -230,6 +230,18 @@ describe('staff sign-in and access', () => {
     expect(again.response.text).toMatch(/An administrator removed/);
   });
 
+  it('ends a signed-in session a day after signing in, however busy it was', async () => {
+    const { agent, response } = await signIn(app, google, domainAccount());
+    expect((await agent.get('/admin')).status).toBe(200);
+    const cookie = sessionCookie(response.headers['set-cookie'])!;
+    const sid = /^s:([^.]+)\./.exec(decodeURIComponent(cookie.split(';')[0]!.split('=')[1]!))![1]!;
+    const dayAgo = Date.now() - 24 * 60 * 60 * 1000 - 1000;
+    await app.deps.db.$executeRaw`UPDATE staff_sessions SET sess = jsonb_set(sess::jsonb, '{signedInAt}', to_jsonb(${dayAgo}::bigint))::json WHERE sid = ${sid}`;
+    const after = await agent.get('/admin/optouts');
+    expect([after.status, after.headers.location]).toEqual([302, '/auth/google']);
+    expect((await agent.get('/admin')).status).toBe(302);
+  });
+
   it('signs out with the form, and the old session is gone', async () => {
     const email = staffEmail('leaving');
     const { agent } = await signIn(app, google, domainAccount(email));
