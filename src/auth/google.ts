@@ -1,7 +1,7 @@
 import { Passport } from 'passport';
 import { Strategy as GoogleStrategy } from 'passport-google-oauth20';
 import type { Config } from '../config';
-import { identityFromUserinfo } from './access';
+import { identityFromUserinfo, type GoogleIdentity } from './access';
 import type { StaffMember, StaffService } from './staff';
 
 const GOOGLE_SCOPES = ['openid', 'email', 'profile'];
@@ -11,6 +11,15 @@ export interface RefusalInfo {
   refused: true;
   message: string;
   email: string | undefined;
+}
+
+/**
+ * Who the audit log says was refused. An unverified address may be anyone's (a Google account can be
+ * opened with any address), so it is marked as such rather than attributed to its owner.
+ */
+function refusedAs(identity: GoogleIdentity): string | undefined {
+  if (!identity.email) return undefined;
+  return identity.emailVerified ? identity.email : `${identity.email} (unverified)`;
 }
 
 /**
@@ -40,7 +49,7 @@ export function createPassport(settings: Config['staffSignIn'], staff: StaffServ
         const identity = identityFromUserinfo(profile._json);
         staff.signIn(identity).then((outcome) => {
           if (outcome.kind === 'accepted') done(null, outcome.member);
-          else done(null, false, { refused: true, message: outcome.reason, email: identity.email } satisfies RefusalInfo);
+          else done(null, false, { refused: true, message: outcome.reason, email: refusedAs(identity) } satisfies RefusalInfo);
         }, done);
       },
     ),
