@@ -12,11 +12,19 @@ export const templateName = z
   .regex(/^[a-z0-9_]{1,512}$/, 'must be a template name: lowercase letters, digits and _')
   .describe('Name of an approved message template, e.g. `appointment_reminder`.');
 
+/**
+ * Empty means "not given": a flow's `?language=@fields.language` renders `language=` for a contact
+ * without one, and a URL cannot leave the parameter out.
+ */
 export const languageCode = z
-  .string()
-  .trim()
-  .regex(WHATSAPP_LANGUAGE, 'must be a WhatsApp language code such as en or pt_BR')
-  .describe('Language of the template, e.g. `en`, `en_US`, `pt_BR`. Defaults to WHATSAPP_DEFAULT_LANGUAGE.');
+  .union([
+    z.literal(''),
+    z
+      .string()
+      .trim()
+      .regex(WHATSAPP_LANGUAGE, 'must be a WhatsApp language code such as en or pt_BR'),
+  ])
+  .describe('Language of the template, e.g. `en`, `en_US`, `pt_BR`. Defaults to WHATSAPP_DEFAULT_LANGUAGE when absent or empty.');
 
 /** RapidPro expressions may render numbers; WhatsApp wants text. An empty variable would be refused upstream. */
 const paramText = z
@@ -50,10 +58,10 @@ export const templateBodySchema = z
     template: z
       .object({
         name: templateName.optional(),
-        language: languageCode.optional(),
-        params: paramList.optional().describe('Body variables, in order. Leave out for a template without variables.'),
+        language: languageCode.nullish(),
+        params: paramList.nullish().describe('Body variables, in order. Leave out for a template without variables.'),
       })
-      .optional()
+      .nullish()
       .describe('The template; each field may come from the query string instead.'),
   })
   .meta({
@@ -116,7 +124,7 @@ export function templateRequestFrom(body: TemplateBody, query: TemplateQuery, de
   return {
     to,
     name,
-    language: body.template?.language ?? query.language ?? defaultLanguage,
+    language: body.template?.language || query.language || defaultLanguage,
     params: body.template?.params ?? query.param ?? [],
     contactUuid: body.contact?.uuid ?? null,
   };

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { AppError } from '../errors';
 import { createInFlight } from '../shared/in-flight';
+import { toStorableText } from '../shared/text';
 import { maskPhone, maskPhonesIn, type Logger } from '../ops/logger';
 import { bodyReportsError, isSuccessStatus } from '../partners/failures';
 import { ANSWER_LIMIT_BYTES } from '../partners/http-client';
@@ -25,6 +26,8 @@ export interface SendContext {
 }
 
 const ERROR_LIMIT = 500;
+/** WhatsApp's message ids are some 60 characters; a longer one is not an id worth keeping whole. */
+const MESSAGE_ID_LIMIT = 256;
 /** Not read, so neither passed on nor known to report a message id: the flow takes its Failure branch. */
 const UPSTREAM_ANSWER_TOO_LARGE = `upstream answer larger than ${ANSWER_LIMIT_BYTES} bytes`;
 /**
@@ -99,11 +102,12 @@ function outcomeOf(result: WhatsappResult, answer: ProxyAnswer): Pick<WhatsappSe
   const upstream = result.answer;
   if (isSuccessStatus(answer.status)) {
     const id = (upstream.body as { messages?: Array<{ id?: unknown }> }).messages?.[0]?.id;
-    return { upstreamStatus: upstream.status, messageId: typeof id === 'string' ? id : null, error: null };
+    // The upstream's text, stored as it can be: a NUL in it would cost the whole record.
+    return { upstreamStatus: upstream.status, messageId: typeof id === 'string' ? toStorableText(id.slice(0, MESSAGE_ID_LIMIT)) : null, error: null };
   }
   const fallback = (answer.body as { error?: unknown }).error;
   const error = upstreamError(upstream.body) ?? (typeof fallback === 'string' ? fallback : `HTTP ${upstream.status}`);
-  return { upstreamStatus: upstream.status, messageId: null, error: error.slice(0, ERROR_LIMIT) };
+  return { upstreamStatus: upstream.status, messageId: null, error: toStorableText(error.slice(0, ERROR_LIMIT)) };
 }
 
 /** What the simulator gets: the shape of the upstream's success, marked simulated. */

@@ -40,6 +40,7 @@ afterAll(async () => {
 const post = (body: object, query = '') => postTemplate(app, body, query);
 const sentTo = (to: string) => upstream.received(ROUTE).filter((request) => (request.body as { to?: string }).to === to);
 const rowsFor = (recipient: string) => recordedSends(app, recipient);
+const template = { name: 'appointment_reminder' };
 
 describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
   it('sends exactly the Cloud API body with parameters and answers with the upstream answer', async () => {
@@ -127,6 +128,20 @@ describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
     expect(response.status).toBe(400);
     expect(response.body).toEqual(error);
     expect((await rowsFor(to))[0]).toMatchObject({ upstreamStatus: 400, status: 400, messageId: null, error: expect.stringContaining('132000') });
+  });
+
+  it('records a send whose upstream answer holds what PostgreSQL cannot store (NUL) or an overlong message id', async () => {
+    const refused = freshNumber();
+    upstream.queue(ROUTE, { status: 400, body: { error: { message: 'bad\u0000param', code: 100 } } });
+    expect((await post({ to: refused, template })).status).toBe(400);
+    const sent = freshNumber();
+    upstream.queue(ROUTE, accepted(sent, `wamid.\u0000${'x'.repeat(10_000)}`));
+    expect((await post({ to: sent, template })).status).toBe(200);
+
+    expect((await rowsFor(refused))[0]).toMatchObject({ status: 400, error: expect.stringContaining('bad\uFFFDparam') });
+    const [row] = await rowsFor(sent);
+    expect(row!.messageId).toMatch(/^wamid\.\uFFFDx+$/);
+    expect(row!.messageId).toHaveLength(256);
   });
 
   it('answers 502 for an answer too large to read, and records its status', async () => {

@@ -41,6 +41,9 @@ describe('the recipient', () => {
     ['contact.urn tel:', { contact: { urn: 'tel:+27820001001' } }],
     ['to before contact.urn', { to: '+27820001001', contact: { urn: 'tel:+27829999999' } }],
     ['to when contact.urn is another scheme', { to: '+27820001001', contact: { urn: 'telegram:12345678' } }],
+    ['to with the trunk prefix (0) after the country code', { to: '+27 (0)82 000 1001' }],
+    ['to with 00 for +', { to: '0027 82 000 1001' }],
+    ['to copied with direction marks around it', { to: '\u202a+27 82 000 1001\u202c' }],
   ])('comes from %s, normalised to E.164', (_case, body) => {
     expect(resolve({ ...body, template }).to).toBe('+27820001001');
   });
@@ -86,6 +89,14 @@ describe('the template', () => {
       language: 'fr',
       params: ['body'],
     });
+  });
+
+  it('takes an empty or null language (a flow field the contact lacks) as not given, and null template parts as absent', () => {
+    expect(resolve({ to, template: { name: 'x', language: '' } }, { language: '' }).language).toBe('en');
+    expect(resolve({ to, template: { name: 'x', language: null } }, { language: 'fr' }).language).toBe('fr');
+    expect(resolve({ to, template: { name: 'x', language: '' } }, { language: 'fr' }).language).toBe('fr');
+    expect(resolve({ to, template: { name: 'x', params: null } }, { param: ['q'] }).params).toEqual(['q']);
+    expect(resolve({ to, template: null }, { template: 'from_query' }).name).toBe('from_query');
   });
 
   it('turns numeric parameters into text', () => {
