@@ -24,6 +24,11 @@ describe('operations endpoints', () => {
   it('needs the metrics token when one is set', async () => {
     expect((await app.http.get('/metrics')).status).toBe(401);
     expect((await app.http.get('/metrics').set('Authorization', 'Bearer wrong')).status).toBe(401);
+    // The right secret under no scheme, or under another one, is not the Bearer token either.
+    for (const authorization of [APP_SECRETS.metricsToken, `Token ${APP_SECRETS.metricsToken}`, `Basic ${APP_SECRETS.metricsToken}`]) {
+      expect((await app.http.get('/metrics').set('Authorization', authorization)).status).toBe(401);
+    }
+    expect((await app.http.get('/metrics').set('Authorization', `Bearer ${APP_SECRETS.metricsToken}`)).status).toBe(200);
   });
 
   it('exposes request, opt-out and queue metrics in Prometheus text', async () => {
@@ -59,6 +64,10 @@ describe('/readyz when a dependency is down', () => {
       const response = await app.http.get('/readyz');
       expect(response.status).toBe(503);
       expect(response.body).toMatchObject({ checks: { postgres: 'down', redis: 'ok' }, error: 'postgres not answering' });
+      // Liveness is the process alone: a PostgreSQL outage must not get the process restarted.
+      const health = await app.http.get('/healthz');
+      expect(health.status).toBe(200);
+      expect(health.body).toEqual({ status: 'ok' });
     } finally {
       await app.stop();
     }
