@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { jobIdFor } from '../../src/optouts/queue';
 import { eventUidFor } from '../../src/optouts/submission';
 import { eventually, optoutWebhook, settledOptout, startTestApp, type TestApp } from '../helpers/app';
 import { openhimPartnerEnv, startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
@@ -41,6 +42,14 @@ function fakeRapidPro(partner: FakePartner): void {
         ],
       },
     };
+  });
+}
+
+/** Waits until BullMQ has finished the opt-out's job: no try of it is running or still to come. */
+async function jobFinished(app: TestApp, optoutId: string): Promise<void> {
+  await eventually(async () => {
+    const state = await (await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(optoutId)))?.getState();
+    return state === 'completed' || state === 'failed' ? true : undefined;
   });
 }
 
@@ -127,6 +136,34 @@ describe('opt-out worker through OpenHIM', () => {
     expect(new Set(openhimRequestsFor(body.contact.uuid).map((request) => (request.body as { eid: string }).eid))).toEqual(new Set([id]));
   });
 
+  it("waits as long as a 503's Retry-After asks, however short OPTOUT_BACKOFF_MS is", async () => {
+    // No 429: nothing pauses the queue, so only this opt-out's own retry delay can hold the second try back.
+    const body = optoutWebhook();
+    script.set(body.contact.uuid, { status: 503, headers: { 'retry-after': '2' }, body: { error: 'maintenance' } });
+    const { id } = await send(app, body);
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted', attempts: 2 });
+    const [first, second] = openhimRequestsFor(body.contact.uuid);
+    expect(second!.receivedAt - first!.receivedAt).toBeGreaterThanOrEqual(1900);
+  });
+
+  it('records when each attempt started and how long it took', async () => {
+    const body = optoutWebhook({ urn: 'tel:+27820001007', fields: { facility_code: '123456' } });
+    script.set(body.contact.uuid, { status: 202, body: { status: 'ok' }, delayMs: 300 });
+    const posted = Date.now();
+    const { id } = await send(app, body);
+    const row = await settledOptout(app, id);
+    const settled = Date.now();
+    expect(row).toMatchObject({ status: 'submitted', attempts: 1 });
+    const [attempt] = await app.deps.optoutStore.attemptsOf(id);
+    const [request] = openhimRequestsFor(body.contact.uuid);
+    // Started after the webhook came in, and before OpenHIM received the submission.
+    expect(attempt!.startedAt.getTime()).toBeGreaterThanOrEqual(posted);
+    expect(attempt!.startedAt.getTime()).toBeLessThanOrEqual(request!.receivedAt);
+    // Covers OpenHIM's delay, and ends before the row was seen settled.
+    expect(attempt!.durationMs).toBeGreaterThanOrEqual(300);
+    expect(attempt!.startedAt.getTime() + attempt!.durationMs).toBeLessThanOrEqual(settled);
+  });
+
   it('waits at least as long as a 429 Retry-After asks', async () => {
     const body = optoutWebhook();
     script.set(body.contact.uuid, { status: 429, headers: { 'retry-after': '1' }, body: { error: 'slow down' } });
@@ -141,13 +178,28 @@ describe('opt-out worker through OpenHIM', () => {
     script.set(limited.contact.uuid, { status: 429, headers: { 'retry-after': '1' }, body: { error: 'slow down' } });
     const { id } = await send(app, limited);
     await eventually(async () => ((await app.deps.db.optout.findUnique({ where: { id } }))?.attempts === 1 ? true : undefined), 10000, 10);
-    // The worker pauses the queue right after recording the attempt: give it that moment.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The worker pauses the queue right after recording the attempt: wait until BullMQ's limiter in Redis says so.
+    await eventually(async () => ((await app.deps.optoutQueue.bullQueue.getRateLimitTtl(Number.MAX_SAFE_INTEGER)) > 0 ? true : undefined), 10000, 10);
     const other = await send(app);
     expect(await settledOptout(app, other.id)).toMatchObject({ status: 'submitted', attempts: 1 });
     const [tooMany] = openhimRequestsFor(limited.contact.uuid);
     const [submission] = openhimRequestsFor(other.contactUuid);
     expect(submission!.receivedAt - tooMany!.receivedAt).toBeGreaterThanOrEqual(1000);
+  });
+
+  it.each(['submitted', 'failed'] as const)('skips a %s opt-out whose job comes round, sending nothing', async (status) => {
+    const contactUuid = randomUUID();
+    const id = randomUUID();
+    await app.deps.db.optout.create({
+      data: { id, contactUuid, contactUrn: 'tel:+27820001001', contactFields: { facility_code: '123456' }, status, attempts: 1 },
+    });
+    const before = await app.deps.db.optout.findUniqueOrThrow({ where: { id } });
+    await app.deps.optoutQueue.enqueue(id);
+    await jobFinished(app, id);
+    expect(openhimRequestsFor(contactUuid)).toHaveLength(0);
+    expect(partner.received(CONTACTS_ROUTE).filter((request) => contactQuery(request) === contactUuid)).toHaveLength(0);
+    expect(await app.deps.db.optout.findUniqueOrThrow({ where: { id } })).toEqual(before);
+    expect(await app.deps.optoutStore.attemptsOf(id)).toEqual([]);
   });
 
   it('fails at once on a 400, after 1 attempt', async () => {
@@ -188,7 +240,9 @@ describe('opt-out worker through OpenHIM', () => {
     const third = await post();
     expect(third.status).toBe(200);
     expect(third.body).toMatchObject({ id: first.body.id, status: 'submitted' });
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Its job is done: no try of it is running or waiting, so any second submission would have been made.
+    await jobFinished(app, first.body.id);
+    expect(await app.deps.optoutStore.attemptsOf(first.body.id)).toHaveLength(1);
     expect(openhimRequestsFor(body.contact.uuid)).toHaveLength(1);
     expect(await app.deps.db.optout.count({ where: { contactUuid: body.contact.uuid } })).toBe(1);
   });
@@ -223,6 +277,8 @@ describe('opt-out worker through the DHIS2 tracker API', () => {
   const script = new Script();
   /** Contacts whose event DHIS2 reports as existing (E1030): their own event, or another one. */
   const alreadyExists = new Map<string, 'own' | 'other'>();
+  /** Contacts whose import DHIS2 answers with these error reports, given the event's UID. */
+  const errorReportsFor = new Map<string, (eventUid: string) => object[]>();
   const eventOf = (request: ReceivedRequest) => (request.body as { events: Array<Record<string, unknown>> }).events[0]!;
 
   beforeAll(async () => {
@@ -231,6 +287,8 @@ describe('opt-out worker through the DHIS2 tracker API', () => {
     partner.on(TRACKER_ROUTE, (request) => {
       const event = eventOf(request);
       const contactUuid = (event.dataValues as Array<{ value: string }>)[0]!.value;
+      const reports = errorReportsFor.get(contactUuid);
+      if (reports) return { status: 409, body: { status: 'ERROR', validationReport: { errorReports: reports(event.event as string) } } };
       const exists = alreadyExists.get(contactUuid);
       if (exists) {
         const uid = exists === 'own' ? event.event : 'zzzzzzzzzzz';
@@ -249,6 +307,7 @@ describe('opt-out worker through the DHIS2 tracker API', () => {
         DHIS2_PROGRAM: 'IpHINAT79UW',
         DHIS2_PROGRAM_STAGE: 'A03MvHHogjR',
         DHIS2_DATA_ELEMENTS: JSON.stringify({ contact_uuid: 'a3kGcGDCuk6', optout_reason: 'bx6fsa0t90x' }),
+        DHIS2_ORG_UNIT: 'DiszpKrYNg8',
         OPTOUT_BACKOFF_MS: '20',
         OPTOUT_MAX_ATTEMPTS: '3',
       },
@@ -308,5 +367,34 @@ describe('opt-out worker through the DHIS2 tracker API', () => {
     );
     expect(ownRow).toMatchObject({ status: 'submitted', attempts: 1 });
     expect(otherRow).toMatchObject({ status: 'failed', attempts: 1 });
+  });
+
+  it('does not count E1030 for this event as a success when DHIS2 reports another error with it', async () => {
+    const body = optoutWebhook();
+    errorReportsFor.set(body.contact.uuid, (eventUid) => [
+      { errorCode: 'E1030', trackerType: 'EVENT', uid: eventUid },
+      { errorCode: 'E1064', trackerType: 'EVENT', uid: eventUid, message: 'bad value' },
+    ]);
+    const { id } = await send(app, body);
+    const row = await settledOptout(app, id);
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, submittedAt: null });
+  });
+
+  it('takes a 409 whose import summary says ERROR with no error reports for a failure', async () => {
+    const body = optoutWebhook();
+    errorReportsFor.set(body.contact.uuid, () => []);
+    const { id } = await send(app, body);
+    const row = await settledOptout(app, id);
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, submittedAt: null });
+    expect(row.lastError).toMatch(/dhis2 answered HTTP 409/);
+  });
+
+  it('puts the event in DHIS2_ORG_UNIT when the contact has no facility_code', async () => {
+    const body = optoutWebhook({ urn: 'tel:+27820001009', fields: { registered_by: '+27820001002' } });
+    const { id, contactUuid } = await send(app, body);
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted', attempts: 1 });
+    const [request, ...others] = trackerRequestsFor(contactUuid);
+    expect(others).toEqual([]);
+    expect(eventOf(request!).orgUnit).toBe('DiszpKrYNg8');
   });
 });
