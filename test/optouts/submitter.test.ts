@@ -191,6 +191,7 @@ describe('the opt-out submitter meeting an error that is no partner failure', ()
       const submitter = createSubmitter({ store: createOptoutStore(impatient) });
       const id = await queuedOptout(...Array.from({ length: policy.maxAttempts - 1 }, () => ({ status: 503 })));
       for (let tries = 1; tries < policy.maxAttempts; tries += 1) expectRetryAtTry(await submitter.submit(id), tries);
+      const blockerPid = (await blocker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       await blocker.query('BEGIN');
       await blocker.query(
         "INSERT INTO optout_attempts (id, optout_id, number, partner, started_at, duration_ms, outcome) VALUES (gen_random_uuid(), $1, $2, 'openhim', now(), 0, 'success')",
@@ -202,7 +203,7 @@ describe('the opt-out submitter meeting an error that is no partner failure', ()
       );
       // Once the write waits on the blocker, the blocker gives way: after the lock timeout ended that wait, well
       // before another write's wait (recording a failure, say) would time out too.
-      await eventually(async () => ((await blocker.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [blocker.processID])).rowCount ? true : undefined), 15000, 10);
+      await eventually(async () => ((await blocker.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [blockerPid])).rowCount ? true : undefined), 15000, 10);
       await setTimeout(1500);
       await blocker.query('ROLLBACK');
       const failure = await submitting;
