@@ -1,14 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { dropDatabase } from '../src/db/migrate';
 import { TEST_DATABASE_URL, testEnvironment } from './helpers/env';
 import { MAIN, startCompanion } from './helpers/process';
 
-function companion(args: string[], env: Record<string, string | undefined> = {}) {
+function companion(args: string[], env: Record<string, string | undefined> = {}, cwd?: string) {
   const result = spawnSync(process.execPath, [MAIN, ...args], {
+    cwd,
     env: { PATH: process.env.PATH, ...testEnvironment({ LOG_LEVEL: 'info', ...env }) },
     encoding: 'utf8',
     timeout: 30000,
@@ -136,6 +138,19 @@ describe('companion CLI', () => {
     expect(result.status).toBe(1);
     expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^PostgreSQL is not reachable at postgresql:\/\/app:\*\*\*@127\.0\.0\.1:1\/companion .*pg_ctlcluster/)]);
     expect(result.stderr).not.toContain('s3cret');
+  });
+
+  it('reads DATABASE_URL from a .env file in the directory it runs in', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'companion-dotenv-'));
+    try {
+      fs.writeFileSync(path.join(dir, '.env'), 'DATABASE_URL=postgresql://postgres@127.0.0.1:1/x\n');
+      // Nothing in the environment names a database: the .env file is the only source of the URL.
+      const result = companion(['tokens:list'], { DATABASE_URL: undefined }, dir); // read-only, whichever database it reaches
+      expect(result.status).toBe(1);
+      expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^PostgreSQL is not reachable at postgresql:\/\/postgres@127\.0\.0\.1:1\/x /)]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('names the unreachable Redis, password masked, with the cause, and says how to start it', () => {

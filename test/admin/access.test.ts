@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import supertest from 'supertest';
-import { startTestApp, type TestApp } from '../helpers/app';
+import { queuedOptoutRow, startTestApp, type TestApp } from '../helpers/app';
 import {
   CONFIGURED_ADMIN,
   FakeGoogle,
@@ -184,6 +184,50 @@ describe('staff sign-in and access', () => {
     expect(bulk.status).toBe(403);
     expect((await agent.get('/admin/api-clients')).status).toBe(403);
     expect((await agent.get('/admin/staff')).status).toBe(403);
+  });
+
+  it("answers a viewer's cancel of a real queued opt-out with 403, and the opt-out stays queued", async () => {
+    const apiClientId = (await app.deps.apiClients.authenticate(app.token))!.id;
+    const row = queuedOptoutRow(apiClientId);
+    await app.deps.optoutStore.insertUnlessDuplicate([row]);
+    const { agent } = await signIn(app, google, domainAccount());
+    const token = csrfTokenIn((await agent.get('/admin/optouts')).text);
+    const cancel = await agent.post(`/admin/optouts/${row.id}/cancel`).type('form').send({ reason: 'duplicate', _csrf: token });
+    expect(cancel.status).toBe(403);
+    expect(cancel.text).toMatch(/This needs the operator role, and you are a viewer/);
+    expect((await app.deps.optoutStore.findById(row.id))?.status).toBe('queued');
+    expect(await app.deps.db.auditEvent.count({ where: { action: 'optout_cancel', target: row.id } })).toBe(0);
+  });
+
+  it("answers every one of an admin's forms without its CSRF token with 403, and changes nothing", async () => {
+    const { agent } = await signIn(app, google, { email: CONFIGURED_ADMIN, email_verified: true });
+    expect((await agent.get('/admin/staff')).status).toBe(200); // an admin: the role would let every form through
+    const apiClientId = (await app.deps.apiClients.authenticate(app.token))!.id;
+    const row = queuedOptoutRow(apiClientId);
+    await app.deps.optoutStore.insertUnlessDuplicate([row]);
+    const member = await app.deps.staff.grant(staffEmail('csrf-target'), 'viewer');
+    const existing = await app.deps.apiClients.create(`csrf-kept-${randomUUID().slice(0, 8)}`);
+    const made = `csrf-made-${randomUUID().slice(0, 8)}`;
+    const granted = staffEmail('csrf-granted');
+    const bodies: Record<string, Record<string, string>> = {
+      '/admin/optouts/retry': { scope: 'selected', id: row.id, confirmed: 'yes' },
+      '/admin/api-clients': { name: made },
+      '/admin/api-clients/revoke': { name: existing.name },
+      '/admin/flows': { name: made },
+      '/admin/staff/grant': { email: granted, role: 'admin' },
+    };
+    const forms = FORMS.map((path) => path.replace(SOME_ID, path.startsWith('/admin/staff/') ? member.id : row.id));
+    for (const path of forms) {
+      const response = await agent.post(path).type('form').send({ reason: 'duplicate', role: 'admin', ...bodies[path] });
+      expect([path, response.status]).toEqual([path, 403]);
+      expect(response.text).toMatch(/This form has expired or did not come from these pages/);
+    }
+    expect((await app.deps.optoutStore.findById(row.id))?.status).toBe('queued');
+    expect(await app.deps.db.apiClient.count({ where: { name: made } })).toBe(0);
+    expect(await app.deps.db.apiClient.findUnique({ where: { id: existing.id } })).toMatchObject({ revokedAt: null });
+    expect(await app.deps.db.staffMember.findUnique({ where: { email: granted } })).toBeNull();
+    expect(await app.deps.db.staffMember.findUnique({ where: { id: member.id } })).toMatchObject({ role: 'viewer', removedAt: null });
+    expect(await app.deps.db.auditEvent.count({ where: { target: { in: [row.id, member.id, existing.id] } } })).toBe(0);
   });
 
   it('lets an operator retry and cancel, and answers their admin pages and forms with 403', async () => {

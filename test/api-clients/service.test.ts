@@ -23,17 +23,20 @@ describe('API client tokens', () => {
   });
 
   it('refuses a revoked token at once in the revoking process, and within the cache time in another', async () => {
-    const here = createApiClientService(db, { tokenCacheTtlMs: 300 });
-    const elsewhere = createApiClientService(db, { tokenCacheTtlMs: 300 });
+    // Long enough to cover a revoke and a lookup on a busy machine before the "still trusted" check.
+    const ttlMs = 2000;
+    const here = createApiClientService(db, { tokenCacheTtlMs: ttlMs });
+    const elsewhere = createApiClientService(db, { tokenCacheTtlMs: ttlMs });
     const { token, name } = await here.create(`revoke-${randomUUID()}`);
     expect(await here.authenticate(token)).toMatchObject({ name });
     expect(await elsewhere.authenticate(token)).toMatchObject({ name });
+    const verifiedBy = Date.now(); // elsewhere cached it by now
 
     expect(await here.revoke(name)).toBe(true);
     expect(await here.authenticate(token)).toBeUndefined();
     // The other process still trusts what it verified a moment ago, but not for longer than the cache time.
     expect(await elsewhere.authenticate(token)).toMatchObject({ name });
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, verifiedBy + ttlMs + 50 - Date.now())));
     expect(await elsewhere.authenticate(token)).toBeUndefined();
   });
 

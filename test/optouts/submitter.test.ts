@@ -1,6 +1,7 @@
 import { setTimeout } from 'node:timers/promises';
+import pg from 'pg';
 import { createApiClientService } from '../../src/api-clients/service';
-import { createDatabase } from '../../src/db/client';
+import { createDatabase, isDatabaseUnavailable } from '../../src/db/client';
 import { createMetrics } from '../../src/ops/metrics';
 import { createOptoutStore, type OptoutStore } from '../../src/optouts/store';
 import { createOptoutSubmitter, type OptoutSubmitter, type SubmitOutcome } from '../../src/optouts/submitter';
@@ -11,6 +12,7 @@ import { eventually, expireLease, queuedOptoutRow } from '../helpers/app';
 import { TEST_DATABASE_URL } from '../helpers/env';
 import { OPENHIM_ROUTE, PARTNER_SECRETS, startFakePartner, type FakeAnswer, type FakePartner } from '../helpers/fake-partner';
 import { captureLogs } from '../helpers/logs';
+import { startOwnPostgres } from '../helpers/postgres-server';
 
 /**
  * One try at a time, straight through the submitter, with the real store and a fake OpenHIM: what each
@@ -178,49 +180,108 @@ describe('the opt-out submitter meeting an error that is no partner failure', ()
   });
 
   it('never records a failure for an opt-out the partner accepted: a failed write of its success is left to BullMQ', async () => {
-    // PostgreSQL chose the success's write as a deadlock's victim, on the last try the policy allows.
-    const deadlock = Object.assign(new Error('deadlock detected'), { code: '40P01', severity: 'ERROR' });
-    let failNextSuccess = true;
-    const submitter = createSubmitter({
-      store: {
-        ...store,
-        recordAttempt(id, attempt, result) {
-          if (attempt.outcome !== 'success' || !failNextSuccess) return store.recordAttempt(id, attempt, result);
-          failNextSuccess = false;
-          return Promise.reject(deadlock);
-        },
-      },
-    });
-    const id = await queuedOptout(...Array.from({ length: policy.maxAttempts - 1 }, () => ({ status: 503 })));
-    for (let tries = 1; tries < policy.maxAttempts; tries += 1) expectRetryAtTry(await submitter.submit(id), tries);
-    await expect(submitter.submit(id)).rejects.toBe(deadlock);
-    expect(await store.findById(id)).toMatchObject({ status: 'queued', attempts: policy.maxAttempts - 1, leaseUntil: expect.any(Date) });
+    // On the last try the policy allows, the success's write meets another transaction's uncommitted attempt of
+    // the same number and waits on it, until its connection's lock_timeout (1 s) ends the wait with PostgreSQL's 55P03.
+    const url = new URL(TEST_DATABASE_URL);
+    url.searchParams.set('options', '-c lock_timeout=1000');
+    const impatient = createDatabase({ url: url.toString(), poolSize: 2 });
+    const blocker = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await blocker.connect();
+    try {
+      const submitter = createSubmitter({ store: createOptoutStore(impatient) });
+      const id = await queuedOptout(...Array.from({ length: policy.maxAttempts - 1 }, () => ({ status: 503 })));
+      for (let tries = 1; tries < policy.maxAttempts; tries += 1) expectRetryAtTry(await submitter.submit(id), tries);
+      const blockerPid = (await blocker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await blocker.query('BEGIN');
+      await blocker.query(
+        "INSERT INTO optout_attempts (id, optout_id, number, partner, started_at, duration_ms, outcome) VALUES (gen_random_uuid(), $1, $2, 'openhim', now(), 0, 'success')",
+        [id, policy.maxAttempts],
+      );
+      const submitting = submitter.submit(id).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      // Once the write waits on the blocker, the blocker gives way: after the lock timeout ended that wait, well
+      // before another write's wait (recording a failure, say) would time out too.
+      await eventually(async () => ((await blocker.query('SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [blockerPid])).rowCount ? true : undefined), 15000, 10);
+      await setTimeout(1500);
+      await blocker.query('ROLLBACK');
+      const failure = await submitting;
+      expect(failure).toMatchObject({ code: '55P03', message: expect.stringMatching(/lock timeout/) });
+      expect(isDatabaseUnavailable(failure)).toBe(false); // not retried while the lease lasts: rethrown at once
+      expect(await store.findById(id)).toMatchObject({ status: 'queued', attempts: policy.maxAttempts - 1, leaseUntil: expect.any(Date) });
+      expect((await store.attemptsOf(id)).map((attempt) => attempt.outcome)).toEqual(Array.from({ length: policy.maxAttempts - 1 }, () => 'transient'));
 
-    // BullMQ's next try, once the lease is over, sends it again under the same eid and records it.
-    await expireLease(db, id);
-    expect(await submitter.submit(id)).toEqual({ kind: 'finished', status: 'submitted' });
-    expect(await store.findById(id)).toMatchObject({ status: 'submitted', attempts: policy.maxAttempts });
-    expect((await store.attemptsOf(id)).map((attempt) => attempt.outcome)).toEqual([...Array.from({ length: policy.maxAttempts - 1 }, () => 'transient'), 'success']);
+      // BullMQ's next try, once the lease is over, sends it again under the same eid and records it.
+      await expireLease(db, id);
+      expect(await submitter.submit(id)).toEqual({ kind: 'finished', status: 'submitted' });
+      expect(await store.findById(id)).toMatchObject({ status: 'submitted', attempts: policy.maxAttempts });
+      expect((await store.attemptsOf(id)).map((attempt) => attempt.outcome)).toEqual([...Array.from({ length: policy.maxAttempts - 1 }, () => 'transient'), 'success']);
+    } finally {
+      await blocker.end();
+      await impatient.$disconnect();
+    }
   });
 
   it('writes a success again while PostgreSQL is away and the lease lasts, then leaves it to BullMQ and the lease', async () => {
-    const away = new Error('Connection terminated unexpectedly');
-    let writes = 0;
-    const submitter = createSubmitter({
-      leaseMs: 1500,
-      store: {
-        ...store,
-        recordAttempt() {
-          writes += 1;
-          return Promise.reject(away);
+    // A PostgreSQL of this test's own, stopped while OpenHIM takes its time over the opt-out.
+    const own = await startOwnPostgres();
+    const ownDb = createDatabase({ url: await own.createDatabase('submitter'), poolSize: 2 });
+    try {
+      const ownStore = createOptoutStore(ownDb);
+      const ownClientId = (await createApiClientService(ownDb).create('submitter-away')).id;
+      const row = { ...queuedOptoutRow(ownClientId), contactUrn: 'tel:+27820001001', contactFields: { facility_code: '123456' } };
+      await ownStore.insertUnlessDuplicate([row]);
+      answers.set(row.id, [{ status: 202, body: { status: 'ok' }, delayMs: 2500 }]);
+      const { logger: ownLogger, lines } = captureLogs();
+      const leaseMs = 4000;
+      const submitter = createOptoutSubmitter({
+        store: ownStore,
+        rapidpro: createRapidProClient({ url: partner.url, token: PARTNER_SECRETS.rapidproToken, timeoutMs: 5000, logger: ownLogger, metrics }),
+        upstream: {
+          mode: 'openhim',
+          client: createOpenhimClient({
+            url: partner.url,
+            username: PARTNER_SECRETS.openhimUsername,
+            password: PARTNER_SECRETS.openhimPassword,
+            timeoutMs: 5000,
+            logger: ownLogger,
+            metrics,
+          }),
         },
-      },
-    });
-    const id = await queuedOptout();
-    await expect(submitter.submit(id)).rejects.toBe(away);
-    // At once, after 250 ms, and after 500 more: the next wait (a second) would outlast the lease.
-    expect(writes).toBe(3);
-    expect(await store.attemptsOf(id)).toEqual([]);
-    expect(await store.findById(id)).toMatchObject({ status: 'queued', leaseUntil: expect.any(Date) });
-  });
+        policy,
+        leaseMs,
+        logger: ownLogger,
+        metrics,
+      });
+      const started = Date.now();
+      const submitting = submitter.submit(row.id).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      const sent = await eventually(async () => partner.received(OPENHIM_ROUTE).find((request) => (request.body as { eid: string }).eid === row.id));
+      await own.stop();
+      expect(sent.answeredStatus).toBeUndefined(); // PostgreSQL was gone before OpenHIM accepted it
+      const failure = await submitting;
+      const gaveUp = Date.now();
+      expect(isDatabaseUnavailable(failure)).toBe(true);
+      // Written again after 250 ms, 500 more, and so on while the lease lasts (the claim at `started` at the
+      // earliest, when OpenHIM was asked at the latest), given up only when the next wait would outlast it.
+      const waits = lines
+        .map((line) => JSON.parse(line) as { msg?: string; waitMs?: number })
+        .filter((line) => line.msg === 'database unavailable: writing the attempt again shortly')
+        .map((line) => line.waitMs!);
+      expect(waits.length).toBeGreaterThanOrEqual(1);
+      expect(waits).toEqual(waits.map((_wait, index) => 250 * 2 ** index));
+      expect(gaveUp).toBeLessThan(sent.receivedAt + leaseMs);
+      expect(gaveUp + 2 * waits.at(-1)!).toBeGreaterThanOrEqual(started + leaseMs);
+
+      await own.start();
+      expect(await ownStore.attemptsOf(row.id)).toEqual([]);
+      expect(await ownStore.findById(row.id)).toMatchObject({ status: 'queued', attempts: 0, leaseUntil: expect.any(Date) });
+    } finally {
+      await ownDb.$disconnect().catch(() => undefined);
+      await own.destroy();
+    }
+  }, 60_000);
 });

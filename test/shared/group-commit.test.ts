@@ -50,16 +50,18 @@ describe('group commit', () => {
   });
 
   it('with a linger, waits that long for more items, unless a whole batch is there', async () => {
+    const LINGER_MS = 1000;
     const batches: number[][] = [];
     const submit = createGroupCommit<number, number>({
       slots: 1,
       maxBatch: 5,
-      lingerMs: 50,
+      lingerMs: LINGER_MS,
       write: async (batch) => {
         batches.push(batch);
         return batch;
       },
     });
+    // A long linger, so that a busy machine's late timers cannot end it before the next items come.
     const first = submit(0);
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(batches).toEqual([]);
@@ -69,7 +71,8 @@ describe('group commit', () => {
 
     const started = performance.now();
     await Promise.all([3, 4, 5, 6, 7].map((item) => submit(item)));
-    expect(performance.now() - started).toBeLessThan(40);
+    // Written at once, not after the linger (half of it leaves a busy machine plenty of room).
+    expect(performance.now() - started).toBeLessThan(LINGER_MS / 2);
     expect(batches).toEqual([[0, 1, 2], [3, 4, 5, 6, 7]]);
   });
 });
