@@ -2,6 +2,7 @@ import { setTimeout } from 'node:timers/promises';
 import pg from 'pg';
 import { createApiClientService } from '../../src/api-clients/service';
 import { createDatabase, isDatabaseUnavailable } from '../../src/db/client';
+import type { Logger } from '../../src/ops/logger';
 import { createMetrics } from '../../src/ops/metrics';
 import { createOptoutStore, type OptoutStore } from '../../src/optouts/store';
 import { createOptoutSubmitter, type OptoutSubmitter, type SubmitOutcome } from '../../src/optouts/submitter';
@@ -39,8 +40,9 @@ afterAll(async () => {
   await db.$disconnect();
 });
 
-function createSubmitter(options: { rapidpro?: RapidProClient; leaseMs?: number; store?: OptoutStore } = {}) {
-  const client = { timeoutMs: 2000, logger, metrics };
+function createSubmitter(options: { rapidpro?: RapidProClient; leaseMs?: number; store?: OptoutStore; logger?: Logger; partnerTimeoutMs?: number } = {}) {
+  const log = options.logger ?? logger;
+  const client = { timeoutMs: options.partnerTimeoutMs ?? 2000, logger: log, metrics };
   return createOptoutSubmitter({
     store: options.store ?? store,
     rapidpro: options.rapidpro ?? createRapidProClient({ url: partner.url, token: PARTNER_SECRETS.rapidproToken, ...client }),
@@ -55,7 +57,7 @@ function createSubmitter(options: { rapidpro?: RapidProClient; leaseMs?: number;
     },
     policy,
     leaseMs: options.leaseMs ?? 10_000,
-    logger,
+    logger: log,
     metrics,
   });
 }
@@ -235,25 +237,7 @@ describe('the opt-out submitter meeting an error that is no partner failure', ()
       answers.set(row.id, [{ status: 202, body: { status: 'ok' }, delayMs: 2500 }]);
       const { logger: ownLogger, lines } = captureLogs();
       const leaseMs = 4000;
-      const submitter = createOptoutSubmitter({
-        store: ownStore,
-        rapidpro: createRapidProClient({ url: partner.url, token: PARTNER_SECRETS.rapidproToken, timeoutMs: 5000, logger: ownLogger, metrics }),
-        upstream: {
-          mode: 'openhim',
-          client: createOpenhimClient({
-            url: partner.url,
-            username: PARTNER_SECRETS.openhimUsername,
-            password: PARTNER_SECRETS.openhimPassword,
-            timeoutMs: 5000,
-            logger: ownLogger,
-            metrics,
-          }),
-        },
-        policy,
-        leaseMs,
-        logger: ownLogger,
-        metrics,
-      });
+      const submitter = createSubmitter({ store: ownStore, leaseMs, logger: ownLogger, partnerTimeoutMs: 5000 });
       const started = Date.now();
       const submitting = submitter.submit(row.id).then(
         () => undefined,
