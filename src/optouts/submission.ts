@@ -30,6 +30,8 @@ export interface ContactDetails {
   channel: 'whatsapp' | 'sms';
   /** Who registered the nurse (E.164); the nurse herself when unknown. */
   registeredBy: string;
+  /** registered_by held something that is not a phone number in E.164 (so the nurse's own was sent). */
+  registeredByUnusable: boolean;
   facilityCode: string | undefined;
   optOutDate: Date;
   reasonCategory: string | undefined;
@@ -75,11 +77,13 @@ export function resolveContactDetails(optout: OptoutFacts, contact?: ContactReco
   if (!msisdn) throw new MissingContactData('contact has no tel: or whatsapp: URN with a valid phone number');
   const channelUrn = optout.contactUrn ?? urns[0];
   const registeredByRaw = text(fields.registered_by);
+  const registeredBy = registeredByRaw ? toE164(registeredByRaw) : undefined;
   return {
     contactUuid: optout.contactUuid,
     msisdn,
     channel: channelUrn && urnScheme(channelUrn) === 'whatsapp' ? 'whatsapp' : 'sms',
-    registeredBy: (registeredByRaw && toE164(registeredByRaw)) ?? msisdn,
+    registeredBy: registeredBy ?? msisdn,
+    registeredByUnusable: Boolean(registeredByRaw) && !registeredBy,
     facilityCode: text(fields.facility_code),
     optOutDate: parseDate(fields.opt_out_date) ?? optout.createdAt,
     reasonCategory: optout.reasonCategory ?? undefined,

@@ -162,6 +162,10 @@ export function createOptoutSubmitter(deps: {
           if (!contact) throw new MissingContactData(`contact ${optout.contactUuid} was not found in RapidPro`);
         }
         details = resolveContactDetails(facts, contact);
+        if (details.registeredByUnusable) {
+          // Not worth holding the opt-out back for, but staff may want to correct the contact field.
+          log.warn({ facilityCode: details.facilityCode }, "registered_by is not a phone number in E.164: the nurse's own number goes as dmsisdn");
+        }
         partner = upstreamName;
         answer = await send(optoutId, details);
       } catch (error) {

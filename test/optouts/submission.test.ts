@@ -89,9 +89,15 @@ describe('OpenHIM NurseConnect opt-out', () => {
 
   // NurseConnect's convention: the device is the nurse's own unless another is known. An unusable
   // registered_by is no reason to hold back the opt-out, so it counts as unknown.
-  it.each([[undefined], [''], ['0820001002'], ['not a number']])('sends the nurse\'s own number as dmsisdn for registered_by %p', (registeredBy) => {
+  it.each([
+    [undefined, false],
+    ['', false],
+    ['0820001002', true],
+    ['not a number', true],
+  ])("sends the nurse's own number as dmsisdn for registered_by %p (saying so when it held something else: %p)", (registeredBy, unusable) => {
     const details = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: { facility_code: '123456', registered_by: registeredBy } });
     expect(buildOpenhimOptout(OPTOUT_ID, details).dmsisdn).toBe('+27820001001');
+    expect(details.registeredByUnusable).toBe(unusable);
   });
 
   it('takes contact details from the webhook fields when they are there', () => {
