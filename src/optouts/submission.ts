@@ -61,10 +61,16 @@ function text(value: unknown): string | undefined {
   return result === '' ? undefined : result;
 }
 
+/** An ISO 8601 date and time without an offset (a text field someone typed, say). */
+const LOCAL_DATE_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(:\d{2}(\.\d+)?)?)$/;
+
 function parseDate(value: unknown): Date | undefined {
   const raw = text(value);
   if (!raw) return undefined;
-  const date = new Date(raw);
+  // Without an offset JavaScript would read the time in the host's zone: taken as UTC instead, the
+  // same on every host (RapidPro's own datetime fields always carry their offset).
+  const local = LOCAL_DATE_TIME.exec(raw);
+  const date = new Date(local ? `${local[1]}T${local[2]}Z` : raw);
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 

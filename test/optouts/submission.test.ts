@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import {
   buildOpenhimOptout,
   buildTrackerPayload,
@@ -9,6 +11,7 @@ import {
   resolveContactDetails,
   type OptoutFacts,
 } from '../../src/optouts/submission';
+import { MAIN } from '../helpers/process';
 
 const OPTOUT_ID = '3f1c2b7e-9a0d-4e55-8c1a-2b3c4d5e6f70';
 const CONTACT_UUID = '5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f';
@@ -98,6 +101,20 @@ describe('OpenHIM NurseConnect opt-out', () => {
     const details = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: { facility_code: '123456', registered_by: registeredBy } });
     expect(buildOpenhimOptout(OPTOUT_ID, details).dmsisdn).toBe('+27820001001');
     expect(details.registeredByUnusable).toBe(unusable);
+  });
+
+  it.each([
+    ['with its offset', '2026-11-20T08:00:05+02:00', '20261120060005'],
+    ['without an offset, as UTC', '2026-11-20T08:00:05', '20261120080005'],
+    ['typed with a space and no seconds', '2026-11-20 08:00', '20261120080000'],
+    ['as a date alone', '2026-11-20', '20261120000000'],
+  ])('reads opt_out_date %s, whatever the zone of the host', (_case, optOutDate, encdate) => {
+    // The built module, in a process of its own on a host two hours ahead of UTC: a time read in the
+    // host's zone would show there (Jest's process.env cannot change the zone of its own process).
+    const script = `const s = require(${JSON.stringify(path.join(path.dirname(MAIN), 'optouts', 'submission.js'))});
+      const details = s.resolveContactDetails(${JSON.stringify(facts())}, { urns: ['tel:+27820001001'], fields: { facility_code: '1', opt_out_date: ${JSON.stringify(optOutDate)} } });
+      process.stdout.write(s.buildOpenhimOptout('x', details).encdate);`;
+    expect(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, TZ: 'Africa/Johannesburg' } }).toString()).toBe(encdate);
   });
 
   it('takes contact details from the webhook fields when they are there', () => {
