@@ -19,6 +19,24 @@ function onlyAlreadyExists(body: unknown, eventUid: string): boolean {
   return Array.isArray(reports) && reports.length > 0 && reports.every((report) => report.errorCode === 'E1030' && report.uid === eventUid);
 }
 
+interface ImportReport {
+  status?: unknown;
+  stats?: { created?: number; updated?: number };
+}
+
+/**
+ * Why a 2xx is not the import of our event, or undefined when it is: DHIS2 answers a synchronous
+ * import with its report (OK or WARNING), counting the event as created or updated. Anything else, a
+ * proxy's or single sign-on's page say, imported nothing, however successful its status.
+ */
+function notImported(body: unknown): string | undefined {
+  const report = (body && typeof body === 'object' ? body : {}) as ImportReport;
+  if (report.status !== 'OK' && report.status !== 'WARNING') return 'but not with a tracker import report';
+  const { stats } = report;
+  if (stats && (stats.created ?? 0) + (stats.updated ?? 0) < 1) return 'but its import report counts the event neither created nor updated';
+  return undefined;
+}
+
 export function createDhis2TrackerClient(options: {
   url: string;
   token?: string;
@@ -39,7 +57,11 @@ export function createDhis2TrackerClient(options: {
   return {
     async importTracker(payload, eventUid) {
       try {
-        return await callPartner('dhis2', () => sendJson(http, { method: 'POST', url, json: payload }));
+        const answer = await callPartner('dhis2', () => sendJson(http, { method: 'POST', url, json: payload }));
+        const why = notImported(answer.body);
+        // Transient: a misconfigured proxy is fixed in time for a later try; past the limit staff see it.
+        if (why) throw new PartnerError('dhis2', 'transient', `dhis2 answered ${answer.status} ${why}`, answer);
+        return answer;
       } catch (error) {
         if (error instanceof PartnerError && error.answer && onlyAlreadyExists(error.answer.body, eventUid)) {
           return { ...error.answer, headers: {} };

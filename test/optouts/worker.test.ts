@@ -389,6 +389,19 @@ describe('opt-out worker through the DHIS2 tracker API', () => {
     expect(row.lastError).toMatch(/dhis2 answered HTTP 409/);
   });
 
+  it.each<[string, FakeAnswer]>([
+    ['a page that is not an import report (a proxy or sign-on page)', { status: 200, rawBody: '<html><body>Sign in</body></html>', headers: { 'content-type': 'text/html' } }],
+    ['an import report that counts the event neither created nor updated', { status: 200, body: { status: 'OK', stats: { created: 0, updated: 0, ignored: 1 } } }],
+  ])('does not take a 200 with %s for a submission: it tries again', async (_case, answer) => {
+    const body = optoutWebhook();
+    script.set(body.contact.uuid, answer);
+    const { id } = await send(app, body);
+    const row = await settledOptout(app, id);
+    expect(row).toMatchObject({ status: 'submitted', attempts: 2 });
+    const [first] = await app.deps.db.optoutAttempt.findMany({ where: { optoutId: id }, orderBy: { number: 'asc' } });
+    expect(first).toMatchObject({ outcome: 'transient', httpStatus: 200, error: expect.stringMatching(/^dhis2 answered 200 but /) });
+  });
+
   it('puts the event in DHIS2_ORG_UNIT when the contact has no facility_code', async () => {
     const body = optoutWebhook({ urn: 'tel:+27820001009', fields: { registered_by: '+27820001002' } });
     const { id, contactUuid } = await send(app, body);
