@@ -7,6 +7,8 @@ export interface GoogleIdentity {
   /** The `hd` claim: set by Google only for Google Workspace accounts, to the Workspace's domain. */
   hostedDomain: string | undefined;
   name: string | undefined;
+  /** The `sub` claim: the Google account itself, which keeps it whatever its address becomes. */
+  subject: string | undefined;
 }
 
 export interface AccessRules {
@@ -24,6 +26,7 @@ const userinfoSchema = z.object({
   email_verified: z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]).optional(),
   hd: z.string().trim().toLowerCase().optional(),
   name: z.string().optional(),
+  sub: z.string().optional(),
 });
 
 /** `jane@example.org` → `example.org`. */
@@ -39,6 +42,7 @@ export function identityFromUserinfo(json: unknown): GoogleIdentity {
     emailVerified: claims.email_verified === true,
     hostedDomain: claims.hd || undefined,
     name: claims.name,
+    subject: claims.sub || undefined,
   };
 }
 

@@ -66,12 +66,21 @@ export function createStaffService(db: Database, rules: AccessRules) {
           reason: `An administrator removed ${email} from the staff on ${existing.removedAt.toISOString().slice(0, 10)}. Ask an administrator to give you a role again.`,
         };
       }
+      // ADMIN_EMAILS names addresses, whoever holds them; everyone else's role belongs to the account
+      // that took it up.
+      const subject = identity.subject ?? null;
+      if (existing?.googleSubject && subject && existing.googleSubject !== subject && !configuredAdmin) {
+        return {
+          kind: 'refused',
+          reason: `${email} was given its role when it belonged to another Google account. Ask an administrator to give it a role again.`,
+        };
+      }
       const now = new Date();
       const name = identity.name ?? null;
       const member = await db.staffMember.upsert({
         where: { email },
-        create: { email, name, role: configuredAdmin ? 'admin' : 'viewer', lastSignInAt: now },
-        update: { name, lastSignInAt: now, ...(configuredAdmin ? { role: 'admin', removedAt: null } : {}) },
+        create: { email, name, role: configuredAdmin ? 'admin' : 'viewer', lastSignInAt: now, googleSubject: subject },
+        update: { name, lastSignInAt: now, googleSubject: subject ?? undefined, ...(configuredAdmin ? { role: 'admin', removedAt: null } : {}) },
       });
       return { kind: 'accepted', member };
     },
@@ -83,7 +92,8 @@ export function createStaffService(db: Database, rules: AccessRules) {
     async grant(email: string, role: StaffRole, actorId?: string): Promise<StaffMember> {
       if (isConfiguredAdmin(email) && role !== 'admin') throw alwaysAnAdmin(email);
       const upsert = (client: Prisma.TransactionClient) =>
-        client.staffMember.upsert({ where: { email }, create: { email, role }, update: { role, removedAt: null } });
+        // The role goes to whichever Google account signs in next with the address.
+        client.staffMember.upsert({ where: { email }, create: { email, role }, update: { role, removedAt: null, googleSubject: null } });
       if (actorId === undefined) return upsert(db);
       return asActiveAdmin(actorId, (tx, actor) => {
         if (email === actor.email) throw notYourself('change the role of');

@@ -276,6 +276,25 @@ describe('staff sign-in and access', () => {
     expect(again.response.text).toMatch(/An administrator removed/);
   });
 
+  it('refuses an address that now belongs to another Google account, until an admin gives it a role again', async () => {
+    const email = staffEmail('reused');
+    expect((await signIn(app, google, { ...domainAccount(email), sub: 'first-account' })).response.status).toBe(302);
+    // The Workspace gave the address to someone else: another account, the same address.
+    const other = await signIn(app, google, { ...domainAccount(email), sub: 'second-account' });
+    expect(other.response.status).toBe(403);
+    expect(other.response.text).toMatch(/was given its role when it belonged to another Google account/);
+    expect((await signIn(app, google, { ...domainAccount(email), sub: 'first-account' })).response.status).toBe(302);
+
+    await app.deps.staff.grant(email, 'viewer');
+    expect((await signIn(app, google, { ...domainAccount(email), sub: 'second-account' })).response.status).toBe(302);
+    expect((await signIn(app, google, { ...domainAccount(email), sub: 'first-account' })).response.status).toBe(403);
+
+    // ADMIN_EMAILS names the address itself, whichever account holds it.
+    const boss = { email: CONFIGURED_ADMIN, email_verified: true };
+    expect((await signIn(app, google, { ...boss, sub: 'boss-first' })).response.status).toBe(302);
+    expect((await signIn(app, google, { ...boss, sub: 'boss-second' })).response.status).toBe(302);
+  });
+
   it('ends a signed-in session a day after signing in, however busy it was', async () => {
     const { agent, response } = await signIn(app, google, domainAccount());
     expect((await agent.get('/admin')).status).toBe(200);

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { Events, OAuth2Server } from 'oauth2-mock-server';
 import supertest from 'supertest';
 import type { TestApp } from './app';
@@ -10,6 +10,8 @@ export interface GoogleAccount {
   email_verified?: boolean;
   hd?: string;
   name?: string;
+  /** The account's own id; unless given, one per address, as when the same person signs in again. */
+  sub?: string;
 }
 
 /**
@@ -26,7 +28,8 @@ export class FakeGoogle {
     await this.server.issuer.keys.add({ ...privateKey.export({ format: 'jwk' }), alg: 'RS256' });
     await this.server.start(0, '127.0.0.1');
     this.server.service.on(Events.BeforeUserinfo, (response: { body: Record<string, unknown> }) => {
-      response.body = { sub: randomUUID(), ...this.account };
+      const sub = this.account.email ? createHash('sha256').update(this.account.email.toLowerCase()).digest('hex').slice(0, 21) : randomUUID();
+      response.body = { sub, ...this.account };
     });
     return this;
   }

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "staff_members" ADD COLUMN     "google_subject" TEXT;
