@@ -56,18 +56,19 @@ export function createDhis2TrackerClient(options: {
   const url = `${options.url.replace(/\/+$/, '')}/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE${idScheme}`;
   return {
     async importTracker(payload, eventUid) {
+      let answer: PartnerAnswer;
       try {
-        const answer = await callPartner('dhis2', () => sendJson(http, { method: 'POST', url, json: payload }));
-        const why = notImported(answer.body);
-        // Transient: a misconfigured proxy is fixed in time for a later try; past the limit staff see it.
-        if (why) throw new PartnerError('dhis2', 'transient', `dhis2 answered ${answer.status} ${why}`, answer);
-        return answer;
+        answer = await callPartner('dhis2', () => sendJson(http, { method: 'POST', url, json: payload }));
       } catch (error) {
         if (error instanceof PartnerError && error.answer && onlyAlreadyExists(error.answer.body, eventUid)) {
           return { ...error.answer, headers: {} };
         }
         throw error;
       }
+      const why = notImported(answer.body);
+      // Transient: a misconfigured proxy is fixed in time for a later try; past the limit staff see it.
+      if (why) throw new PartnerError('dhis2', 'transient', `dhis2 answered ${answer.status} ${why}`, answer);
+      return answer;
     },
   };
 }
