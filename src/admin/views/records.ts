@@ -1,8 +1,7 @@
 import type { AuditEvent } from '../../generated/prisma/client';
 import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
-import { maskPhone } from '../../ops/logger';
 import type { WhatsappSend } from '../../whatsapp/store';
-import { freeTextFor, plural, seesFullNumbers, time, wholeNumberHint } from '../format';
+import { freeTextFor, phoneOf, plural, time, wholeNumberHint } from '../format';
 import { html, urlWith } from '../html';
 import { layout, pager, selectOptions, type PageContext } from './layout';
 
@@ -70,7 +69,7 @@ export function whatsappPage(ctx: PageContext, view: Listing<WhatsappSend, Whats
   const rows = view.rows.map(
     (send) => html`<tr>
   <td data-label="Sent">${time(send.createdAt)}</td>
-  <td data-label="To">${seesFullNumbers(member) ? send.recipient : maskPhone(send.recipient)}</td>
+  <td data-label="To">${phoneOf(send.recipient, member)}</td>
   <td data-label="Template">${send.template} <span class="muted">${send.language}</span></td>
   <td data-label="Answer"><span class="status ${send.status < 300 ? 'status-submitted' : 'status-failed'}">${send.status}</span></td>
   <td data-label="Message id" class="excerpt">${send.messageId ?? ''}</td>
