@@ -45,9 +45,10 @@ export interface OptoutQueue {
   ensureQueued(optoutId: string): Promise<boolean>;
   /**
    * For staff retries: like ensureQueued, but a job waiting out a retry delay is replaced by one that
-   * runs as soon as a worker is free (with BullMQ's count of tries started again), and a job still running (it failed this opt-out a moment ago) is waited for briefly, so
-   * that it does not swallow the new try. False when that job was still running: the reconciler then
-   * enqueues the opt-out within a minute or two.
+   * runs as soon as a worker is free (with BullMQ's count of tries started again), and a job still
+   * running (it failed this opt-out a moment ago) is waited for briefly, so that it does not swallow
+   * the new try. False when that job was still running: the reconciler then enqueues the opt-out
+   * within a minute or two.
    */
   enqueueNow(optoutId: string): Promise<boolean>;
   /** Jobs waiting for a worker, waiting out a retry delay, and running. */
