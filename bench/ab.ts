@@ -11,8 +11,8 @@
 //   cp -r dist dist-before && (change, npm run build) && npm run bench:ab -- dist-before dist
 // To compare Node flags, give one build twice and the flags of each:
 //   BENCH_AB_NODE_OPTIONS_B=--max-semi-space-size=16 npm run bench:ab -- dist dist
-// One round of two identical builds differed by a tenth here: trust a difference that holds in most
-// rounds. Environment: BENCH_AB_ROUTE (whatsapp: POST /api/v1/whatsapp/templates, 100 connections;
+// Rounds of two identical builds differ too (docs/PERFORMANCE.md): trust a difference that holds in
+// most rounds. Environment: BENCH_AB_ROUTE (whatsapp: POST /api/v1/whatsapp/templates, 100 connections;
 // optouts: POST /api/v1/optouts with a new contact each time, 50 connections, as `npm run bench`),
 // BENCH_AB_ROUNDS (6; even, so that each goes first as often), BENCH_DURATION_S (8), BENCH_CONNECTIONS,
 // BENCH_AB_NODE_OPTIONS_A and _B (Node flags after the production heap bounds), BENCH_DATABASE_URL
@@ -73,8 +73,8 @@ async function main(builds: string[]): Promise<number> {
     const scavenges: number[][] = [[], []];
     let failed = 0;
     for (let round = 1; round <= ROUNDS; round += 1) {
-      // A then B, then B then A: whichever runs second in a round was measured faster (about 5%, two
-      // identical builds), so each goes first in half the rounds.
+      // A then B, then B then A: whichever runs second in a round is measured faster, so each goes
+      // first in half the rounds.
       const order = round % 2 === 1 ? [0, 1] : [1, 0];
       for (const index of order) {
         const companion = companions[index]!;

@@ -272,7 +272,7 @@ function percentile(sorted: number[], fraction: number): number {
 }
 
 /**
- * Runs autocannon against 127.0.0.1 and reduces its result to the figures the README reports.
+ * Runs autocannon against 127.0.0.1 and reduces its result to the figures docs/PERFORMANCE.md reports.
  * p50 and p99 come from every 2xx answer's own time, to the microsecond (autocannon's histogram has 1 ms steps).
  */
 export async function load(options: autocannon.Options): Promise<LoadFigures> {

@@ -1,7 +1,7 @@
 // Dependency hygiene for CI, where `npm audit` cannot run (the registry's audit endpoint answers 405 on
 // the build machines): every runtime dependency is on the current major of its package, and the
 // install printed no "deprecated" warning. Deployments that reach the audit endpoint run
-// `npm audit --omit=dev` as well (see README.md).
+// `npm audit --omit=dev` as well (see docs/OPERATIONS.md, Dependencies).
 // Usage: tsx scripts/check-deps.ts [file holding the output of `npm ci`]
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
