@@ -4,7 +4,8 @@ import { performance } from 'node:perf_hooks';
 import { AppError } from '../errors';
 import { createInFlight } from '../shared/in-flight';
 import { toStorableText } from '../shared/text';
-import { maskPhone, maskPhonesIn, type Logger } from '../ops/logger';
+import type { Logger } from '../ops/logger';
+import { maskPhone, maskPhonesIn } from '../shared/phone';
 import { bodyReportsError, isSuccessStatus } from '../partners/failures';
 import { ANSWER_LIMIT_BYTES } from '../partners/http-client';
 import type { WhatsappClient, WhatsappResult } from '../partners/whatsapp';
@@ -138,7 +139,7 @@ export function createWhatsappService(deps: {
 
   // The database's messages may quote the row, phone number included: log only what identifies the failure.
   const notRecorded = (send: WhatsappSendRecord, log: Logger, why: { errorName?: string; errorCode?: string; reason?: string }) =>
-    log.error({ ...why, template: send.template, status: send.status, messageId: send.messageId }, 'whatsapp send not recorded');
+    log.error({ ...why, template: send.template, status: send.status, messageId: send.messageId && maskPhonesIn(send.messageId) }, 'whatsapp send not recorded');
 
   async function record(send: WhatsappSendRecord, log: Logger): Promise<void> {
     try {
