@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { NUMBER_SEARCHES_PER_HOUR } from '../../src/admin/number-search';
-import { createWhatsappSendStore, type WhatsappSendRecord } from '../../src/whatsapp/store';
+import { createWhatsappSendStore } from '../../src/whatsapp/store';
 import { optoutWebhook, queuedOptoutRow, startTestApp, type TestApp } from '../helpers/app';
+import { sendRecord } from '../helpers/whatsapp-sends';
 import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
 
 type Agent = Awaited<ReturnType<typeof signIn>>['agent'];
@@ -40,20 +41,7 @@ describe('staff pages under attack: who sees full numbers', () => {
   });
 
   it('shows WhatsApp message ids (which hold the number) to admins only, on the page and in errors', async () => {
-    const send: WhatsappSendRecord = {
-      createdAt: new Date(),
-      api: 'cloud',
-      recipient: '+27820001001',
-      template,
-      language: 'en',
-      contactUuid: null,
-      apiClientId: null,
-      upstreamStatus: 200,
-      status: 200,
-      messageId: WAMID,
-      error: null,
-      durationMs: 12,
-    };
+    const send = sendRecord({ template, messageId: WAMID });
     const store = createWhatsappSendStore(app.deps.db);
     await store.record(send);
     await store.record({ ...send, status: 502, messageId: null, error: `duplicate of ${WAMID}` });
