@@ -139,7 +139,7 @@ export function createWhatsappService(deps: {
 
   // The database's messages may quote the row, phone number included: log only what identifies the failure.
   const notRecorded = (send: WhatsappSendRecord, log: Logger, why: { errorName?: string; errorCode?: string; reason?: string }) =>
-    log.error({ ...why, template: send.template, status: send.status, messageId: send.messageId && maskPhonesIn(send.messageId) }, 'whatsapp send not recorded');
+    log.error({ ...why, template: send.template, status: send.status, messageId: send.messageId }, 'whatsapp send not recorded');
 
   async function record(send: WhatsappSendRecord, log: Logger): Promise<void> {
     try {

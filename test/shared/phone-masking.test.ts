@@ -1,4 +1,5 @@
 import { maskPhone, maskPhonesIn } from '../../src/shared/phone';
+import { createLogger } from '../../src/ops/logger';
 
 describe('maskPhone', () => {
   it.each([
@@ -65,5 +66,17 @@ describe('maskPhonesIn: one masking for pages, stored errors and logs', () => {
   it('masks a 14-digit number that is no timestamp, and any with a +', () => {
     expect(maskPhonesIn('27820001001234')).toBe('27820*******34');
     expect(maskPhonesIn('+20261126101500')).toBe('+2026********00');
+  });
+});
+
+describe('logged errors', () => {
+  it('have the numbers in their message and stack masked', () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', destination: { write: (line: string) => lines.push(line) } });
+    logger.error({ err: new Error('OpenHIM answered 400: no nurse with msisdn %2B27820001002') }, 'opt-out try failed');
+    const logged = JSON.parse(lines[0]!) as { err: { message: string; stack: string } };
+    expect(logged.err.message).toBe('OpenHIM answered 400: no nurse with msisdn +2782*****02');
+    expect(logged.err.stack).toMatch(/^Error: OpenHIM answered 400: no nurse with msisdn \+2782\*{5}02\n/);
+    expect(lines[0]).not.toContain('0001002');
   });
 });
