@@ -1,5 +1,4 @@
-import { maskPhone, maskPhonesIn } from '../ops/logger';
-import { toE164 } from '../shared/phone';
+import { maskPhone, maskPhonesIn, toE164 } from '../shared/phone';
 import { hasRole, type StaffMember } from '../auth/staff';
 import { html, type Html } from './html';
 
@@ -42,6 +41,12 @@ export function wholeNumberHint(viewer: Pick<StaffMember, 'role'>): Html | false
 export function freeTextFor(text: string | null, viewer: Pick<StaffMember, 'role'>): string | undefined {
   if (text === null) return undefined;
   return seesFullNumbers(viewer) ? text : maskPhonesIn(text);
+}
+
+/** A WhatsApp message id, which holds the recipient's number (Cloud API ids are its base64): for admins only. */
+export function messageIdFor(id: string | null, viewer: Pick<StaffMember, 'role'>): Html | string | undefined {
+  if (id === null) return undefined;
+  return seesFullNumbers(viewer) ? id : html`<span class="muted">hidden</span>`;
 }
 
 export function statusBadge(status: string): Html {

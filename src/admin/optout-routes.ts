@@ -8,6 +8,7 @@ import { parseOrThrow } from '../http/validate';
 import type { OptoutService, RetryReport } from '../optouts/service';
 import { OPTOUT_STATUSES, RETRYABLE_STATUSES, type OptoutFilter, type OptoutStatus, type OptoutStore } from '../optouts/store';
 import { plural, seesFullNumbers } from './format';
+import type { NumberSearchLimit } from './number-search';
 import { urlWith } from './html';
 import { dayRange, manyValues, optionalDate, optionalText, pageCountOf, pageNumber, pageOf } from './queries';
 import { redirectWithMessage, sendPage, type PageContextFor } from './render';
@@ -58,8 +59,14 @@ function describeRetry(report: RetryReport): { kind: 'ok' | 'error'; text: strin
   return { kind: report.retried.length > 0 ? 'ok' : 'error', text: parts.join(' ') };
 }
 
-export function optoutPages(deps: { optouts: OptoutService; store: OptoutStore; audit: AuditLog; pageContext: PageContextFor }): Router {
-  const { optouts, store, audit, pageContext } = deps;
+export function optoutPages(deps: {
+  optouts: OptoutService;
+  store: OptoutStore;
+  audit: AuditLog;
+  pageContext: PageContextFor;
+  limitNumberSearch: NumberSearchLimit;
+}): Router {
+  const { optouts, store, audit, pageContext, limitNumberSearch } = deps;
   const router = Router();
 
   async function loadOptout(req: Request) {
@@ -75,8 +82,9 @@ export function optoutPages(deps: { optouts: OptoutService; store: OptoutStore; 
   }
 
   router.get('/', async (req, res) => {
-    const parsed = listQuerySchema.parse(req.query);
+    const parsed = parseOrThrow(listQuerySchema, req.query);
     const page = pageNumber.parse(req.query.page);
+    await limitNumberSearch(req, 'optouts', parsed.q);
     const query = queryOf(parsed);
     const filter = filterOf(parsed, signedIn(req));
     const [{ total, rows }, failedMatching] = await Promise.all([
@@ -91,6 +99,8 @@ export function optoutPages(deps: { optouts: OptoutService; store: OptoutStore; 
     const query = queryOf(form);
     const back = urlWith('/admin/optouts', { ...query });
     const failedFilter: OptoutFilter = { ...filterOf({ ...form, status: undefined }, signedIn(req)), status: 'failed' };
+    // "Retry all failed that match" says how many match: a search as much as the list's.
+    if (form.scope === 'failed') await limitNumberSearch(req, 'optouts retry', form.q);
     const ids =
       form.scope === 'selected'
         ? await store.idsWithStatus(RETRYABLE_STATUSES, { ids: form.id })

@@ -12,9 +12,12 @@ import { missingSignInSettings } from '../config';
 import type { Deps } from '../deps';
 import { AppError } from '../errors';
 import { errorHandlerWith } from '../http/errors';
+import { parseOrThrow } from '../http/validate';
+import { isStorableText } from '../shared/text';
 import { lastDays } from './chart';
 import { flowPages } from './flow-routes';
 import { seesFullNumbers } from './format';
+import { numberSearchLimit, type NumberSearchLimit } from './number-search';
 import { optoutPages } from './optout-routes';
 import { apiClientPages, staffPages } from './people-routes';
 import { dayRange, optionalDate, optionalText, pageCountOf, pageNumber, pageOf } from './queries';
@@ -52,7 +55,13 @@ function securityHeaders(publicUrl: string | undefined) {
   });
 }
 
-function readPages(deps: Deps, pageContext: PageContextFor): Router {
+/** A query or form value (once, or repeated) that PostgreSQL can take: a NUL in a search or a reason would make it fail (a 500). */
+const storableValue = z.string().refine(isStorableText, 'must not contain NUL characters or unpaired surrogates');
+const storableValues = z.record(storableValue, z.union([storableValue, z.array(storableValue)]));
+/** Every staff page's query and form, checked once as they come in, whatever the route does with them. */
+const storableInput = z.object({ query: storableValues, form: storableValues });
+
+function readPages(deps: Deps, pageContext: PageContextFor, limitNumberSearch: NumberSearchLimit): Router {
   const router = Router();
 
   router.get('/', async (req, res) => {
@@ -73,7 +82,7 @@ function readPages(deps: Deps, pageContext: PageContextFor): Router {
 
   const auditQuery = z.object({ actor: optionalText, action: z.enum(Object.keys(AUDIT_ACTIONS) as [AuditAction]).optional().catch(undefined) });
   router.get('/audit', async (req, res) => {
-    const query = auditQuery.parse(req.query);
+    const query = parseOrThrow(auditQuery, req.query);
     const page = pageNumber.parse(req.query.page);
     const { total, rows } = await deps.audit.list({ actor: query.actor || undefined, action: query.action }, pageOf(page));
     sendPage(res, auditPage(pageContext(req, 'audit'), { query, rows, total, page, pageCount: pageCountOf(total) }));
@@ -87,8 +96,9 @@ function readPages(deps: Deps, pageContext: PageContextFor): Router {
     to: optionalDate,
   });
   router.get('/whatsapp', async (req, res) => {
-    const query = whatsappQuery.parse(req.query);
+    const query = parseOrThrow(whatsappQuery, req.query);
     const page = pageNumber.parse(req.query.page);
+    await limitNumberSearch(req, 'whatsapp', query.recipient);
     const { start, end } = dayRange(query.from, query.to);
     const filter = {
       outcome: query.outcome,
@@ -132,12 +142,17 @@ export function staffRoutes(deps: Deps): Router {
     passport.session(),
     limitSessions(),
     express.urlencoded({ extended: false, limit: '64kb' }),
+    (req, _res, next) => {
+      parseOrThrow(storableInput, { query: req.query, form: req.body ?? {} });
+      next();
+    },
   );
   router.use('/auth', authRoutes({ passport, audit: deps.audit, logger: deps.logger, csrf, pageContext, hostedDomain: hostedDomainHint(settings) }));
 
+  const limitNumberSearch = numberSearchLimit(deps.audit);
   const admin = Router();
   admin.use(requireStaff, csrf.protect);
-  admin.use('/optouts', optoutPages({ optouts: deps.optouts, store: deps.optoutStore, audit: deps.audit, pageContext }));
+  admin.use('/optouts', optoutPages({ optouts: deps.optouts, store: deps.optoutStore, audit: deps.audit, pageContext, limitNumberSearch }));
   admin.use('/api-clients', requireRole('admin'), apiClientPages({ apiClients: deps.apiClients, audit: deps.audit, pageContext }));
   admin.use(
     '/flows',
@@ -145,7 +160,7 @@ export function staffRoutes(deps: Deps): Router {
     flowPages({ apiClients: deps.apiClients, audit: deps.audit, pageContext, publicUrl: settings.publicUrl, defaultLanguage: config.whatsapp.defaultLanguage }),
   );
   admin.use('/staff', requireRole('admin'), staffPages({ staff: deps.staff, audit: deps.audit, pageContext }));
-  admin.use(readPages(deps, pageContext));
+  admin.use(readPages(deps, pageContext, limitNumberSearch));
   router.use('/admin', admin);
 
   router.use(STAFF_PATHS, () => {

@@ -14,6 +14,7 @@ export const AUDIT_ACTIONS = {
   staff_grant: 'granted a role to',
   staff_role_change: 'changed the role of',
   staff_remove: 'removed staff member',
+  number_search: 'searched for the phone number',
 } as const;
 
 export type AuditAction = keyof typeof AUDIT_ACTIONS;
@@ -34,18 +35,34 @@ export interface AuditFilter {
   action?: AuditAction;
 }
 
+function rowOf(entry: AuditEntry): Prisma.AuditEventCreateManyInput {
+  return { actor: entry.actor, action: entry.action, target: entry.target ?? null, details: entry.details as Prisma.InputJsonObject | undefined };
+}
+
 export function createAuditLog(db: Database) {
   return {
     async record(entries: AuditEntry | AuditEntry[]): Promise<void> {
       const list = Array.isArray(entries) ? entries : [entries];
       if (list.length === 0) return;
       await db.auditEvent.createMany({
-        data: list.map((entry) => ({
-          actor: entry.actor,
-          action: entry.action,
-          target: entry.target ?? null,
-          details: entry.details as Prisma.InputJsonObject | undefined,
-        })),
+        data: list.map(rowOf),
+      });
+    },
+
+    /**
+     * Records the entry unless its actor already has `limit` entries of its action within the last
+     * `windowMs`; answers whether it was recorded. One actor's entries of one action are counted one
+     * at a time (a lock held to the commit), so that requests at once, even to other processes,
+     * cannot all pass the count.
+     */
+    async recordWithinLimit(entry: AuditEntry, rate: { limit: number; windowMs: number }): Promise<boolean> {
+      return db.$transaction(async (tx) => {
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${`audit ${entry.action} ${entry.actor}`}))`;
+        const since = new Date(Date.now() - rate.windowMs);
+        const made = await tx.auditEvent.count({ where: { actor: entry.actor, action: entry.action, at: { gte: since } } });
+        if (made >= rate.limit) return false;
+        await tx.auditEvent.create({ data: rowOf(entry) });
+        return true;
       });
     },
 

@@ -1,7 +1,7 @@
 import { setTimeout } from 'node:timers/promises';
 import { isDatabaseUnavailable } from '../db/client';
 import type { Logger } from '../ops/logger';
-import { maskPhone } from '../ops/logger';
+import { maskPhone } from '../shared/phone';
 import type { Metrics } from '../ops/metrics';
 import type { RapidProClient } from '../partners/rapidpro';
 import type { OpenhimClient } from '../partners/openhim';

@@ -19,3 +19,38 @@ export function urnScheme(urn: string): UrnScheme | undefined {
   const scheme = urn.slice(0, urn.indexOf(':')).toLowerCase();
   return scheme === 'tel' || scheme === 'whatsapp' ? scheme : undefined;
 }
+
+/** `+27820001001` → `+2782*****01`: enough for staff to tell numbers apart, not enough to call. */
+export function maskPhone(value: string | null | undefined): string | undefined {
+  if (!value) return undefined;
+  const digits = value.replace(/[^\d+]/g, '');
+  if (digits.length <= 6) return '*'.repeat(digits.length);
+  return digits.slice(0, 5) + '*'.repeat(digits.length - 7) + digits.slice(-2);
+}
+
+/** Left as they are: UUIDs (opt-out and contact ids, which may end in 12 digits). */
+const UUID_IN_TEXT = String.raw`(?<![\w-])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![\w-])`;
+/** Left as they are: 14-digit timestamps (YYYYMMDDhhmmss, years 1900 to 2099), which no country's numbers are. */
+const TIMESTAMP_IN_TEXT = String.raw`(?<!\d)(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[01]\d|2[0-3])[0-5]\d[0-5]\d(?!\d)`;
+/** WhatsApp Cloud API message ids: base64 that holds the recipient's number. */
+const MESSAGE_ID_IN_TEXT = String.raw`wamid\.[\w+/=-]+`;
+/**
+ * 9 to 15 digits: after a `+` (or `%2B`, as in a URL) with single spaces, dots, dashes, `%20` or a
+ * `(0)` between them; without one, in a row, whatever letters or marks stand around them (`x_27…`).
+ */
+const NUMBER_IN_TEXT = String.raw`(?<!\d)(?:(?:\+|%2B)\d(?:(?:[ .-]|%20| ?\(0\) ?)?\d){8,14}|\d{9,15})(?!\d)`;
+const IN_TEXT = new RegExp(`(?<keep>${UUID_IN_TEXT}|${TIMESTAMP_IN_TEXT})|(?<messageId>${MESSAGE_ID_IN_TEXT})|${NUMBER_IN_TEXT}`, 'gi');
+
+/**
+ * Free text (a partner's error or answer, a reason someone typed, a log line) with every phone number
+ * in it masked as by maskPhone, however it is written, and every WhatsApp message id hidden. UUIDs
+ * and 14-digit timestamps stay as they are.
+ */
+export function maskPhonesIn(text: string): string {
+  return text.replace(IN_TEXT, (found: string, ...rest: unknown[]) => {
+    const groups = rest.at(-1) as { keep?: string; messageId?: string };
+    if (groups.keep) return found;
+    if (groups.messageId) return 'wamid.…';
+    return maskPhone(found.replace(/^%2B/i, '+').replace(/%20|\(0\)/g, '')) ?? '';
+  });
+}

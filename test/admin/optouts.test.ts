@@ -97,8 +97,9 @@ describe('staff pages: opt-outs', () => {
     expect(forAdmin.text).toMatch(/1 opt-out match/);
     expect((await admin.get(`/admin/optouts?q=${optout.id}`)).text).toContain(`/admin/optouts/${optout.id}`);
     expect((await admin.get(`/admin/optouts?status=submitted&q=${optout.contactUuid}`)).text).toMatch(/No opt-outs match/);
-    // A bad filter value is ignored rather than refused.
-    expect((await admin.get('/admin/optouts?status=lost&from=yesterday&page=-3')).status).toBe(200);
+    // A bad status or page is ignored rather than refused; a date that is not one is refused (test/security/staff.test.ts).
+    expect((await admin.get('/admin/optouts?status=lost&page=-3')).status).toBe(200);
+    expect((await admin.get('/admin/optouts?from=yesterday')).status).toBe(400);
   });
 
   it('finds a number by part of it for admins only: everyone else must type it whole, lest the search give masked digits away', async () => {

@@ -3,6 +3,7 @@ import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helper
 import { createScratchDatabase } from '../helpers/env';
 import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
 import { createWhatsappSendStore, type WhatsappSendRecord } from '../../src/whatsapp/store';
+import { sendRecord } from '../helpers/whatsapp-sends';
 
 type Agent = Awaited<ReturnType<typeof signIn>>['agent'];
 
@@ -171,21 +172,7 @@ describe('staff pages: overview, API clients, staff, audit log', () => {
 
 describe('staff pages: WhatsApp sends', () => {
   const template = `reminder_${randomUUID().slice(0, 8)}`;
-  const send = (overrides: Partial<WhatsappSendRecord>): WhatsappSendRecord => ({
-    createdAt: new Date('2026-11-20T10:00:00Z'),
-    api: 'cloud',
-    recipient: '+27820001001',
-    template,
-    language: 'en',
-    contactUuid: null,
-    apiClientId: null,
-    upstreamStatus: 200,
-    status: 200,
-    messageId: 'wamid.1',
-    error: null,
-    durationMs: 321,
-    ...overrides,
-  });
+  const send = (overrides: Partial<WhatsappSendRecord>) => sendRecord({ template, ...overrides });
   let google: FakeGoogle;
   let app: TestApp;
 

@@ -57,7 +57,7 @@ export function optoutListPage(ctx: PageContext, view: OptoutListView) {
   ${operator && html`<td class="select">${selectable && html`<input type="checkbox" name="id" value="${optout.id}" aria-label="Select the opt-out of ${phone ?? optout.contactUuid}">`}</td>`}
   <td data-label="Received">${time(optout.createdAt)}</td>
   <td data-label="Contact"><a href="/admin/optouts/${optout.id}" title="${optout.contactUuid}">${phone ?? shortUuid(optout.contactUuid)}</a></td>
-  <td data-label="Reason">${optout.reasonCategory ?? optout.reasonValue ?? '—'}</td>
+  <td data-label="Reason">${freeTextFor(optout.reasonCategory ?? optout.reasonValue, member) ?? '—'}</td>
   <td data-label="Status">${statusBadge(optout.status)}</td>
   <td data-label="Attempts">${optout.attempts}</td>
   <td data-label="Last error" class="excerpt">${freeTextFor(optout.lastError, member)}</td>
@@ -132,8 +132,8 @@ function attemptItem(attempt: OptoutAttempt, viewer: StaffMember): Html {
 </li>`;
 }
 
-function historyItem(event: AuditEvent): Html {
-  const reason = (event.details as { reason?: string } | null)?.reason;
+function historyItem(event: AuditEvent, viewer: StaffMember): Html {
+  const reason = freeTextFor((event.details as { reason?: string } | null)?.reason ?? null, viewer);
   return html`<li>${time(event.at)} · ${event.actor} ${AUDIT_ACTIONS[event.action as AuditAction] ?? event.action}${reason && html`: “${reason}”`}</li>`;
 }
 
@@ -147,13 +147,13 @@ export function optoutDetailPage(ctx: PageContext, view: { optout: Optout; attem
     ['Contact UUID', html`<code>${optout.contactUuid}</code>`],
     ['Phone number', phoneOf(optout.contactUrn, member) ?? '—'],
     ['Channel', optout.contactUrn?.split(':')[0] ?? '—'],
-    ['Reason', [optout.reasonCategory, optout.reasonValue].filter(Boolean).join(' · ') || '—'],
+    ['Reason', freeTextFor([optout.reasonCategory, optout.reasonValue].filter(Boolean).join(' · '), member) || '—'],
     ['Received', time(optout.createdAt)],
     ['Last change', time(optout.updatedAt)],
     ['Submitted', time(optout.submittedAt)],
     ['Attempts', optout.priorAttempts > 0 ? `${optout.attempts} (${sinceRetry} since the last retry)` : String(optout.attempts)],
     ['Last error', freeTextFor(optout.lastError, member) ?? '—'],
-    ...(optout.cancelReason ? ([['Why it was cancelled', optout.cancelReason]] as Array<[string, string]>) : []),
+    ...(optout.cancelReason ? ([['Why it was cancelled', freeTextFor(optout.cancelReason, member)!]] as Array<[string, string]>) : []),
     ['Opt-out id', html`<code>${optout.id}</code>`],
   ];
   const retry =
@@ -176,6 +176,6 @@ ${(retry || cancel) && html`<section class="actions-panel" aria-label="Actions">
 <section aria-labelledby="attempts-title"><h2 id="attempts-title">Attempts</h2>
 ${view.attempts.length === 0 ? html`<p class="empty">No attempts yet.</p>` : html`<ol class="timeline">${view.attempts.map((attempt) => attemptItem(attempt, member))}</ol>`}
 </section>
-${view.history.length > 0 && html`<section aria-labelledby="history-title"><h2 id="history-title">What staff did</h2><ul class="history">${view.history.map(historyItem)}</ul></section>`}`,
+${view.history.length > 0 && html`<section aria-labelledby="history-title"><h2 id="history-title">What staff did</h2><ul class="history">${view.history.map((event) => historyItem(event, member))}</ul></section>`}`,
   );
 }

@@ -1,7 +1,8 @@
 import type { AuditEvent } from '../../generated/prisma/client';
 import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
 import type { WhatsappSend } from '../../whatsapp/store';
-import { freeTextFor, phoneOf, plural, time, wholeNumberHint } from '../format';
+import type { StaffMember } from '../../auth/staff';
+import { freeTextFor, messageIdFor, phoneOf, plural, time, wholeNumberHint } from '../format';
 import { html, urlWith } from '../html';
 import { layout, pager, selectOptions, type PageContext } from './layout';
 
@@ -18,15 +19,17 @@ export interface AuditQuery {
   action?: string;
 }
 
-function details(event: AuditEvent): string {
+function details(event: AuditEvent, viewer: StaffMember): string | undefined {
   const value = event.details as Record<string, unknown> | null;
   if (!value) return '';
-  return Object.entries(value)
+  const text = Object.entries(value)
     .map(([key, item]) => `${key}: ${typeof item === 'string' ? item : JSON.stringify(item)}`)
     .join(' · ');
+  return freeTextFor(text, viewer);
 }
 
 export function auditPage(ctx: PageContext, view: Listing<AuditEvent, AuditQuery>) {
+  const member = ctx.member!;
   const actions: Array<[string, string]> = [['', 'Anything'], ...Object.entries(AUDIT_ACTIONS)];
   const rows = view.rows.map(
     (event) => html`<tr>
@@ -34,7 +37,7 @@ export function auditPage(ctx: PageContext, view: Listing<AuditEvent, AuditQuery
   <td data-label="Who">${event.actor}</td>
   <td data-label="What">${AUDIT_ACTIONS[event.action as AuditAction] ?? event.action}</td>
   <td data-label="Of">${event.action.startsWith('optout_') && event.target ? html`<a href="/admin/optouts/${event.target}">${event.target}</a>` : (event.target ?? '')}</td>
-  <td data-label="Details" class="excerpt">${details(event)}</td>
+  <td data-label="Details" class="excerpt">${details(event, member)}</td>
 </tr>`,
   );
   return layout(
@@ -72,7 +75,7 @@ export function whatsappPage(ctx: PageContext, view: Listing<WhatsappSend, Whats
   <td data-label="To">${phoneOf(send.recipient, member)}</td>
   <td data-label="Template">${send.template} <span class="muted">${send.language}</span></td>
   <td data-label="Answer"><span class="status ${send.status < 300 ? 'status-submitted' : 'status-failed'}">${send.status}</span></td>
-  <td data-label="Message id" class="excerpt">${send.messageId ?? ''}</td>
+  <td data-label="Message id" class="excerpt">${messageIdFor(send.messageId, member)}</td>
   <td data-label="Error" class="excerpt">${freeTextFor(send.error, member)}</td>
   <td data-label="Took">${send.durationMs} ms</td>
 </tr>`,
