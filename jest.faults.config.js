@@ -6,7 +6,8 @@ const base = require('./jest.config.js');
 module.exports = {
   ...base,
   testMatch: ['**/*.faults.ts'],
-  globalSetup: undefined,
+  // No database of the run's (each scenario makes its own on its own server): only the machine check.
+  globalSetup: '<rootDir>/test/helpers/machine.ts',
   globalTeardown: undefined,
   testTimeout: 300000,
   maxWorkers: 1,

@@ -1,15 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+import { launchChromium } from '../helpers/browser';
 import { checkFlowStructure, webhookNodeOf } from '../helpers/flow-spec';
 import { openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { CONFIGURED_ADMIN, FakeGoogle, signInEnv } from '../helpers/google';
 
-/** Debian's Chromium (`apt-get install chromium`; .ci/run installs it), never a downloaded build. */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync'];
 const ARTIFACTS = path.join(__dirname, '..', '..', 'test-artifacts');
 
 describe('staff pages in a real browser', () => {
@@ -28,9 +26,9 @@ describe('staff pages in a real browser', () => {
       rejected.has((request.body as { sid: string }).sid) ? { status: 400, body: { error: 'unknown facility code' } } : { status: 202, body: { status: 'ok' } },
     );
     app = await startTestApp({ role: 'all', env: { ...signInEnv(google), ...openhimPartnerEnv(partner) } });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-  });
+  }, 120_000); // the first run on a machine unpacks the browser
   afterAll(async () => {
     await browser?.close();
     await app?.stop();

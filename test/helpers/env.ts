@@ -1,8 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { dropDatabase, migrateDatabase } from '../../src/db/migrate';
 
-/** The database every test uses; global-setup creates it afresh and migrates it. */
-export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/companion_test';
+/**
+ * The database of this test run, so that runs at the same time never share one: companion_test_<random>
+ * unless TEST_DATABASE_URL names one. Set in process.env when jest's parent process (global-setup) first
+ * loads this file, so that its test workers inherit it; global-setup creates and migrates it,
+ * global-teardown drops it.
+ */
+export const TEST_DATABASE_URL = (process.env.TEST_DATABASE_URL ??= `postgresql://postgres@127.0.0.1:5432/companion_test_${randomUUID().slice(0, 8)}`);
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** The staff sign-in and metrics secrets the tests configure: the run's log check looks for each. */

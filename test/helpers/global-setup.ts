@@ -1,21 +1,37 @@
 import fs from 'node:fs';
-import pg from 'pg';
-import { migrateDatabase } from '../../src/db/migrate';
+import path from 'node:path';
+import { dropDatabase, migrateDatabase } from '../../src/db/migrate';
 import { TEST_DATABASE_URL } from './env';
-import { LOG_DIR } from './logs';
+import { LOG_DIR, LOGS_ROOT } from './logs';
+import checkMachine from './machine';
 
-/** A fresh, migrated test database for every run, so no test depends on what an earlier run left. */
-export default async function globalSetup(): Promise<void> {
-  fs.rmSync(LOG_DIR, { recursive: true, force: true });
-  const url = new URL(TEST_DATABASE_URL);
-  const name = url.pathname.slice(1);
-  url.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: url.toString() });
-  await admin.connect();
+/** Whether the process `pid` still runs. */
+function running(pid: number): boolean {
   try {
-    await admin.query(`DROP DATABASE IF EXISTS "${name.replace(/"/g, '""')}" WITH (FORCE)`);
-  } finally {
-    await admin.end();
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-  await migrateDatabase(TEST_DATABASE_URL, { info: () => undefined });
+}
+
+/**
+ * Before the run: the machine has what the tests need; the log folders of earlier runs that are over are
+ * removed (the last one is kept until then); and the run's database is created afresh and migrated, so
+ * no test depends on what an earlier run left.
+ */
+export default async function globalSetup(): Promise<void> {
+  checkMachine();
+  const folders = fs.existsSync(LOGS_ROOT) ? fs.readdirSync(LOGS_ROOT) : [];
+  for (const name of folders.filter((folder) => !/^\d+$/.test(folder) || !running(Number(folder)))) {
+    fs.rmSync(path.join(LOGS_ROOT, name), { recursive: true, force: true });
+  }
+  fs.rmSync(LOG_DIR, { recursive: true, force: true });
+  await dropDatabase(TEST_DATABASE_URL);
+  try {
+    await migrateDatabase(TEST_DATABASE_URL, { info: () => undefined });
+  } catch (error) {
+    await dropDatabase(TEST_DATABASE_URL).catch(() => undefined);
+    throw error;
+  }
 }

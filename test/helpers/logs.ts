@@ -4,12 +4,16 @@ import { createLogger, type Logger } from '../../src/ops/logger';
 import { APP_SECRETS } from './env';
 import { PARTNER_SECRETS } from './fake-partner';
 
+/** Every test run's log folder is in here, named by the process id of the run's jest. */
+export const LOGS_ROOT = path.join(__dirname, '..', '..', 'test-artifacts', 'logs');
+
 /**
- * Every test app logs everything (level trace) into test-artifacts/logs, one file per Jest worker
- * process; global-setup empties the folder and global-teardown fails the run if any line of it holds
- * a token, a secret or a full phone number (the contract says logs never do).
+ * Every test app logs everything (level trace) into this run's folder, one file per Jest worker process;
+ * global-teardown fails the run if any line in it holds a token, a secret or a full phone number (the
+ * contract says logs never do). Set in process.env when jest's parent process first loads this file,
+ * so that its test workers inherit it and a run at the same time has a folder of its own.
  */
-export const LOG_DIR = path.join(__dirname, '..', '..', 'test-artifacts', 'logs');
+export const LOG_DIR = (process.env.TEST_LOG_DIR ??= path.join(LOGS_ROOT, String(process.pid)));
 
 const SECRET_TEXTS = [
   PARTNER_SECRETS.rapidproToken,

@@ -6,17 +6,10 @@ import path from 'node:path';
 import pg from 'pg';
 import { migrateDatabase } from '../../src/db/migrate';
 import { eventually } from './app';
+import { postgresBinary } from './machine';
 import { freePort } from './redis-server';
 
 const execFileAsync = promisify(execFile);
-
-function postgresBinary(name: string): string {
-  try {
-    return path.join(execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim(), name);
-  } catch {
-    return name;
-  }
-}
 
 export interface OwnPostgres {
   /** A URL of a database on this server (created and migrated by `createDatabase`). */
