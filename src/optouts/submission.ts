@@ -135,7 +135,7 @@ function reasonName(given: string | null | undefined): string | undefined {
 export function optoutReason(category: string | null | undefined, value?: string | null): OptoutReason {
   const names = [reasonName(category), reasonName(value)];
   const name = names.find((candidate) => candidate !== undefined && OPTOUT_REASON_CODES.has(candidate)) ?? UNKNOWN_REASON;
-  const given = names.some((candidate) => candidate !== undefined) ? (category?.trim() || value?.trim()) : undefined;
+  const given = category?.trim() || value?.trim() || undefined;
   return {
     code: OPTOUT_REASON_CODES.get(name)!,
     name,
