@@ -72,6 +72,8 @@ const environmentSchema = z.object({
   OPENHIM_URL: optionalUrl,
   OPENHIM_USERNAME: optionalString,
   OPENHIM_PASSWORD: optionalString,
+  OPENHIM_SWT_WHATSAPP: wholeNumber(7, 1),
+  OPENHIM_SWT_SMS: wholeNumber(1, 1),
   DHIS2_URL: optionalUrl,
   DHIS2_TOKEN: optionalString,
   DHIS2_USERNAME: optionalString,
@@ -167,7 +169,13 @@ function shape(env: Environment) {
     rapidpro: { url: env.RAPIDPRO_URL, token: env.RAPIDPRO_TOKEN },
     dhis2: {
       mode: env.DHIS2_MODE,
-      openhim: { url: env.OPENHIM_URL, username: env.OPENHIM_USERNAME, password: env.OPENHIM_PASSWORD },
+      openhim: {
+        url: env.OPENHIM_URL,
+        username: env.OPENHIM_USERNAME,
+        password: env.OPENHIM_PASSWORD,
+        /** NurseConnect's `swt` for opt-outs that came over WhatsApp, and over anything else (SMS). */
+        swt: { whatsapp: env.OPENHIM_SWT_WHATSAPP, sms: env.OPENHIM_SWT_SMS },
+      },
       tracker: {
         url: env.DHIS2_URL,
         token: env.DHIS2_TOKEN,
@@ -283,12 +291,11 @@ export function missingSignInSettings(config: Pick<Config, 'env' | 'staffSignIn'
 /**
  * The opt-out settings that are still missing, by variable name. The service starts without them
  * (opt-outs are accepted and wait in the queue) but the worker does not submit until they are set.
+ * RapidPro's are not among them: only opt-outs that arrive without their contact need it.
  */
 export function missingOptoutSettings(config: Config): string[] {
   const missing: string[] = [];
-  const { rapidpro, dhis2 } = config;
-  if (!rapidpro.url) missing.push('RAPIDPRO_URL');
-  if (!rapidpro.token) missing.push('RAPIDPRO_TOKEN');
+  const { dhis2 } = config;
   if (dhis2.mode === 'openhim') {
     if (!dhis2.openhim.url) missing.push('OPENHIM_URL');
     if (!dhis2.openhim.username) missing.push('OPENHIM_USERNAME');

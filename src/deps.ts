@@ -56,7 +56,11 @@ function createSubmitter(config: Config, logger: Logger, metrics: Metrics, store
   }
   const timeoutMs = config.partnerTimeoutMs;
   const { rapidpro, dhis2 } = config;
-  const rapidproClient = createRapidProClient({ url: rapidpro.url!, token: rapidpro.token!, timeoutMs, logger, metrics });
+  const rapidproClient =
+    rapidpro.url && rapidpro.token ? createRapidProClient({ url: rapidpro.url, token: rapidpro.token, timeoutMs, logger, metrics }) : undefined;
+  if (!rapidproClient) {
+    logger.warn('RAPIDPRO_URL/RAPIDPRO_TOKEN are unset: opt-outs without contact.fields (or a tel:/whatsapp: URN) wait in the queue until they are set');
+  }
   const upstream =
     dhis2.mode === 'openhim'
       ? {
@@ -69,6 +73,7 @@ function createSubmitter(config: Config, logger: Logger, metrics: Metrics, store
             logger,
             metrics,
           }),
+          swt: dhis2.openhim.swt,
         }
       : {
           mode: 'tracker' as const,

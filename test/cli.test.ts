@@ -167,7 +167,7 @@ describe('companion CLI', () => {
     const companionProcess = startCompanion(['serve', '--role', 'all']);
     await companionProcess.listening;
     expect(companionProcess.output()).toMatch(
-      /not submitted until these are set: RAPIDPRO_URL, RAPIDPRO_TOKEN, OPENHIM_URL, OPENHIM_USERNAME, OPENHIM_PASSWORD/,
+      /not submitted until these are set: OPENHIM_URL, OPENHIM_USERNAME, OPENHIM_PASSWORD/,
     );
     companionProcess.child.kill('SIGTERM');
     expect(await companionProcess.exited).toBe(0);

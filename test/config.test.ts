@@ -46,9 +46,19 @@ describe('configuration', () => {
   });
 
   it('lists the opt-out settings still missing, per DHIS2 mode', () => {
-    expect(missingOptoutSettings(loadConfig({}))).toEqual(['RAPIDPRO_URL', 'RAPIDPRO_TOKEN', 'OPENHIM_URL', 'OPENHIM_USERNAME', 'OPENHIM_PASSWORD']);
-    const tracker = loadConfig({ DHIS2_MODE: 'tracker', RAPIDPRO_URL: 'http://rp', RAPIDPRO_TOKEN: 't', DHIS2_URL: 'http://d2', DHIS2_USERNAME: 'u' });
+    // RapidPro's are not needed to submit opt-outs that carry their contact fields.
+    expect(missingOptoutSettings(loadConfig({}))).toEqual(['OPENHIM_URL', 'OPENHIM_USERNAME', 'OPENHIM_PASSWORD']);
+    const tracker = loadConfig({ DHIS2_MODE: 'tracker', DHIS2_URL: 'http://d2', DHIS2_USERNAME: 'u' });
     expect(missingOptoutSettings(tracker)).toEqual(['DHIS2_TOKEN (or DHIS2_USERNAME and DHIS2_PASSWORD)', 'DHIS2_PROGRAM', 'DHIS2_PROGRAM_STAGE']);
+  });
+
+  it('reads OPENHIM_SWT_WHATSAPP and OPENHIM_SWT_SMS as positive integers, 7 and 1 by default', () => {
+    expect(loadConfig({}).dhis2.openhim.swt).toEqual({ whatsapp: 7, sms: 1 });
+    expect(loadConfig({ OPENHIM_SWT_WHATSAPP: '1', OPENHIM_SWT_SMS: '2' }).dhis2.openhim.swt).toEqual({ whatsapp: 1, sms: 2 });
+    for (const bad of ['0', '-1', '1.5', 'seven']) {
+      expect(() => loadConfig({ OPENHIM_SWT_WHATSAPP: bad })).toThrow(/^OPENHIM_SWT_WHATSAPP: /);
+      expect(() => loadConfig({ OPENHIM_SWT_SMS: bad })).toThrow(/^OPENHIM_SWT_SMS: /);
+    }
   });
 
   it('requires the Google sign-in settings and SESSION_SECRET in production where the staff pages are served, one line each', () => {

@@ -13,6 +13,7 @@ export interface OptoutFacts {
   contactUrn: string | null;
   contactFields: Record<string, unknown> | null;
   reasonCategory: string | null;
+  reasonValue: string | null;
   createdAt: Date;
 }
 
@@ -34,7 +35,7 @@ export interface ContactDetails {
   registeredByUnusable: boolean;
   facilityCode: string | undefined;
   optOutDate: Date;
-  reasonCategory: string | undefined;
+  reason: OptoutReason;
   fields: Record<string, unknown>;
 }
 
@@ -43,6 +44,14 @@ export class MissingContactData extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'MissingContactData';
+  }
+}
+
+/** A value cannot be written in its data element's value type: as permanent as missing data. */
+export class UnwritableValue extends MissingContactData {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnwritableValue';
   }
 }
 
@@ -92,7 +101,7 @@ export function resolveContactDetails(optout: OptoutFacts, contact?: ContactReco
     registeredByUnusable: Boolean(registeredByRaw) && !registeredBy,
     facilityCode: text(fields.facility_code),
     optOutDate: parseDate(fields.opt_out_date) ?? optout.createdAt,
-    reasonCategory: optout.reasonCategory ?? undefined,
+    reason: optoutReason(optout.reasonCategory, optout.reasonValue),
     fields,
   };
 }
@@ -105,10 +114,33 @@ const OPTOUT_REASON_CODES = new Map<string, number>([
   ['job_change', 7],
   ['number_owner_change', 8],
 ]);
-const UNKNOWN_REASON_CODE = OPTOUT_REASON_CODES.get('unknown')!;
+const UNKNOWN_REASON = 'unknown';
 
-export function optoutReasonCode(category: string | undefined): number {
-  return OPTOUT_REASON_CODES.get(category?.toLowerCase() ?? 'unknown') ?? UNKNOWN_REASON_CODE;
+export interface OptoutReason {
+  /** NurseConnect's code for the reason: 6 (unknown) for anything it has no code for. */
+  code: number;
+  /** The reason's name as the codes know it (`job_change`); `unknown` for anything else. */
+  name: string;
+  /** What the flow sent when it maps to no code although it is not "unknown" (for the log); else undefined. */
+  unmapped: string | undefined;
+}
+
+/** A reason as flow authors write it: "Job Change", "job-change" and `job_change` are one. */
+function reasonName(given: string | null | undefined): string | undefined {
+  const name = given?.trim().toLowerCase().replace(/[\s-]+/g, '_');
+  return name ? name : undefined;
+}
+
+/** The reason's code from the result's category, else from its value; anything else is unknown (6). */
+export function optoutReason(category: string | null | undefined, value?: string | null): OptoutReason {
+  const names = [reasonName(category), reasonName(value)];
+  const name = names.find((candidate) => candidate !== undefined && OPTOUT_REASON_CODES.has(candidate)) ?? UNKNOWN_REASON;
+  const given = category?.trim() || value?.trim() || undefined;
+  return {
+    code: OPTOUT_REASON_CODES.get(name)!,
+    name,
+    unmapped: name === UNKNOWN_REASON && !names.includes(UNKNOWN_REASON) ? given : undefined,
+  };
 }
 
 /** `20261126101500`: the opt-out time in UTC, as NurseConnect's OpenHIM channel expects. */
@@ -118,7 +150,7 @@ export function encounterDate(date: Date): string {
 
 export interface OpenhimOptout {
   mha: 1;
-  swt: 1 | 7;
+  swt: number;
   type: 8;
   sid: string;
   eid: string;
@@ -130,12 +162,15 @@ export interface OpenhimOptout {
   encdate: string;
 }
 
+/** The `swt` (the channel's code) Jembi is sent for each channel: OPENHIM_SWT_WHATSAPP and OPENHIM_SWT_SMS. */
+export type SwtCodes = Readonly<Record<ContactDetails['channel'], number>>;
+
 /** NurseConnect's opt-out message for OpenHIM/Jembi. `eid` is the opt-out id, the same on every retry. */
-export function buildOpenhimOptout(optoutId: string, details: ContactDetails): OpenhimOptout {
+export function buildOpenhimOptout(optoutId: string, details: ContactDetails, swt: SwtCodes): OpenhimOptout {
   if (!details.facilityCode) throw new MissingContactData('contact has no facility_code field');
   return {
     mha: 1,
-    swt: details.channel === 'whatsapp' ? 7 : 1,
+    swt: swt[details.channel],
     type: 8,
     sid: details.contactUuid,
     eid: optoutId,
@@ -143,7 +178,7 @@ export function buildOpenhimOptout(optoutId: string, details: ContactDetails): O
     dmsisdn: details.registeredBy,
     faccode: details.facilityCode,
     id: `${details.msisdn.slice(1)}^^^ZAF^TEL`,
-    optoutreason: optoutReasonCode(details.reasonCategory),
+    optoutreason: details.reason.code,
     encdate: encounterDate(details.optOutDate),
   };
 }
@@ -170,29 +205,100 @@ export interface TrackerSettings {
 /**
  * Values a data element can be mapped to: every contact field, plus these derived ones (which win).
  * A Map, so that a configured field named `toString`, say, finds no value rather than an inherited one.
+ * The opt-out date stays a Date until its data element's value type says how to write it.
  */
-function trackerValues(details: ContactDetails): Map<string, string | undefined> {
-  return new Map([
+function trackerValues(details: ContactDetails): Map<string, string | Date | undefined> {
+  return new Map<string, string | Date | undefined>([
     ...Object.entries(details.fields).map(([name, value]): [string, string | undefined] => [name, text(value)]),
     ['contact_uuid', details.contactUuid],
     ['msisdn', details.msisdn],
     ['registered_by', details.registeredBy],
     ['facility_code', details.facilityCode],
-    ['opt_out_date', details.optOutDate.toISOString()],
-    ['optout_reason', details.reasonCategory ?? 'unknown'],
-    ['optout_reason_code', String(optoutReasonCode(details.reasonCategory))],
+    ['opt_out_date', details.optOutDate],
+    ['optout_reason', details.reason.name],
+    ['optout_reason_code', String(details.reason.code)],
     ['channel', details.channel],
   ]);
 }
 
-/** One tracker event for `POST /api/tracker`, with a UID derived from the opt-out id. */
-export function buildTrackerPayload(optoutId: string, details: ContactDetails, settings: TrackerSettings) {
+/** A date written as text starts with `yyyy-MM-dd`; anything else (`1`, `tomorrow`) is not taken for one. */
+const ISO_DATE_START = /^\d{4}-\d{2}-\d{2}/;
+const TIME_OF_DAY = /^([01]?\d|2[0-3]):[0-5]\d$/;
+const NUMBER = /^-?\d+(\.\d+)?$/;
+/** dhis2-core's ValidationUtils: the words it takes for true and false. */
+const TRUE_WORDS = new Set(['true', 't', '1']);
+const FALSE_WORDS = new Set(['false', 'f', '0']);
+
+function asDate(value: string | Date): Date | undefined {
+  if (value instanceof Date) return value;
+  return ISO_DATE_START.test(value) ? parseDate(value) : undefined;
+}
+
+function asNumber(value: string | Date, accepts: (number: number) => boolean): string | undefined {
+  if (value instanceof Date || !NUMBER.test(value)) return undefined;
+  return accepts(Number(value)) ? value : undefined;
+}
+
+/**
+ * The value in the form DHIS2 takes for a data element of this value type (dhis2-core's ValueType; the
+ * tracker importer checks them with ValidationUtils.valueIsValid and refuses others with E1302), or
+ * undefined when it cannot be written in it. Dates are written as their UTC day, as encdate is. Types
+ * that no contact value could be (files, coordinates, org units) go as they are, for DHIS2 to judge.
+ */
+export function valueOfType(value: string | Date, valueType: string): string | undefined {
+  switch (valueType) {
+    case 'DATE':
+    case 'AGE':
+      return asDate(value)?.toISOString().slice(0, 10);
+    case 'DATETIME':
+      return asDate(value)?.toISOString();
+    case 'TIME':
+      if (value instanceof Date) return value.toISOString().slice(11, 16);
+      return TIME_OF_DAY.test(value) ? value : undefined;
+    case 'NUMBER':
+      return asNumber(value, () => true);
+    case 'INTEGER':
+      return asNumber(value, Number.isInteger);
+    case 'INTEGER_POSITIVE':
+      return asNumber(value, (number) => Number.isInteger(number) && number > 0);
+    case 'INTEGER_NEGATIVE':
+      return asNumber(value, (number) => Number.isInteger(number) && number < 0);
+    case 'INTEGER_ZERO_OR_POSITIVE':
+      return asNumber(value, (number) => Number.isInteger(number) && number >= 0);
+    case 'PERCENTAGE':
+      return asNumber(value, (number) => number >= 0 && number <= 100);
+    case 'UNIT_INTERVAL':
+      return asNumber(value, (number) => number >= 0 && number <= 1);
+    case 'BOOLEAN':
+    case 'TRUE_ONLY': {
+      const word = value instanceof Date ? '' : value.toLowerCase();
+      if (TRUE_WORDS.has(word)) return 'true';
+      return valueType === 'BOOLEAN' && FALSE_WORDS.has(word) ? 'false' : undefined;
+    }
+    default:
+      return value instanceof Date ? value.toISOString() : value;
+  }
+}
+
+/** Data element UID → its value type (`DATE`, `TEXT`…), as DHIS2's metadata API gives them. */
+export type DataElementTypes = ReadonlyMap<string, string>;
+
+/** One tracker event for `POST /api/tracker`, with a UID derived from the opt-out id, each value in its data element's form. */
+export function buildTrackerPayload(optoutId: string, details: ContactDetails, settings: TrackerSettings, valueTypes: DataElementTypes) {
   const orgUnit = details.facilityCode ?? settings.orgUnit;
   if (!orgUnit) throw new MissingContactData('contact has no facility_code field and DHIS2_ORG_UNIT is not set');
   const values = trackerValues(details);
-  const dataValues = Object.entries(settings.dataElements)
-    .map(([field, dataElement]) => ({ dataElement, value: values.get(field) }))
-    .filter((dataValue): dataValue is { dataElement: string; value: string } => dataValue.value !== undefined);
+  const dataValues: Array<{ dataElement: string; value: string }> = [];
+  for (const [field, dataElement] of Object.entries(settings.dataElements)) {
+    const value = values.get(field);
+    if (value === undefined) continue;
+    const valueType = valueTypes.get(dataElement);
+    if (!valueType) throw new UnwritableValue(`data element ${dataElement} (${field}) is not in DHIS2's metadata`);
+    const written = valueOfType(value, valueType);
+    // The value itself stays out of the message: it may be a phone number.
+    if (written === undefined) throw new UnwritableValue(`the ${field} value cannot be written as ${valueType} for data element ${dataElement}`);
+    dataValues.push({ dataElement, value: written });
+  }
   return {
     events: [
       {

@@ -17,13 +17,14 @@ import {
   resolveContactDetails,
   type ContactDetails,
   type OptoutFacts,
+  type SwtCodes,
   type TrackerSettings,
 } from './submission';
 import { retryDelayMs, type RetryPolicy } from './retry-policy';
 import type { AttemptRecord, AttemptResult, Optout, OptoutStore } from './store';
 
 export type Upstream =
-  | { mode: 'openhim'; client: OpenhimClient }
+  | { mode: 'openhim'; client: OpenhimClient; swt: SwtCodes }
   | { mode: 'tracker'; client: Dhis2TrackerClient; settings: TrackerSettings };
 
 /** What one try did, and what the queue should do next. */
@@ -66,9 +67,18 @@ function factsOf(optout: Optout): OptoutFacts {
     contactUrn: optout.contactUrn,
     contactFields: (optout.contactFields as Record<string, unknown> | null) ?? null,
     reasonCategory: optout.reasonCategory,
+    reasonValue: optout.reasonValue,
     createdAt: optout.createdAt,
   };
 }
+
+/** A reason as the log may hold it: free text, so any phone number in it is masked. */
+function loggableReason(reason: string): string {
+  return reason.slice(0, 200).replace(/\+?\d[\d\s().-]{5,}\d/g, (number) => maskPhone(number) ?? '');
+}
+
+/** How long an opt-out that needs RapidPro waits before the worker looks at it again while RapidPro is not configured. */
+const WAIT_FOR_RAPIDPRO_BACKOFFS = 10;
 
 /** First wait before writing an attempt again while PostgreSQL is away; it doubles up to RECORD_RETRY_MAX_MS. */
 const RECORD_RETRY_FIRST_MS = 250;
@@ -98,7 +108,8 @@ async function recordWhileLeased(write: () => Promise<void>, leaseEnd: number, l
  */
 export function createOptoutSubmitter(deps: {
   store: OptoutStore;
-  rapidpro: RapidProClient;
+  /** Undefined while RAPIDPRO_URL or RAPIDPRO_TOKEN is unset: opt-outs that need a look-up wait. */
+  rapidpro: RapidProClient | undefined;
   upstream: Upstream;
   policy: RetryPolicy;
   /** How long one try may hold an opt-out; past it another worker may take over. */
@@ -109,14 +120,26 @@ export function createOptoutSubmitter(deps: {
   const { store, rapidpro, upstream, policy, logger, metrics } = deps;
   const upstreamName = upstream.mode === 'openhim' ? 'openhim' : 'dhis2';
 
-  function send(optoutId: string, details: ContactDetails): Promise<PartnerAnswer> {
-    return upstream.mode === 'openhim'
-      ? upstream.client.submitOptout(buildOpenhimOptout(optoutId, details))
-      : upstream.client.importTracker(buildTrackerPayload(optoutId, details, upstream.settings), eventUidFor(optoutId));
+  async function send(optoutId: string, details: ContactDetails): Promise<PartnerAnswer> {
+    if (upstream.mode === 'openhim') return upstream.client.submitOptout(buildOpenhimOptout(optoutId, details, upstream.swt));
+    const valueTypes = await upstream.client.dataElementTypes(Object.values(upstream.settings.dataElements));
+    return upstream.client.importTracker(buildTrackerPayload(optoutId, details, upstream.settings, valueTypes), eventUidFor(optoutId));
+  }
+
+  /** Without RapidPro, an opt-out that needs a look-up is left queued, unclaimed and with no attempt, until it is configured. */
+  async function waitsForRapidPro(optoutId: string): Promise<SubmitOutcome | undefined> {
+    if (rapidpro) return undefined;
+    const optout = await store.findById(optoutId);
+    if (optout?.status !== 'queued' || !needsContactLookup(factsOf(optout))) return undefined;
+    logger.warn({ optoutId }, 'opt-out needs its contact from RapidPro, but RAPIDPRO_URL/RAPIDPRO_TOKEN are unset: it waits in the queue');
+    const delayMs = Math.min(policy.maxBackoffMs, WAIT_FOR_RAPIDPRO_BACKOFFS * policy.backoffMs);
+    return { kind: 'retry', delayMs, reason: 'waiting for RAPIDPRO_URL/RAPIDPRO_TOKEN' };
   }
 
   return {
     async submit(optoutId) {
+      const waiting = await waitsForRapidPro(optoutId);
+      if (waiting) return waiting;
       const now = Date.now();
       // The lease's end by this process's clock (for recordWhileLeased): counted from before the claim, it never outlasts PostgreSQL's.
       const leaseEnd = now + deps.leaseMs;
@@ -158,10 +181,14 @@ export function createOptoutSubmitter(deps: {
         const facts = factsOf(optout);
         let contact;
         if (needsContactLookup(facts)) {
-          contact = await rapidpro.getContact(optout.contactUuid);
+          // There is a client: waitsForRapidPro held back this opt-out otherwise, and its contact fields never change.
+          contact = await rapidpro!.getContact(optout.contactUuid);
           if (!contact) throw new MissingContactData(`contact ${optout.contactUuid} was not found in RapidPro`);
         }
         details = resolveContactDetails(facts, contact);
+        if (details.reason.unmapped !== undefined) {
+          log.warn({ reason: loggableReason(details.reason.unmapped) }, 'opt-out reason maps to no NurseConnect reason: sent as unknown (6)');
+        }
         if (details.registeredByUnusable) {
           // Not worth holding the opt-out back for, but staff may want to correct the contact field.
           log.warn({ facilityCode: details.facilityCode }, "registered_by is not a phone number in E.164: the nurse's own number goes as dmsisdn");

@@ -6,6 +6,15 @@ import { callPartner, PartnerError } from './failures';
 export interface Dhis2TrackerClient {
   /** Imports tracker objects synchronously; `eventUid` is the event whose prior existence counts as success. */
   importTracker(payload: object, eventUid: string): Promise<PartnerAnswer>;
+  /**
+   * Each data element's value type (`DATE`, `TEXT`…) from DHIS2's metadata API, asked once per process
+   * (again only after a failure). Any failure is transient: metadata is there to read once DHIS2 is.
+   */
+  dataElementTypes(ids: readonly string[]): Promise<ReadonlyMap<string, string>>;
+}
+
+interface DataElementsAnswer {
+  dataElements?: Array<{ id?: unknown; valueType?: unknown }>;
 }
 
 interface ErrorReport {
@@ -53,8 +62,45 @@ export function createDhis2TrackerClient(options: {
     : `Basic ${Buffer.from(`${options.username}:${options.password}`).toString('base64')}`;
   const http = createPartnerHttp({ partner: 'dhis2', timeoutMs: options.timeoutMs, headers: { authorization }, logger: options.logger, metrics: options.metrics });
   const idScheme = options.orgUnitIdScheme === 'CODE' ? '&orgUnitIdScheme=CODE' : '';
-  const url = `${options.url.replace(/\/+$/, '')}/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE${idScheme}`;
+  const base = options.url.replace(/\/+$/, '');
+  const url = `${base}/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE${idScheme}`;
+  const typesAsked = new Map<string, Promise<ReadonlyMap<string, string>>>();
+
+  async function readTypes(ids: readonly string[]): Promise<ReadonlyMap<string, string>> {
+    // DHIS2's metadata API: the object filter `id:in:[…]`, only the fields needed, one page.
+    const filter = encodeURIComponent(`id:in:[${ids.join(',')}]`);
+    const metadataUrl = `${base}/api/dataElements?filter=${filter}&fields=id,valueType&paging=false`;
+    let answer: PartnerAnswer;
+    try {
+      answer = await callPartner('dhis2', () => sendJson(http, { method: 'GET', url: metadataUrl }));
+    } catch (error) {
+      if (!(error instanceof PartnerError)) throw error;
+      throw new PartnerError('dhis2', 'transient', `reading data element types: ${error.message}`, error.answer, error.retryAfterMs);
+    }
+    const listed = (answer.body as DataElementsAnswer | undefined)?.dataElements;
+    if (!Array.isArray(listed)) {
+      throw new PartnerError('dhis2', 'transient', `dhis2 answered ${answer.status} to the data element query without a dataElements list`, answer);
+    }
+    return new Map(
+      listed
+        .filter((element) => typeof element.id === 'string' && typeof element.valueType === 'string')
+        .map((element) => [element.id as string, element.valueType as string]),
+    );
+  }
+
   return {
+    dataElementTypes(ids) {
+      if (ids.length === 0) return Promise.resolve(new Map());
+      const key = [...ids].sort().join(',');
+      let types = typesAsked.get(key);
+      if (!types) {
+        types = readTypes(ids);
+        typesAsked.set(key, types);
+        // A failure is not kept: the next try asks again.
+        types.catch(() => typesAsked.delete(key));
+      }
+      return types;
+    },
     async importTracker(payload, eventUid) {
       let answer: PartnerAnswer;
       try {

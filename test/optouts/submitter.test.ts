@@ -54,6 +54,7 @@ function createSubmitter(options: { rapidpro?: RapidProClient; leaseMs?: number;
         password: PARTNER_SECRETS.openhimPassword,
         ...client,
       }),
+      swt: { whatsapp: 7, sms: 1 },
     },
     policy,
     leaseMs: options.leaseMs ?? 10_000,

@@ -4,6 +4,7 @@ import { eventUidFor } from '../../src/optouts/submission';
 import { eventually, optoutWebhook, settledOptout, startTestApp, type TestApp } from '../helpers/app';
 import { openhimPartnerEnv, startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 import { closedPortUrl } from '../whatsapp/support';
+import { fakeDataElements } from '../helpers/fake-dhis2';
 
 const OPENHIM_ROUTE = 'POST /ws/rest/v1/nc/optout';
 const CONTACTS_ROUTE = 'GET /api/v2/contacts.json';
@@ -278,6 +279,7 @@ describe('opt-out worker through the DHIS2 tracker API', () => {
   beforeAll(async () => {
     partner = await startFakePartner();
     fakeRapidPro(partner);
+    fakeDataElements(partner, { a3kGcGDCuk6: 'TEXT', bx6fsa0t90x: 'TEXT' });
     partner.on(TRACKER_ROUTE, (request) => {
       const event = eventOf(request);
       const contactUuid = (event.dataValues as Array<{ value: string }>)[0]!.value;
