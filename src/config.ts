@@ -49,7 +49,7 @@ const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORT: wholeNumber(3000).pipe(z.number().max(65535)),
-  TRUST_PROXY: wholeNumber(1),
+  TRUST_PROXY: wholeNumber(0),
   DATABASE_URL: z
     .string()
     .default('postgresql://postgres@127.0.0.1:5432/companion')

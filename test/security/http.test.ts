@@ -166,3 +166,35 @@ describe('a WhatsApp answer that cannot be handed back to RapidPro', () => {
     expect(latin.rows[0]).toMatchObject({ status: 200, messageId: 'wamid.x\uFFFD\uFFFD' });
   });
 });
+
+describe('X-Forwarded-For with TRUST_PROXY unset', () => {
+  let address = 0;
+  const madeUpAddress = () => `203.0.113.${(address += 1) % 250}`;
+
+  it('does not let a rotating address evade the failed-token limit', async () => {
+    const limited = await startTestApp({ env: { AUTH_FAILURE_LIMIT: '5', AUTH_FAILURE_WINDOW_MS: '60000' }, createToken: false });
+    try {
+      const statuses: number[] = [];
+      for (let attempt = 0; attempt < 7; attempt += 1) {
+        const response = await limited.http
+          .post('/api/v1/optouts')
+          .set('X-Forwarded-For', madeUpAddress())
+          .set('Authorization', 'Token not-a-real-token')
+          .send(optoutWebhook());
+        statuses.push(response.status);
+      }
+      expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429]);
+    } finally {
+      await limited.stop();
+    }
+  });
+
+  it('does not let a rotating address evade the limit on sign-in sessions', async () => {
+    const statuses: number[] = [];
+    // The limit is 200 requests without signing in per address (src/auth/sessions.ts).
+    for (let attempt = 0; attempt < 202; attempt += 1) {
+      statuses.push((await app.http.get('/auth/google').set('X-Forwarded-For', madeUpAddress())).status);
+    }
+    expect(statuses.slice(-2)).toEqual([429, 429]);
+  });
+});
