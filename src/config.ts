@@ -49,7 +49,7 @@ const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORT: wholeNumber(3000).pipe(z.number().max(65535)),
-  TRUST_PROXY: wholeNumber(1),
+  TRUST_PROXY: wholeNumber(0),
   DATABASE_URL: z
     .string()
     .default('postgresql://postgres@127.0.0.1:5432/companion')
@@ -63,6 +63,7 @@ const environmentSchema = z.object({
   QUEUE_PREFIX: z.string().regex(/^[\w{}-]{1,64}$/, 'letters, digits, _, - and {} only').default('companion'),
   SHUTDOWN_TIMEOUT_MS: wholeNumber(25000, 1),
   METRICS_TOKEN: optionalString,
+  METRICS_PORT: optionalString.pipe(z.coerce.number<string | undefined>().int().min(0).max(65535).optional()),
 
   RAPIDPRO_URL: optionalUrl,
   RAPIDPRO_TOKEN: optionalString,
@@ -165,6 +166,8 @@ function shape(env: Environment) {
     queuePrefix: env.REDIS_CLUSTER_NODES && !env.QUEUE_PREFIX.includes('{') ? `{${env.QUEUE_PREFIX}}` : env.QUEUE_PREFIX,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     metricsToken: env.METRICS_TOKEN,
+    /** A port of its own for /metrics (and /healthz), apart from PORT. */
+    metricsPort: env.METRICS_PORT,
     partnerTimeoutMs: env.PARTNER_TIMEOUT_MS,
     rapidpro: { url: env.RAPIDPRO_URL, token: env.RAPIDPRO_TOKEN },
     dhis2: {

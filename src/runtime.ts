@@ -4,7 +4,8 @@ import type { Worker } from 'bullmq';
 import type { Deps } from './deps';
 import { connectRedis } from './db/connections';
 import type { Express } from 'express';
-import { createApp, createOpsApp } from './http/app';
+import { createApp, createMetricsApp, createOpsApp } from './http/app';
+import { metricsOnMainPort } from './ops/routes';
 import { createOptoutWorker } from './optouts/worker';
 import { createReconcilerLock, reconcileOptouts } from './optouts/reconciler';
 
@@ -13,19 +14,31 @@ export type Role = 'web' | 'worker' | 'all';
 export interface Running {
   /** The port the process listens on: the whole app, or (for a worker) the operations endpoints. */
   port: number;
+  /** The port of /metrics alone, when METRICS_PORT is set. */
+  metricsPort?: number;
   /** Stops taking work, lets in-flight requests and jobs finish, then closes every connection. */
   stop(): Promise<void>;
 }
 
-async function listen(deps: Deps, app: Express, role: Role): Promise<{ server: Server; port: number }> {
-  const server = app.listen(deps.config.port);
+async function listen(app: Express, port: number): Promise<{ server: Server; port: number }> {
+  const server = app.listen(port);
   await once(server, 'listening');
   // Longer than a load balancer's idle timeout, so that it closes idle connections first.
   server.keepAliveTimeout = 65_000;
   const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : deps.config.port;
-  deps.logger.info({ port, role }, role === 'worker' ? 'worker: operations endpoints listening' : 'web: listening');
-  return { server, port };
+  return { server, port: typeof address === 'object' && address ? address.port : port };
+}
+
+/** The listener of METRICS_PORT, when set; says at start-up where /metrics is not served, and why. */
+async function listenForMetrics(deps: Deps): Promise<{ server: Server; port: number } | undefined> {
+  const { config, logger } = deps;
+  if (config.metricsPort === undefined) {
+    if (!metricsOnMainPort(config)) logger.warn('GET /metrics answers 404: NODE_ENV=production without METRICS_TOKEN; set METRICS_TOKEN, or METRICS_PORT to serve it on a port of its own');
+    return undefined;
+  }
+  const metrics = await listen(createMetricsApp(deps), config.metricsPort);
+  logger.info({ port: metrics.port }, 'metrics: listening');
+  return metrics;
 }
 
 async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconciler: () => Promise<void> }> {
@@ -77,12 +90,15 @@ function closeServer(server: Server): Promise<void> {
 }
 
 export async function serve(deps: Deps, role: Role): Promise<Running> {
-  const http = await listen(deps, role === 'worker' ? createOpsApp(deps) : createApp(deps), role);
+  const http = await listen(role === 'worker' ? createOpsApp(deps) : createApp(deps), deps.config.port);
+  deps.logger.info({ port: http.port, role }, role === 'worker' ? 'worker: operations endpoints listening' : 'web: listening');
+  const metrics = await listenForMetrics(deps);
   const work = role === 'web' ? undefined : await startWorker(deps);
   return {
     port: http.port,
+    metricsPort: metrics?.port,
     async stop() {
-      await Promise.all([closeServer(http.server), work?.worker?.close(), work?.stopReconciler()]);
+      await Promise.all([closeServer(http.server), metrics && closeServer(metrics.server), work?.worker?.close(), work?.stopReconciler()]);
       // A client that hung up closes its connection before its opt-out is enqueued: wait for those too.
       await deps.optouts.settle();
       // Answered sends are recorded after RapidPro has its answer: let those rows be written.

@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import express, { type Express, type Response } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Deps } from '../deps';
-import { opsRoutes } from '../ops/routes';
+import { metricsPortRoutes, opsRoutes } from '../ops/routes';
 import { httpMetrics } from '../ops/metrics';
 import { optoutOperations } from '../optouts/openapi';
 import { optoutRoutes } from '../optouts/routes';
@@ -57,6 +57,13 @@ export function createApp(deps: Deps): Express {
 export function createOpsApp(deps: Deps): Express {
   const app = baseApp(deps);
   app.use(opsRoutes(deps));
+  return finish(app);
+}
+
+/** What METRICS_PORT serves, when set: /metrics and /healthz alone. */
+export function createMetricsApp(deps: Deps): Express {
+  const app = baseApp(deps);
+  app.use(metricsPortRoutes(deps));
   return finish(app);
 }
 

@@ -26,6 +26,15 @@ export interface ErrorAnswer {
   headers?: Record<string, string>;
 }
 
+/**
+ * body-parser passes a decompression failure on as zlib raised it (a gzip, deflate or br body that is
+ * not one, or is cut short), with only a 400 status added: `Z_*` from zlib, `ERR__ERROR_*` from brotli.
+ */
+function isUndecodableBody(error: object): boolean {
+  const { status, code } = error as { status?: unknown; code?: unknown };
+  return status === 400 && typeof code === 'string' && /^(Z_|ERR__ERROR_)/.test(code);
+}
+
 /** How long a caller should wait before trying again while PostgreSQL is away. */
 const DATABASE_RETRY_AFTER_S = '5';
 
@@ -34,6 +43,7 @@ function describeError(error: unknown): ErrorAnswer | undefined {
   if (error instanceof AppError) return { status: error.status, message: error.publicMessage, details: error.details };
   const bodyError = typeof error === 'object' && error !== null && 'type' in error ? BODY_ERRORS[String(error.type)] : undefined;
   if (bodyError && bodyError.status < 500) return { status: bodyError.status, message: bodyError.error };
+  if (typeof error === 'object' && error !== null && isUndecodableBody(error)) return { status: 400, message: 'invalid request body' };
   // A single write either committed or did not; the caller may try again later (an Idempotency-Key,
   // or the one-queued-opt-out-per-contact rule, makes a repeat harmless).
   if (isDatabaseUnavailable(error)) return { status: 503, message: 'database unavailable', headers: { 'Retry-After': DATABASE_RETRY_AFTER_S } };

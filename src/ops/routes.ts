@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Router, type RequestHandler } from 'express';
+import type { Config } from '../config';
 import type { Deps } from '../deps';
 import { AppError } from '../errors';
 import { resultWithin } from '../shared/within';
@@ -21,15 +22,37 @@ function metricsAuth(token: string | undefined): RequestHandler {
   };
 }
 
+type OpsDeps = Pick<Deps, 'db' | 'redis' | 'metrics' | 'config'>;
+type MetricsSettings = Pick<Config, 'env' | 'metricsToken' | 'metricsPort'>;
+
 /**
- * Operations endpoints, served by every role (a worker listens on PORT for these alone):
- * /healthz: the process runs. /readyz: PostgreSQL and Redis answer. /metrics: Prometheus text.
+ * Whether PORT serves /metrics: not when METRICS_PORT serves it, nor in production without a token
+ * (PORT is the public one there); otherwise it does, behind the token when one is set.
  */
-export function opsRoutes(deps: Pick<Deps, 'db' | 'redis' | 'metrics' | 'config'>): Router {
-  const router = Router();
+export function metricsOnMainPort(config: MetricsSettings): boolean {
+  return config.metricsPort === undefined && (config.metricsToken !== undefined || config.env !== 'production');
+}
+
+function healthz(router: Router): void {
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
+}
+
+function metricsRoute(router: Router, deps: OpsDeps): void {
+  router.get('/metrics', metricsAuth(deps.config.metricsToken), async (_req, res) => {
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+}
+
+/**
+ * Operations endpoints, served by every role (a worker listens on PORT for these alone):
+ * /healthz: the process runs. /readyz: PostgreSQL and Redis answer. /metrics: Prometheus text,
+ * unless metricsOnMainPort says otherwise (a 404 then).
+ */
+export function opsRoutes(deps: OpsDeps): Router {
+  const router = Router();
+  healthz(router);
   router.get('/readyz', async (_req, res) => {
     const [postgres, redis] = await Promise.all([answers(() => deps.db.$queryRaw`SELECT 1`), answers(() => deps.redis.ping())]);
     const down = [...(postgres ? [] : ['postgres']), ...(redis ? [] : ['redis'])];
@@ -39,8 +62,14 @@ export function opsRoutes(deps: Pick<Deps, 'db' | 'redis' | 'metrics' | 'config'
       ...(down.length > 0 ? { error: `${down.join(' and ')} not answering` } : {}),
     });
   });
-  router.get('/metrics', metricsAuth(deps.config.metricsToken), async (_req, res) => {
-    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
-  });
+  if (metricsOnMainPort(deps.config)) metricsRoute(router, deps);
+  return router;
+}
+
+/** What METRICS_PORT serves: /metrics (behind the token when one is set) and /healthz. */
+export function metricsPortRoutes(deps: OpsDeps): Router {
+  const router = Router();
+  healthz(router);
+  metricsRoute(router, deps);
   return router;
 }

@@ -29,7 +29,7 @@ export class AnswerTooLarge extends Error {
   }
 }
 
-/** The partner gave no answer: refused, reset, unknown host, or no answer in time (code ETIMEDOUT). */
+/** The partner gave no answer: refused, reset, unknown host, not HTTP (EPROTO), or no answer in time (code ETIMEDOUT). */
 export class PartnerUnreachable extends Error {
   constructor(
     readonly code: string,
@@ -80,6 +80,8 @@ function noAnswer(error: unknown, deadline: AbortSignal, status: number | undefi
   if (error instanceof errors.ResponseExceededMaxSizeError) return new AnswerTooLarge(status);
   // A connection closed before the whole answer came is a reset, whatever undici calls it.
   if (error instanceof errors.SocketError) return new PartnerUnreachable('ECONNRESET', { cause: error });
+  // Bytes that are not an HTTP answer (a malformed status line, say): undici gives these no code.
+  if (error instanceof errors.HTTPParserError) return new PartnerUnreachable('EPROTO', { cause: error });
   const code = (error as { code?: unknown } | null)?.code;
   const isDefect = error instanceof errors.InvalidArgumentError || typeof code !== 'string';
   return isDefect ? (error as Error) : new PartnerUnreachable(code, { cause: error });

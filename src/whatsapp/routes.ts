@@ -17,7 +17,7 @@ export function whatsappRoutes(service: WhatsappService, defaultLanguage: string
     const { query } = parseOrThrow(queryEnvelope, { query: req.query });
     const request = templateRequestFrom(body, query, defaultLanguage);
     const answer = await service.send(request, { apiClientId: apiClientOf(res.locals).id, simulated: isSimulation(req), log: req.log });
-    res.status(answer.status).set(answer.headers).json(answer.body);
+    res.status(answer.status).set(answer.headers).type('json').send(answer.json);
   });
 
   return router;

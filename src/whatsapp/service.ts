@@ -12,12 +12,16 @@ import type { WhatsappClient, WhatsappResult } from '../partners/whatsapp';
 import type { TemplateRequest } from './schemas';
 import type { WhatsappApi, WhatsappSendRecord, WhatsappSendStore } from './store';
 
-/** What RapidPro is answered with. */
+/** What RapidPro is answered with, its body already serialized: a body that cannot be is not sent. */
 export interface ProxyAnswer {
   status: number;
-  body: unknown;
+  /** The body, as JSON text. */
+  json: string;
   headers: Record<string, string>;
 }
+
+/** An answer before its body is serialized. */
+type Answer = Omit<ProxyAnswer, 'json'> & { body: unknown };
 
 export interface SendContext {
   apiClientId: string;
@@ -31,6 +35,8 @@ const ERROR_LIMIT = 500;
 const MESSAGE_ID_LIMIT = 256;
 /** Not read, so neither passed on nor known to report a message id: the flow takes its Failure branch. */
 const UPSTREAM_ANSWER_TOO_LARGE = `upstream answer larger than ${ANSWER_LIMIT_BYTES} bytes`;
+/** Read, but not serializable again (JSON nested deeper than JSON.stringify's stack): the flow takes its Failure branch. */
+const UPSTREAM_ANSWER_UNPASSABLE = 'upstream answer cannot be passed on';
 /**
  * Rows waiting for PostgreSQL (while it is away, say) beyond which a send goes unrecorded, with an
  * error logged, rather than memory growing for as long as the outage lasts.
@@ -43,7 +49,7 @@ const isJsonObject = (body: unknown): body is object => typeof body === 'object'
  * The contract's answer for a result: the upstream's status and JSON body unchanged, except a 2xx
  * that reports an error (502), no answer in time (504), no connection (502), and an invalid contact (404).
  */
-function answerFor(result: WhatsappResult): ProxyAnswer {
+function answerFor(result: WhatsappResult): Answer {
   switch (result.kind) {
     case 'timeout':
       return { status: 504, body: { error: 'upstream timeout' }, headers: {} };
@@ -94,7 +100,7 @@ function upstreamError(body: unknown): string | undefined {
 }
 
 /** What the record says about a result besides the request itself. */
-function outcomeOf(result: WhatsappResult, answer: ProxyAnswer): Pick<WhatsappSendRecord, 'upstreamStatus' | 'messageId' | 'error'> {
+function outcomeOf(result: WhatsappResult, answer: Answer): Pick<WhatsappSendRecord, 'upstreamStatus' | 'messageId' | 'error'> {
   if (result.kind === 'timeout' || result.kind === 'unreachable') {
     const error = result.kind === 'timeout' ? 'upstream timeout' : `upstream unavailable (${result.code})`;
     return { upstreamStatus: null, messageId: null, error };
@@ -118,7 +124,28 @@ function simulatedAnswer(api: WhatsappApi, request: TemplateRequest): ProxyAnswe
     api === 'cloud'
       ? { messaging_product: 'whatsapp', contacts: [{ input: request.to, wa_id: request.to.slice(1) }], messages, simulated: true }
       : { messages, simulated: true };
-  return { status: 200, body, headers: {} };
+  return { status: 200, json: JSON.stringify(body), headers: {} };
+}
+
+type Outcome = ReturnType<typeof outcomeOf>;
+
+/**
+ * RapidPro's answer and the record's outcome for a result. The body is serialized here, so that one
+ * that cannot be (the message may well have gone) is answered 502 and recorded as such, not a 500.
+ */
+function conclude(result: WhatsappResult): { answer: ProxyAnswer; outcome: Outcome } {
+  const { body, ...answer } = answerFor(result);
+  let json: string;
+  try {
+    json = JSON.stringify(body);
+  } catch {
+    const upstreamStatus = result.kind === 'answered' ? result.answer.status : null;
+    return {
+      answer: { status: 502, json: JSON.stringify({ error: UPSTREAM_ANSWER_UNPASSABLE }), headers: {} },
+      outcome: { upstreamStatus, messageId: null, error: UPSTREAM_ANSWER_UNPASSABLE },
+    };
+  }
+  return { answer: { ...answer, json }, outcome: outcomeOf(result, { ...answer, body }) };
 }
 
 export function createWhatsappService(deps: {
@@ -164,8 +191,7 @@ export function createWhatsappService(deps: {
       const started = performance.now();
       const result = await client.sendTemplate(request);
       const durationMs = Math.round(performance.now() - started);
-      const answer = answerFor(result);
-      const outcome = outcomeOf(result, answer);
+      const { answer, outcome } = conclude(result);
       metrics.whatsappSends.inc({ outcome: isSuccessStatus(answer.status) ? 'sent' : 'failed', status: String(answer.status) });
       if (outcome.error) {
         context.log.warn(

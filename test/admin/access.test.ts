@@ -338,7 +338,8 @@ describe('staff sign-in and access', () => {
 describe('staff sign-in settings', () => {
   it('uses PUBLIC_URL for the callback, hints the domain, and marks cookies Secure behind TLS', async () => {
     const google = await new FakeGoogle().start();
-    const env = signInEnv(google, { PUBLIC_URL: 'https://companion.example.org/', ADMIN_EMAILS: `chief@${STAFF_DOMAIN}` });
+    // TLS ends at the one proxy in front, which says so in X-Forwarded-Proto.
+    const env = signInEnv(google, { TRUST_PROXY: '1', PUBLIC_URL: 'https://companion.example.org/', ADMIN_EMAILS: `chief@${STAFF_DOMAIN}` });
     const app = await startTestApp({ env });
     try {
       const response = await app.http.get('/admin').set('X-Forwarded-Proto', 'https');

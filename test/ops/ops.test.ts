@@ -1,5 +1,10 @@
+import supertest from 'supertest';
+import { loadConfig } from '../../src/config';
+import { createDeps } from '../../src/deps';
+import { serve, type Role } from '../../src/runtime';
 import { optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
-import { APP_SECRETS } from '../helpers/env';
+import { APP_SECRETS, testEnvironment } from '../helpers/env';
+import { captureLogs } from '../helpers/logs';
 import { startPrivateRedis } from '../helpers/redis-server';
 
 describe('operations endpoints', () => {
@@ -127,5 +132,74 @@ describe('metrics without METRICS_TOKEN', () => {
     const response = await app.http.get('/metrics');
     expect(response.status).toBe(200);
     expect(response.text).toMatch(/^# HELP /m);
+  });
+});
+
+const METRICS_404_LINE = 'GET /metrics answers 404: NODE_ENV=production without METRICS_TOKEN';
+
+/** The companion as `serve` runs it, with both its ports and its log lines. */
+async function serveWith(env: Record<string, string | undefined>, role: Role = 'web') {
+  const { logger, lines } = captureLogs();
+  const deps = await createDeps(loadConfig(testEnvironment(env)), { logger });
+  const running = await serve(deps, role);
+  return {
+    main: supertest(`http://127.0.0.1:${running.port}`),
+    metrics: running.metricsPort === undefined ? undefined : supertest(`http://127.0.0.1:${running.metricsPort}`),
+    metricsPort: running.metricsPort,
+    lines,
+    stop: () => running.stop(),
+  };
+}
+
+describe('metrics in production', () => {
+  it.each<Role>(['web', 'worker'])('answer 404 on PORT without METRICS_TOKEN, and the start-up log says so once (%s)', async (role) => {
+    const app = await serveWith({ NODE_ENV: 'production', METRICS_TOKEN: undefined }, role);
+    try {
+      const response = await app.main.get('/metrics');
+      expect(response.status).toBe(404);
+      expect(response.body).toEqual({ error: 'not found' });
+      expect((await app.main.get('/healthz')).status).toBe(200);
+      expect(app.lines.filter((line) => line.includes(METRICS_404_LINE))).toHaveLength(1);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('are served on METRICS_PORT alone when it is set, with /healthz, and that port closes on stop', async () => {
+    const app = await serveWith({ NODE_ENV: 'production', METRICS_TOKEN: undefined, METRICS_PORT: '0' });
+    expect(app.metricsPort).toEqual(expect.any(Number));
+    try {
+      const scraped = await app.metrics!.get('/metrics');
+      expect(scraped.status).toBe(200);
+      expect(scraped.text).toMatch(/^# HELP /m);
+      expect((await app.metrics!.get('/healthz')).body).toEqual({ status: 'ok' });
+      for (const path of ['/readyz', '/api/v1/optouts', '/admin']) expect((await app.metrics!.get(path)).status).toBe(404);
+      expect((await app.main.get('/metrics')).status).toBe(404);
+      expect(app.lines.filter((line) => line.includes(METRICS_404_LINE))).toHaveLength(0);
+    } finally {
+      await app.stop();
+    }
+    await expect(app.metrics!.get('/healthz')).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('need the token on METRICS_PORT too when one is set', async () => {
+    const app = await serveWith({ NODE_ENV: 'production', METRICS_TOKEN: APP_SECRETS.metricsToken, METRICS_PORT: '0' });
+    try {
+      expect((await app.metrics!.get('/metrics')).status).toBe(401);
+      expect((await app.metrics!.get('/metrics').set('Authorization', `Bearer ${APP_SECRETS.metricsToken}`)).status).toBe(200);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('are served on PORT behind METRICS_TOKEN when it is set', async () => {
+    const app = await serveWith({ NODE_ENV: 'production', METRICS_TOKEN: APP_SECRETS.metricsToken });
+    try {
+      expect((await app.main.get('/metrics')).status).toBe(401);
+      expect((await app.main.get('/metrics').set('Authorization', `Bearer ${APP_SECRETS.metricsToken}`)).status).toBe(200);
+      expect(app.lines.filter((line) => line.includes(METRICS_404_LINE))).toHaveLength(0);
+    } finally {
+      await app.stop();
+    }
   });
 });

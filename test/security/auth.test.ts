@@ -12,13 +12,14 @@ let lettered: string;
 
 beforeAll(async () => {
   // A long window: where only counting matters, no failures may age out of it on a slow machine.
-  app = await startTestApp({ env: { AUTH_FAILURE_LIMIT: String(LIMIT), AUTH_FAILURE_WINDOW_MS: '60000' } });
+  // One proxy in front, as behind a load balancer: X-Forwarded-For then tells the tests' clients apart.
+  app = await startTestApp({ env: { TRUST_PROXY: '1', AUTH_FAILURE_LIMIT: String(LIMIT), AUTH_FAILURE_WINDOW_MS: '60000' } });
   do lettered = (await app.deps.apiClients.create(`near-miss-${randomUUID()}`)).token;
   while (!/^cmp_[0-9a-f]*[a-f]/.test(lettered));
 });
 afterAll(() => app.stop());
 
-/** A client address of its own for each test (the app trusts one proxy, as behind a load balancer). */
+/** A client address of its own for each test. */
 let addresses = 0;
 const newAddress = () => `198.51.100.${(addresses += 1)}`;
 let address = newAddress();
@@ -94,7 +95,7 @@ describe('repeated failed authentications from one address', () => {
 
   it('let an address in again once the window ends', async () => {
     const windowMs = 2000;
-    const short = await startTestApp({ env: { AUTH_FAILURE_LIMIT: String(LIMIT), AUTH_FAILURE_WINDOW_MS: String(windowMs) }, createToken: false });
+    const short = await startTestApp({ env: { TRUST_PROXY: '1', AUTH_FAILURE_LIMIT: String(LIMIT), AUTH_FAILURE_WINDOW_MS: String(windowMs) }, createToken: false });
     try {
       const postShort = () => short.http.post(route).set('X-Forwarded-For', address).set('Authorization', bad).send(optoutWebhook());
       for (let index = 0; index < LIMIT; index += 1) expect((await postShort()).status).toBe(401);

@@ -47,7 +47,7 @@ describe('recording a send', () => {
     const to = freshNumber();
     try {
       const answer = await send(to, '00000000-0000-4000-8000-000000000000');
-      expect(answer).toEqual({ status: 200, body: { messaging_product: 'whatsapp', messages: [{ id: 'wamid.sent' }] }, headers: {} });
+      expect(answer).toEqual({ status: 200, json: JSON.stringify({ messaging_product: 'whatsapp', messages: [{ id: 'wamid.sent' }] }), headers: {} });
       expect(upstream.received(ROUTE).filter((request) => (request.body as { to: string }).to === to)).toHaveLength(1);
       await service.settle();
       expect(logs.text()).toContain('whatsapp send not recorded');
