@@ -37,7 +37,7 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
 
   /**
    * The flow simulator's answer: what the same request would get (a repeat answers with its earlier
-   * opt-out), read but never written.
+   * opt-out, a key reused for another contact is refused), read but never written.
    */
   async function simulate(item: Pick<NewOptout, 'id' | 'apiClientId' | 'idempotencyKey' | 'contactUuid'>): Promise<AcceptResult> {
     const { id, apiClientId, idempotencyKey, contactUuid } = item;
