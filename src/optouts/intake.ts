@@ -3,31 +3,46 @@ import { createGroupCommit } from '../shared/group-commit';
 import type { OptoutQueue } from './queue';
 import type { NewOptout, Optout, OptoutStore } from './store';
 
-/** A new opt-out (what the 202 shows of it), or the earlier one it repeats. */
+/**
+ * A new opt-out (what the 202 shows of it), the earlier one it repeats, or nothing stored because its
+ * client already used its idempotency key for another contact.
+ */
 export type AcceptResult =
   | { kind: 'created'; optout: Pick<Optout, 'id' | 'contactUuid' | 'status'> }
-  | { kind: 'duplicate'; optout: Optout };
+  | { kind: 'duplicate'; optout: Optout }
+  | { kind: 'key-reused' };
 
-/** The earlier opt-out that makes `item` a duplicate: the same idempotency key, else a queued one for its contact. */
-export function earlierFor(item: Pick<NewOptout, 'idempotencyKey' | 'contactUuid'>, candidates: Optout[]): Optout | undefined {
-  return (
-    (item.idempotencyKey !== null ? candidates.find((row) => row.idempotencyKey === item.idempotencyKey) : undefined) ??
-    candidates.find((row) => row.contactUuid === item.contactUuid && row.status === 'queued')
-  );
+/**
+ * What the earlier opt-outs make of `item`: a repeat of its client's request with the same idempotency
+ * key (for the same contact; for another contact the key is refused), else of its contact's queued
+ * opt-out; undefined when it is new. Another client's keys are never looked at.
+ */
+export function judgeAgainst(
+  item: Pick<NewOptout, 'apiClientId' | 'idempotencyKey' | 'contactUuid'>,
+  candidates: Optout[],
+): Exclude<AcceptResult, { kind: 'created' }> | undefined {
+  const sameKey =
+    item.idempotencyKey === null
+      ? undefined
+      : candidates.find((row) => row.apiClientId === item.apiClientId && row.idempotencyKey === item.idempotencyKey);
+  if (sameKey) return sameKey.contactUuid === item.contactUuid ? { kind: 'duplicate', optout: sameKey } : { kind: 'key-reused' };
+  const queued = candidates.find((row) => row.contactUuid === item.contactUuid && row.status === 'queued');
+  return queued ? { kind: 'duplicate', optout: queued } : undefined;
 }
 
 /**
- * The items of a batch that repeat no earlier item of it (by idempotency key or contact): one statement
- * can judge those. What a repeat is answered depends on what the earlier item became (a new queued
- * opt-out, or a duplicate of a row that may be submitted, or of another contact's), so repeats wait
- * for the next statement, which sees it committed.
+ * The items of a batch that repeat no earlier item of it (by its client's idempotency key, or contact):
+ * one statement can judge those. What a repeat is answered depends on what the earlier item became (a
+ * new queued opt-out, a duplicate of a row that may be submitted, or refused), so repeats wait for the
+ * next statement, which sees it committed.
  */
 function firstOccurrences(batch: NewOptout[]): NewOptout[] {
   const keys = new Set<string>();
   const contacts = new Set<string>();
   return batch.filter((item) => {
-    const repeat = (item.idempotencyKey !== null && keys.has(item.idempotencyKey)) || contacts.has(item.contactUuid);
-    if (item.idempotencyKey !== null) keys.add(item.idempotencyKey);
+    const key = item.idempotencyKey === null ? undefined : `${item.apiClientId} ${item.idempotencyKey}`;
+    const repeat = (key !== undefined && keys.has(key)) || contacts.has(item.contactUuid);
+    if (key !== undefined) keys.add(key);
     contacts.add(item.contactUuid);
     return !repeat;
   });
@@ -49,11 +64,10 @@ export function createOptoutIntake(deps: { store: OptoutStore; queue: OptoutQueu
     const insertedById = new Map(inserted.map((row) => [row.id, row]));
     for (const item of leaders) {
       const row = insertedById.get(item.id);
-      const duplicate = row ? undefined : earlierFor(item, earlier);
-      if (row) results.set(item, { kind: 'created', optout: row });
-      else if (duplicate) results.set(item, { kind: 'duplicate', optout: duplicate });
-      // Else neither inserted nor a duplicate of what the statement saw: it lost a race with another
-      // writer since the statement's snapshot, and is written again below with the repeats.
+      const judged = row ? { kind: 'created' as const, optout: row } : judgeAgainst(item, earlier);
+      if (judged) results.set(item, judged);
+      // Else neither inserted nor judged by what the statement saw: it lost a race with another writer
+      // since the statement's snapshot, and is written again below with the repeats.
     }
 
     if (inserted.length > 0) {
@@ -63,7 +77,7 @@ export function createOptoutIntake(deps: { store: OptoutStore; queue: OptoutQueu
     }
 
     // The repeats and the raced, in the order they came: the next statement sees what this one committed
-    // (a raced item's winner is then a duplicate it sees; should that have left the queue meanwhile, the item goes in).
+    // (a raced item's winner is then an earlier row it sees; should that have left the queue meanwhile, the item goes in).
     const again = batch.filter((item) => !results.has(item));
     if (again.length > 0) {
       const answers = await write(again);

@@ -41,8 +41,11 @@ export interface OptoutQueue {
   handOver(optoutIds: string[]): Promise<boolean>;
   /** Opt-outs waiting for Redis to come back before they can be handed over. */
   readonly pendingHandOvers: number;
-  /** Enqueues again unless a job for the opt-out is waiting, delayed or running; true when it did. */
-  ensureQueued(optoutId: string): Promise<boolean>;
+  /**
+   * Enqueues again (to run after `delayMs`, when its next try is not yet due) unless a job for the
+   * opt-out is waiting, delayed or running; true when it did.
+   */
+  ensureQueued(optoutId: string, delayMs?: number): Promise<boolean>;
   /**
    * For staff retries: like ensureQueued, but a job waiting out a retry delay is replaced by one that
    * runs as soon as a worker is free (with BullMQ's count of tries started again), and a job still
@@ -77,15 +80,15 @@ export function createOptoutQueue(options: {
     },
   });
   logConnectionErrors(queue, logger, 'opt-out queue');
-  const enqueue = async (optoutId: string) => {
-    await queue.add(SUBMIT_JOB, { optoutId }, { jobId: jobIdFor(optoutId) });
+  const enqueue = async (optoutId: string, delayMs = 0) => {
+    await queue.add(SUBMIT_JOB, { optoutId }, { jobId: jobIdFor(optoutId), ...(delayMs > 0 ? { delay: delayMs } : {}) });
   };
-  const ensureQueued = async (optoutId: string) => {
+  const ensureQueued = async (optoutId: string, delayMs = 0) => {
     const state = await queue.getJobState(jobIdFor(optoutId));
     if (LIVE_STATES.has(state)) return false;
     // A finished job would swallow the new one (same id): clear it first.
     if (state !== 'unknown') await queue.remove(jobIdFor(optoutId));
-    await enqueue(optoutId);
+    await enqueue(optoutId, delayMs);
     return true;
   };
 

@@ -16,7 +16,8 @@ const MAX_FAILURES_IN_A_ROW = 5;
 /**
  * PostgreSQL is the source of truth; Redis may lose jobs (flushed, restarted without persistence,
  * or a job's retries used up while the database was away). Every queued opt-out older than
- * `graceMs` (time enough for the web process to enqueue it) that has no live job is enqueued again.
+ * `graceMs` (time enough for the web process to enqueue it) that has no live job is enqueued again,
+ * delayed by what is left of its wait for its next try (a partner's Retry-After, the backoff).
  * Job ids come from opt-out ids, so this never doubles a job. One opt-out that cannot be checked
  * (a race with a worker, say) does not stop the others.
  */
@@ -39,10 +40,10 @@ async function reconcile(deps: { store: OptoutStore; queue: OptoutQueue; logger:
   let failedInARow = 0;
   let afterId: string | undefined;
   for (;;) {
-    const ids = await deps.store.queuedIds(createdBefore, afterId, PAGE_SIZE);
-    for (const id of ids) {
+    const page = await deps.store.queuedOptouts(createdBefore, afterId, PAGE_SIZE);
+    for (const { id, dueInMs } of page) {
       try {
-        if (await deps.queue.ensureQueued(id)) enqueued += 1;
+        if (await deps.queue.ensureQueued(id, dueInMs)) enqueued += 1;
         failedInARow = 0;
       } catch (error) {
         failed += 1;
@@ -51,9 +52,9 @@ async function reconcile(deps: { store: OptoutStore; queue: OptoutQueue; logger:
         deps.logger.warn({ err: error, optoutId: id }, 'reconciler could not check an opt-out; the next run will');
       }
     }
-    checked += ids.length;
-    afterId = ids.at(-1);
-    if (ids.length < PAGE_SIZE) break;
+    checked += page.length;
+    afterId = page.at(-1)?.id;
+    if (page.length < PAGE_SIZE) break;
   }
   if (enqueued > 0 || failed > 0) deps.logger.warn({ checked, enqueued, failed }, 'reconciler enqueued queued opt-outs that had no job');
   return { checked, enqueued, failed };

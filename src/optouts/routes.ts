@@ -22,6 +22,15 @@ export function presentOptout(optout: Optout) {
   };
 }
 
+/**
+ * A duplicate's answer: the earlier record, when the caller's own. A contact's queued opt-out that another
+ * API client created shows only what a 202 would (its id, the contact the caller sent, queued): its
+ * attempts, errors and times are that client's, and the caller cannot read them with GET either.
+ */
+function presentDuplicate(optout: Optout, apiClientId: string) {
+  return optout.apiClientId === apiClientId ? presentOptout(optout) : { id: optout.id, contact_id: optout.contactUuid, status: optout.status };
+}
+
 const optoutIdSchema = z.uuid();
 /** The header as a one-field object, so that a bad key is reported with the header's name as its path. */
 const idempotencyHeaderSchema = z.object({ 'idempotency-key': idempotencyKeySchema });
@@ -33,10 +42,12 @@ export function optoutRoutes(service: OptoutService): Router {
     const webhook = parseOrThrow(optoutWebhookSchema, req.body);
     const idempotencyKey = parseOrThrow(idempotencyHeaderSchema, { 'idempotency-key': req.get('idempotency-key') })['idempotency-key'];
     const simulated = isSimulation(req);
-    const result = await service.accept(webhook, { apiClientId: apiClientOf(res.locals).id, idempotencyKey, simulated });
+    const apiClientId = apiClientOf(res.locals).id;
+    const result = await service.accept(webhook, { apiClientId, idempotencyKey, simulated });
     const flag = simulated ? { simulated: true } : {};
+    if (result.kind === 'key-reused') throw new AppError(422, 'Idempotency-Key already used for another request');
     if (result.kind === 'duplicate') {
-      res.status(200).json({ ...presentOptout(result.optout), ...flag });
+      res.status(200).json({ ...presentDuplicate(result.optout, apiClientId), ...flag });
       return;
     }
     const { optout } = result;
@@ -46,7 +57,7 @@ export function optoutRoutes(service: OptoutService): Router {
 
   router.get('/:id', async (req, res) => {
     const parsed = optoutIdSchema.safeParse(req.params.id);
-    const optout = parsed.success ? await service.get(parsed.data) : null;
+    const optout = parsed.success ? await service.getFor(parsed.data, apiClientOf(res.locals).id) : null;
     if (!optout) throw AppError.notFound();
     res.json(presentOptout(optout));
   });

@@ -67,7 +67,10 @@ export const idempotencyKeySchema = z
   .min(1)
   .pipe(storableText(255))
   .optional()
-  .meta({ description: 'Repeats of a request with the same key answer 200 with the first record (RapidPro: `@run.uuid`).' });
+  .meta({
+    description:
+      "Repeats of this API client's request with the same key for the same contact answer 200 with the first record; the key for another contact is 422 (RapidPro: `@run.uuid`).",
+  });
 
 const timestamp = z.iso.datetime({ offset: true });
 

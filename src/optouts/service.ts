@@ -4,10 +4,10 @@ import type { Metrics } from '../ops/metrics';
 import { isUniqueViolation } from '../db/client';
 import { AppError } from '../errors';
 import type { OptoutWebhook } from './schemas';
-import type { Optout, OptoutStore } from './store';
+import type { NewOptout, Optout, OptoutStore } from './store';
 import type { OptoutQueue } from './queue';
 import { createInFlight } from '../shared/in-flight';
-import { createOptoutIntake, earlierFor, type AcceptResult } from './intake';
+import { createOptoutIntake, judgeAgainst, type AcceptResult } from './intake';
 
 export interface AcceptContext {
   apiClientId: string;
@@ -37,11 +37,13 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
 
   /**
    * The flow simulator's answer: what the same request would get (a repeat answers with its earlier
-   * opt-out), read but never written.
+   * opt-out, a key reused for another contact is refused), read but never written.
    */
-  async function simulate(contactUuid: string, idempotencyKey: string | null, id: string): Promise<AcceptResult> {
-    const earlier = earlierFor({ contactUuid, idempotencyKey }, await store.findDuplicates(idempotencyKey ? [idempotencyKey] : [], [contactUuid]));
-    return earlier ? { kind: 'duplicate', optout: earlier } : { kind: 'created', optout: { id, contactUuid, status: 'queued' } };
+  async function simulate(item: Pick<NewOptout, 'id' | 'apiClientId' | 'idempotencyKey' | 'contactUuid'>): Promise<AcceptResult> {
+    const { id, apiClientId, idempotencyKey, contactUuid } = item;
+    const keys = idempotencyKey === null ? [] : [{ apiClientId, idempotencyKey }];
+    const judged = judgeAgainst(item, await store.findDuplicates(keys, [contactUuid]));
+    return judged ?? { kind: 'created', optout: { id, contactUuid, status: 'queued' } };
   }
 
   /**
@@ -50,20 +52,16 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
    * it over once Redis is back, and the reconciler enqueues every queued row that has no live job.
    */
   async function accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
-    const contactUuid = webhook.contact.uuid;
-    const id = randomUUID();
-    if (context.simulated) return simulate(contactUuid, context.idempotencyKey ?? null, id);
+    const item = { id: randomUUID(), contactUuid: webhook.contact.uuid, apiClientId: context.apiClientId, idempotencyKey: context.idempotencyKey ?? null };
+    if (context.simulated) return simulate(item);
     return intake({
-      id,
-      contactUuid,
+      ...item,
       contactUrn: webhook.contact.urn ?? null,
       contactFields: webhook.contact.fields ?? null,
       reasonCategory: webhook.results?.optout_reason?.category ?? null,
       reasonValue: webhook.results?.optout_reason?.value ?? null,
       flowUuid: webhook.flow?.uuid ?? null,
       runUuid: webhook.run?.uuid ?? null,
-      apiClientId: context.apiClientId,
-      idempotencyKey: context.idempotencyKey ?? null,
     });
   }
 
@@ -77,7 +75,11 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
       await inFlight.settle();
     },
 
-    get: (id: string) => store.findById(id),
+    /** The opt-out, for the API client that created it only: another client's is as unknown as a missing one. */
+    async getFor(id: string, apiClientId: string): Promise<Optout | null> {
+      const optout = await store.findById(id);
+      return optout?.apiClientId === apiClientId ? optout : null;
+    },
 
     /**
      * Staff send failed or cancelled opt-outs again, now. Each is queued on its own, so that one

@@ -83,8 +83,22 @@ function urnsHolding(number: string): string[] {
 /** Opt-outs per day (UTC), keyed YYYY-MM-DD. */
 export type DailyCounts = Map<string, number>;
 
-/** What an attempt does to its opt-out: it stays queued (to retry), or ends submitted or failed. */
-export type AttemptResult = { status: 'queued' | 'submitted' | 'failed'; lastError: string | null };
+/** What an attempt does to its opt-out: it stays queued (to retry after retryInMs), or ends submitted or failed. */
+export type AttemptResult =
+  | { status: 'queued'; lastError: string | null; retryInMs: number }
+  | { status: 'submitted' | 'failed'; lastError: string | null };
+
+/** An idempotency key as its API client sent it: keys of different clients never meet. */
+export interface ClientKey {
+  apiClientId: string;
+  idempotencyKey: string;
+}
+
+/** A queued opt-out for the reconciler, and how long until its next try is due (0: now). */
+export interface QueuedOptout {
+  id: string;
+  dueInMs: number;
+}
 
 /** Every column of `optouts` under its model name, so that raw queries answer rows of the Optout model's shape. */
 export const OPTOUT_COLUMNS = Prisma.raw(
@@ -108,12 +122,19 @@ export const OPTOUT_COLUMNS = Prisma.raw(
     'updated_at AS "updatedAt"',
     'submitted_at AS "submittedAt"',
     'lease_until AS "leaseUntil"',
+    'next_attempt_at AS "nextAttemptAt"',
   ].join(', '),
 );
 
-/** The opt-outs (whole rows) that make new ones duplicates: the same idempotency keys, or queued for the same contacts. */
-function duplicatesOf(keys: string[], contactUuids: string[]): Prisma.Sql {
-  return Prisma.sql`SELECT * FROM optouts WHERE idempotency_key = ANY(${keys}::text[]) OR (contact_uuid = ANY(${contactUuids}::uuid[]) AND status = 'queued')`;
+/**
+ * The opt-outs (whole rows) that make new ones duplicates, or refuse them: the same API client's
+ * idempotency keys, or queued for the same contacts.
+ */
+function duplicatesOf(keys: ClientKey[], contactUuids: string[]): Prisma.Sql {
+  return Prisma.sql`
+    SELECT * FROM optouts
+    WHERE (api_client_id, idempotency_key) IN (SELECT * FROM unnest(${keys.map((key) => key.apiClientId)}::uuid[], ${keys.map((key) => key.idempotencyKey)}::text[]))
+      OR (contact_uuid = ANY(${contactUuids}::uuid[]) AND status = 'queued')`;
 }
 
 /**
@@ -173,8 +194,8 @@ function workerStatements(db: Database) {
             ${column((write) => write.attempt.durationMs)}::int[], ${column((write) => write.attempt.outcome)}::text[],
             ${column((write) => write.attempt.httpStatus)}::int[], ${column((write) => write.attempt.response)}::text[],
             ${column((write) => write.attempt.error)}::text[], ${column((write) => write.result.status)}::text[],
-            ${column((write) => write.result.lastError)}::text[]
-          ) AS incoming (optout_id, number, partner, started_at, duration_ms, outcome, http_status, response, error, new_status, new_last_error)
+            ${column((write) => write.result.lastError)}::text[], ${column((write) => ('retryInMs' in write.result ? write.result.retryInMs : null))}::int[]
+          ) AS incoming (optout_id, number, partner, started_at, duration_ms, outcome, http_status, response, error, new_status, new_last_error, retry_ms)
         ), attempt AS (
           INSERT INTO optout_attempts (id, optout_id, number, partner, started_at, duration_ms, outcome, http_status, response, error)
           SELECT gen_random_uuid(), optout_id, number, partner, started_at::timestamptz, duration_ms, outcome::attempt_outcome, http_status, response, error
@@ -186,7 +207,10 @@ function workerStatements(db: Database) {
           attempts = incoming.number, lease_until = NULL, updated_at = ${now}::timestamptz,
           status = CASE WHEN optouts.status = 'queued' THEN incoming.new_status::optout_status ELSE optouts.status END,
           last_error = CASE WHEN optouts.status = 'queued' THEN incoming.new_last_error ELSE optouts.last_error END,
-          submitted_at = CASE WHEN optouts.status = 'queued' AND incoming.new_status = 'submitted' THEN ${now}::timestamptz ELSE optouts.submitted_at END
+          submitted_at = CASE WHEN optouts.status = 'queued' AND incoming.new_status = 'submitted' THEN ${now}::timestamptz ELSE optouts.submitted_at END,
+          -- By PostgreSQL's clock, as the reconciler reads it: a Redis that lost the job must not shorten the wait.
+          next_attempt_at = CASE WHEN optouts.status = 'queued' AND incoming.new_status = 'queued'
+            THEN now() + incoming.retry_ms * interval '1 millisecond' ELSE NULL END
         FROM incoming
         WHERE optouts.id = incoming.optout_id`);
       return writes.map(() => undefined);
@@ -212,7 +236,7 @@ export function createOptoutStore(db: Database) {
      * webhook's hot path (the columns are checked against the model by a test).
      */
     async insertUnlessDuplicate(optouts: NewOptout[]): Promise<{ earlier: Optout[]; inserted: Optout[] }> {
-      const keys = optouts.flatMap((row) => row.idempotencyKey ?? []);
+      const keys = optouts.flatMap(({ apiClientId, idempotencyKey }) => (idempotencyKey === null ? [] : [{ apiClientId, idempotencyKey }]));
       const rows = await hotQuery<Optout & { source: 'earlier' | 'inserted' }>(
         db,
         Prisma.sql`
@@ -229,7 +253,8 @@ export function createOptoutStore(db: Database) {
           ) AS incoming (id, contact_uuid, contact_urn, contact_fields, reason_category, reason_value, flow_uuid, run_uuid, api_client_id, idempotency_key)
           WHERE NOT EXISTS (
             SELECT FROM earlier
-            WHERE earlier.idempotency_key = incoming.idempotency_key OR (earlier.contact_uuid = incoming.contact_uuid AND earlier.status = 'queued'))
+            WHERE (earlier.api_client_id = incoming.api_client_id AND earlier.idempotency_key = incoming.idempotency_key)
+              OR (earlier.contact_uuid = incoming.contact_uuid AND earlier.status = 'queued'))
           ON CONFLICT DO NOTHING
           RETURNING *)
         SELECT 'earlier' AS source, ${OPTOUT_COLUMNS} FROM earlier
@@ -241,8 +266,8 @@ export function createOptoutStore(db: Database) {
       return answer;
     },
 
-    /** Opt-outs that make these new ones duplicates: the same idempotency keys, or queued for the same contacts. */
-    findDuplicates: (keys: string[], contactUuids: string[]) =>
+    /** Opt-outs that make these new ones duplicates (or refuse them): the same client's idempotency keys, or queued for the same contacts. */
+    findDuplicates: (keys: ClientKey[], contactUuids: string[]) =>
       hotQuery<Optout>(db, Prisma.sql`SELECT ${OPTOUT_COLUMNS} FROM (${duplicatesOf(keys, contactUuids)}) AS earlier`),
 
     /**
@@ -288,7 +313,7 @@ export function createOptoutStore(db: Database) {
       if (!optout) return false;
       const { count } = await db.optout.updateMany({
         where: { id, status: { in: RETRYABLE_STATUSES }, attempts: optout.attempts },
-        data: { status: 'queued', priorAttempts: optout.attempts, cancelReason: null, updatedAt: new Date() },
+        data: { status: 'queued', priorAttempts: optout.attempts, cancelReason: null, nextAttemptAt: null, updatedAt: new Date() },
       });
       return count === 1;
     },
@@ -335,16 +360,16 @@ export function createOptoutStore(db: Database) {
 
     attemptsOf: (id: string) => db.optoutAttempt.findMany({ where: { optoutId: id }, orderBy: { number: 'asc' } }),
 
-    /** One page of queued opt-out ids received before `createdBefore`, in id order after `afterId`. */
-    queuedIds: async (createdBefore: Date, afterId: string | undefined, limit: number): Promise<string[]> => {
-      const rows = await db.optout.findMany({
-        where: { status: 'queued', createdAt: { lt: createdBefore }, ...(afterId ? { id: { gt: afterId } } : {}) },
-        orderBy: { id: 'asc' },
-        select: { id: true },
-        take: limit,
-      });
-      return rows.map((row) => row.id);
-    },
+    /**
+     * One page of queued opt-outs received before `createdBefore`, in id order after `afterId`, each with
+     * what is left (by PostgreSQL's clock, the one that set it) of the wait before its next try.
+     */
+    queuedOptouts: (createdBefore: Date, afterId: string | undefined, limit: number): Promise<QueuedOptout[]> =>
+      db.$queryRaw<QueuedOptout[]>`
+        SELECT id, GREATEST(0, COALESCE(ceil(extract(epoch FROM next_attempt_at - now()) * 1000), 0))::int AS "dueInMs"
+        FROM optouts
+        WHERE status = 'queued' AND created_at < ${createdBefore.toISOString()}::timestamptz AND (${afterId ?? null}::uuid IS NULL OR id > ${afterId ?? null}::uuid)
+        ORDER BY id LIMIT ${limit}`,
   };
 }
 

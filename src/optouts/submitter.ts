@@ -213,13 +213,14 @@ export function createOptoutSubmitter(deps: {
           log.warn({ partner, status: failure.answer?.status, kind: failure.kind }, 'opt-out failed');
           return { kind: 'finished', status: 'failed' };
         }
-        await finish('transient', { status: 'queued', lastError: description }, failure.answer);
+        // The row keeps when its next try is due, so that a Redis that loses the job cannot shorten the wait.
+        const delayMs = retryDelayMs(tries, policy, failure.retryAfterMs);
+        await finish('transient', { status: 'queued', lastError: description, retryInMs: delayMs }, failure.answer);
         metrics.optoutsRetried.inc();
         // A 429 says the partner is busy, not that this opt-out is wrong: every worker pauses for what
         // it asked (one base backoff without Retry-After), while this opt-out backs off on its own
         // curve, as for any transient failure, so that its attempts are not spent within seconds.
         const pauseAllMs = failure.answer?.status === 429 ? Math.min(policy.maxBackoffMs, failure.retryAfterMs ?? policy.backoffMs) : undefined;
-        const delayMs = retryDelayMs(tries, policy, failure.retryAfterMs);
         log.info({ partner, status: failure.answer?.status, delayMs, pauseAllMs }, 'opt-out will be retried');
         return { kind: 'retry', delayMs, reason: description, ...(pauseAllMs === undefined ? {} : { pauseAllMs }) };
       }

@@ -1,7 +1,7 @@
 import type { Logger } from '../ops/logger';
 import type { Metrics } from '../ops/metrics';
 import { createPartnerHttp, sendJson, type PartnerAnswer } from './http-client';
-import { callPartner } from './failures';
+import { callPartner, isJsonAnswer, PartnerError } from './failures';
 
 export interface OpenhimClient {
   /** Posts NurseConnect's opt-out message; resolves on success, throws a PartnerError otherwise. */
@@ -26,6 +26,12 @@ export function createOpenhimClient(options: {
   });
   const url = `${options.url.replace(/\/+$/, '')}/ws/rest/v1/nc/optout`;
   return {
-    submitOptout: (message) => callPartner('openhim', () => sendJson(http, { method: 'POST', url, json: message })),
+    async submitOptout(message) {
+      const answer = await callPartner('openhim', () => sendJson(http, { method: 'POST', url, json: message }));
+      // Jembi answers in JSON, passed through by OpenHIM; a 2xx page of anything else (a proxy's or sign-on
+      // page) did not reach it. Transient, as the tracker's non-report 2xx: a later try may, and eid stays the same.
+      if (!isJsonAnswer(answer)) throw new PartnerError('openhim', 'transient', `openhim answered ${answer.status} but not with JSON`, answer);
+      return answer;
+    },
   };
 }

@@ -128,6 +128,11 @@ export const PARTNER_SECRETS = {
 } as const;
 
 export const OPENHIM_ROUTE = 'POST /ws/rest/v1/nc/optout';
+/**
+ * Jembi's answer to an accepted NurseConnect opt-out, passed through by OpenHIM: 200 with a JSON body,
+ * as praekeltfoundation/ndoh-jsbox's test/fixtures.js ("POST Nurse Optouts to Jembi") has it.
+ */
+export const JEMBI_OPTOUT_ACCEPTED: FakeAnswer = { status: 200, body: { success: 'true' } };
 export const CONTACTS_ROUTE = 'GET /api/v2/contacts.json';
 
 /** The settings of an app whose RapidPro and OpenHIM are both `partner`. */

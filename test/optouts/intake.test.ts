@@ -49,8 +49,9 @@ describe('opt-out intake under concurrent webhooks', () => {
       accept(optoutWebhook(), key),
       accept(optoutWebhook()),
     ]);
-    expect([byContact, sameContact, sameKey, unrelated].map((result) => result.kind)).toEqual(['created', 'duplicate', 'duplicate', 'created']);
-    expect(new Set([byContact, sameContact, sameKey].map((result) => result.optout.id)).size).toBe(1);
+    // The same key for another contact is refused: keys are bound to the request they came with.
+    expect([byContact, sameContact, sameKey, unrelated].map((result) => result.kind)).toEqual(['created', 'duplicate', 'key-reused', 'created']);
+    expect(sameContact).toMatchObject({ optout: { id: (byContact as { optout: { id: string } }).optout.id } });
     expect(await app.deps.db.optout.count({ where: { OR: [{ contactUuid: contact }, { idempotencyKey: key }] } })).toBe(1);
   });
 
@@ -61,8 +62,8 @@ describe('opt-out intake under concurrent webhooks', () => {
     // Contact C's earlier opt-out (key k1) was submitted; key k2 belongs to another contact's submitted opt-out.
     const contact = randomUUID();
     const [k1, k2] = [randomUUID(), randomUUID()];
-    const submitted = await accept(optoutWebhook({ uuid: contact }), k1);
-    const elsewhere = await accept(optoutWebhook(), k2);
+    const submitted = (await accept(optoutWebhook({ uuid: contact }), k1)) as { optout: { id: string } };
+    const elsewhere = (await accept(optoutWebhook(), k2)) as { optout: { id: string } };
     await app.deps.db.optout.updateMany({ where: { id: { in: [submitted.optout.id, elsewhere.optout.id] } }, data: { status: 'submitted' } });
 
     // The first two take both write slots, so that the next three wait and go together, in this order:
@@ -77,9 +78,9 @@ describe('opt-out intake under concurrent webhooks', () => {
     ]);
     expect(resent).toMatchObject({ kind: 'duplicate', optout: { id: submitted.optout.id, status: 'submitted' } });
     expect(fresh).toMatchObject({ kind: 'created', optout: { contactUuid: contact, status: 'queued' } });
-    expect(reusedKey).toMatchObject({ kind: 'duplicate', optout: { id: elsewhere.optout.id } });
+    expect(reusedKey).toEqual({ kind: 'key-reused' });
     expect(await app.deps.db.optout.count({ where: { contactUuid: contact, status: 'queued' } })).toBe(1);
-    expect(await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(fresh.optout.id))).toBeDefined();
+    expect(await app.deps.optoutQueue.bullQueue.getJob(jobIdFor((fresh as { optout: { id: string } }).optout.id))).toBeDefined();
   });
 
   it('keeps one opt-out per contact when two web processes receive the same webhook at once', async () => {
@@ -112,7 +113,7 @@ describe("the intake's own SQL", () => {
       .set('Idempotency-Key', randomUUID())
       .send(optoutWebhook({ fields: { facility_code: '123456', weight: 3, nurse: true } }));
     const viaPrisma = await app.deps.db.optout.findUniqueOrThrow({ where: { id: response.body.id } });
-    const [viaSql] = await app.deps.optoutStore.findDuplicates([viaPrisma.idempotencyKey!], []);
+    const [viaSql] = await app.deps.optoutStore.findDuplicates([{ apiClientId: viaPrisma.apiClientId!, idempotencyKey: viaPrisma.idempotencyKey! }], []);
     expect(Object.keys(viaSql!).sort()).toEqual(Object.keys(Prisma.OptoutScalarFieldEnum).sort());
     expect(viaSql).toEqual(viaPrisma);
   });

@@ -175,7 +175,7 @@ describe('POST /api/v1/optouts', () => {
     expect(first.status).toBe(202);
     const earlier = (await app.http.get(`/api/v1/optouts/${first.body.id}`).set(auth())).body;
     const simulate = (request: ReturnType<typeof app.http.post>) => request.set(auth()).set('X-Mailroom-Mode', 'simulation');
-    const sameKey = await simulate(app.http.post('/api/v1/optouts').set('Idempotency-Key', key)).send(optoutWebhook());
+    const sameKey = await simulate(app.http.post('/api/v1/optouts').set('Idempotency-Key', key)).send({ ...body, run: { uuid: randomUUID() } });
     expect(sameKey.status).toBe(200);
     expect(sameKey.body).toEqual({ ...earlier, simulated: true });
     const sameContact = await simulate(app.http.post('/api/v1/optouts')).send(body);
@@ -193,14 +193,17 @@ describe('POST /api/v1/optouts', () => {
     expect(response.status).toBe(400);
   });
 
-  it('answers a repeated Idempotency-Key with 200 and the earlier record, creating nothing', async () => {
+  it('answers a repeated Idempotency-Key for the same contact with 200 and the earlier record, creating nothing', async () => {
     const key = randomUUID();
-    const first = await app.http.post('/api/v1/optouts').set(auth()).set('Idempotency-Key', key).send(optoutWebhook());
-    const second = await app.http.post('/api/v1/optouts').set(auth()).set('Idempotency-Key', key).send(optoutWebhook());
+    const body = optoutWebhook();
+    const first = await app.http.post('/api/v1/optouts').set(auth()).set('Idempotency-Key', key).send(body);
+    // Submitted meanwhile: only the key makes the repeat a duplicate.
+    await app.deps.db.optout.update({ where: { id: first.body.id }, data: { status: 'submitted' } });
+    const second = await app.http.post('/api/v1/optouts').set(auth()).set('Idempotency-Key', key).send(body);
     expect(first.status).toBe(202);
     expect(second.status).toBe(200);
     expect(second.body).toEqual(await recordOf(first.body.id));
-    expect(second.body).toMatchObject({ status: 'queued', attempts: 0 });
+    expect(second.body).toMatchObject({ status: 'submitted', attempts: 0 });
     expect(await app.deps.db.optout.count({ where: { idempotencyKey: key } })).toBe(1);
   });
 

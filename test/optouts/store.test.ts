@@ -97,7 +97,7 @@ describe('the worker statements of the opt-out store', () => {
     const [submitted, retried, failed] = ids as [string, string, string];
     await Promise.all([
       store.recordAttempt(submitted, attempt(), { status: 'submitted', lastError: null }),
-      store.recordAttempt(retried, attempt({ number: 2, outcome: 'transient', httpStatus: 503, error: 'HTTP 503' }), { status: 'queued', lastError: 'HTTP 503' }),
+      store.recordAttempt(retried, attempt({ number: 2, outcome: 'transient', httpStatus: 503, error: 'HTTP 503' }), { status: 'queued', lastError: 'HTTP 503', retryInMs: A_MINUTE }),
       store.recordAttempt(failed, attempt({ partner: 'rapidpro', outcome: 'permanent', httpStatus: null, response: null, error: 'no contact' }), {
         status: 'failed',
         lastError: 'no contact',
@@ -108,6 +108,11 @@ describe('the worker statements of the opt-out store', () => {
     const byId = new Map(rows.map((row) => [row.id, row]));
     expect(byId.get(submitted)).toMatchObject({ status: 'submitted', attempts: 1, lastError: null, leaseUntil: null, submittedAt: expect.any(Date) });
     expect(byId.get(retried)).toMatchObject({ status: 'queued', attempts: 2, lastError: 'HTTP 503', leaseUntil: null, submittedAt: null });
+    // When its next try is due, by PostgreSQL's clock: the reconciler re-queues it with what is left.
+    const due = byId.get(retried)!.nextAttemptAt!.getTime() - Date.now();
+    expect(due).toBeGreaterThan(A_MINUTE - 10_000);
+    expect(due).toBeLessThanOrEqual(A_MINUTE + 1000);
+    expect(byId.get(submitted)!.nextAttemptAt).toBeNull();
     expect(byId.get(failed)).toMatchObject({ status: 'failed', attempts: 1, lastError: 'no contact', leaseUntil: null, submittedAt: null });
 
     const attempts = await db.optoutAttempt.findMany({ where: { optoutId: { in: ids } } });

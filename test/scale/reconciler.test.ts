@@ -4,8 +4,9 @@ import { createDeps, type Deps } from '../../src/deps';
 import { dropDatabase, migrateDatabase } from '../../src/db/migrate';
 import { jobIdFor } from '../../src/optouts/queue';
 import { createReconcilerLock, reconcileOptouts } from '../../src/optouts/reconciler';
-import { queuedOptoutRow } from '../helpers/app';
-import { TEST_DATABASE_URL, testEnvironment } from '../helpers/env';
+import { eventually, optoutWebhook, queuedOptoutRow, startTestApp, type TestApp } from '../helpers/app';
+import { createScratchDatabase, TEST_DATABASE_URL, testEnvironment } from '../helpers/env';
+import { OPENHIM_ROUTE, openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
 
 /** Three worker replicas' reconcilers, started at the same moment on one PostgreSQL and one Redis. */
 describe('the reconciler on three replicas', () => {
@@ -58,5 +59,55 @@ describe('the reconciler on three replicas', () => {
       lock: createReconcilerLock(replicas[2]!.redis, queuePrefix, 60_000),
     });
     expect(next).toMatchObject({ enqueued: 0 });
+  });
+});
+
+/** Redis loses its jobs while an opt-out waits out a partner's Retry-After: the wait must outlive the jobs. */
+describe('the reconciler after Redis lost the queue', () => {
+  let app: TestApp;
+  let partner: FakePartner;
+  let database: { url: string; drop(): Promise<void> };
+  beforeAll(async () => {
+    // A database of its own: the reconciler looks at every queued opt-out.
+    database = await createScratchDatabase('reconcile_delay');
+    partner = await startFakePartner();
+    partner.on(OPENHIM_ROUTE, { status: 503, body: { error: 'busy' }, headers: { 'retry-after': '120' } });
+    app = await startTestApp({ role: 'all', env: { ...openhimPartnerEnv(partner), DATABASE_URL: database.url, OPTOUT_BACKOFF_MS: '20' } });
+  });
+  afterAll(async () => {
+    await app.stop();
+    await partner.stop();
+    await database.drop();
+  });
+
+  /** Deletes this app's queue keys only (never the shared Redis' others), as a flush or a Redis restarted empty would. */
+  async function dropQueueKeys(): Promise<void> {
+    const keys = await app.deps.redis.keys(`${app.deps.config.queuePrefix}:*`);
+    if (keys.length > 0) await app.deps.redis.del(...keys);
+  }
+
+  it("re-queues an opt-out that waits out a partner's Retry-After with what is left of the wait, not at once", async () => {
+    const body = optoutWebhook({ urn: 'tel:+27820001001', fields: { facility_code: '123456', registered_by: '+27820001002' } });
+    const response = await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(body);
+    expect(response.status).toBe(202);
+    const id = response.body.id as string;
+    await eventually(async () => ((await app.deps.db.optout.findUnique({ where: { id } }))?.attempts === 1 ? true : undefined));
+    await dropQueueKeys();
+    expect(await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(id))).toBeUndefined();
+
+    const run = await reconcileOptouts({
+      store: app.deps.optoutStore,
+      queue: app.deps.optoutQueue,
+      logger: app.deps.logger,
+      graceMs: 0,
+      lock: createReconcilerLock(app.deps.redis, app.deps.config.queuePrefix, 60_000),
+    });
+    expect(run).toMatchObject({ enqueued: 1 });
+    const job = (await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(id)))!;
+    expect(await job.getState()).toBe('delayed');
+    const dueInMs = job.timestamp + job.delay - Date.now();
+    expect(dueInMs).toBeGreaterThan(100_000);
+    expect(dueInMs).toBeLessThanOrEqual(120_000);
+    expect(partner.received(OPENHIM_ROUTE).filter((request) => (request.body as { eid: string }).eid === id)).toHaveLength(1);
   });
 });
