@@ -5,7 +5,7 @@ import { buildFlowExport, type FlowWebhook } from '../../src/flows/export';
 import { eventually, settledOptout, startTestApp, type TestApp } from '../helpers/app';
 import { OPENHIM_ROUTE, openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { checkFlowStructure, webhookNodeOf } from '../helpers/flow-spec';
-import { renderTemplate, type RunContext } from '../helpers/goflow';
+import { renderWebhookCall, type RunContext } from '../helpers/goflow';
 import { MAILROOM_USER_AGENT, sendAsMailroom } from '../helpers/raw-http';
 
 // Short: a real phone number id has 15 digits, which the run's log check would take for a phone number.
@@ -34,8 +34,7 @@ function runContext(urn: string): RunContext {
 async function runWebhook(app: TestApp, webhook: FlowWebhook, context: RunContext) {
   const flowExport = buildFlowExport({ webhook, baseUrl: app.baseUrl, token: app.token });
   const { action } = webhookNodeOf(checkFlowStructure(flowExport));
-  const headers = Object.fromEntries(Object.entries(action.headers).map(([name, value]) => [name, renderTemplate(value, context)]));
-  return sendAsMailroom({ method: action.method, url: renderTemplate(action.url, context), headers, body: renderTemplate(action.body, context) });
+  return sendAsMailroom(renderWebhookCall(action, context));
 }
 
 const freshUrn = () => `whatsapp:2782${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;

@@ -187,3 +187,10 @@ export function renderTemplate(template: string, context: RunContext): string {
   }
   return out.trim();
 }
+
+/** A Call Webhook action as goflow evaluates it before the call: its URL, each header and its body rendered. */
+export function renderWebhookCall(action: { method: string; url: string; headers: Record<string, string>; body: string }, context: RunContext) {
+  const render = (template: string) => renderTemplate(template, context);
+  const headers = Object.fromEntries(Object.entries(action.headers).map(([name, value]) => [name, render(value)]));
+  return { method: action.method.toUpperCase(), url: render(action.url), headers, body: render(action.body) };
+}

@@ -52,12 +52,17 @@ function goRequestTarget(url: string): { host: string; port: number; target: str
 /**
  * Sends a webhook call as RapidPro's mailroom does (goflow's webhook service over Go's net/http), byte
  * for byte on a raw socket: the URL as evaluated, unescaped, in the request line; Host, User-Agent,
- * Content-Length, then the flow's headers and X-Mailroom-Mode sorted by name, then Accept-Encoding: gzip.
+ * Content-Length, then the flow's headers and X-Mailroom-Mode (the defaults mailroom gives the headers the
+ * flow leaves out) sorted by name, then Accept-Encoding: gzip.
  * The socket stays open until the whole answer is read, as Go's client keeps it.
  */
-export function sendAsMailroom(call: { method: string; url: string; headers: Record<string, string>; body: string }): Promise<{ status: number; body: unknown; headers: Record<string, string> }> {
+export function sendAsMailroom(
+  call: { method: string; url: string; headers: Record<string, string>; body: string },
+  /** `simulation` is RapidPro's flow simulator. */
+  mode: 'normal' | 'simulation' = 'normal',
+): Promise<{ status: number; body: unknown; headers: Record<string, string> }> {
   const { host, port, target } = goRequestTarget(call.url);
-  const headers = new Map<string, string>([['X-Mailroom-Mode', 'normal']]);
+  const headers = new Map<string, string>([['X-Mailroom-Mode', mode]]);
   for (const [name, value] of Object.entries(call.headers)) headers.set(canonicalHeaderKey(name), value);
   const userAgent = headers.get('User-Agent') ?? MAILROOM_USER_AGENT;
   headers.delete('User-Agent');
