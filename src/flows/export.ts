@@ -48,7 +48,7 @@ const CONTEXT_TOP_LEVELS = new Set(['child', 'contact', 'fields', 'globals', 'in
 const NAME_CHAR = /[\p{L}\p{N}_]/u;
 
 /** A piece of RapidPro template text: literal text, or an expression (`contact.name` of `@contact.name`, `…` of `@(…)`). */
-export type TemplatePart = { kind: 'text'; text: string } | { kind: 'expression'; expression: string };
+type TemplatePart = { kind: 'text'; text: string } | { kind: 'expression'; expression: string };
 
 /** Where the `"…"` literal that opens at `start` ends (after its closing quote), read as goflow reads it. */
 function textLiteralEnd(template: string, start: number): number {
@@ -66,7 +66,7 @@ function textLiteralEnd(template: string, start: number): number {
  * text), `@name.path` is an expression when `name` is a context top level, a `.` belonging to it only
  * when a name character follows.
  */
-export function parseTemplate(template: string): TemplatePart[] {
+function parseTemplate(template: string): TemplatePart[] {
   const parts: TemplatePart[] = [];
   let text = '';
   const pushText = (more: string) => (text += more);
@@ -128,7 +128,7 @@ const templateLiteral = (text: string) => text.replaceAll('@', '@@');
  * as it is, unescaped, so each expression is wrapped in `url_encode()`; the text around them is
  * URL-encoded here, once (`@` included, so no literal `@` is left to read as an expression).
  */
-export function queryTemplate(value: string): string {
+function queryTemplate(value: string): string {
   return parseTemplate(value)
     .map((part) => (part.kind === 'text' ? encodeURIComponent(part.text) : `@(url_encode(${part.expression}))`))
     .join('');
