@@ -11,6 +11,8 @@ import { serve, type Role, type Running } from './runtime';
 import { CLI_ACTOR } from './audit/log';
 import { AppError } from './errors';
 import { staffEmailSchema, staffRoleSchema } from './auth/staff';
+import { readFlowForm, webhookOf } from './admin/flow-routes';
+import { FlowRefused, flowExportText, generateFlow, type FlowClient } from './flows/generate';
 
 const USAGE = `usage: companion <command> [options]
 
@@ -20,9 +22,58 @@ const USAGE = `usage: companion <command> [options]
   tokens:list                                list API clients (never their secrets)
   tokens:revoke --name NAME                  revoke an API client
   users:grant --email E --role viewer|operator|admin
-                                             give a staff member a role (before or after their first sign-in)`;
+                                             give a staff member a role (before or after their first sign-in)
+  flows:export --webhook optout|whatsapp-template --url BASE_URL (--token T | --new-client NAME)
+               [--template NAME] [--language CODE] [--param EXPR]... [--name FLOW_NAME]
+                                             print a RapidPro flow export that calls the companion at BASE_URL`;
 
 class UsageError extends Error {}
+
+/** A wrong option of a command whose options are many: said in one line, without the usage. */
+class OptionError extends Error {}
+
+/** flows:export's options, named as the flow generator's form fields are. */
+const FLOW_OPTION_LABELS: Record<string, string> = {
+  webhook: '--webhook',
+  template: '--template',
+  language: '--language',
+  params: '--param',
+  client: '--token or --new-client',
+  client_name: '--new-client',
+  token: '--token',
+  flow_name: '--name',
+};
+
+/** flows:export's options as the flow generator's form, checked as the form is. */
+function flowRequestOf(values: Record<string, unknown>) {
+  const { url, token } = values;
+  const newClient = values['new-client'];
+  if (typeof url !== 'string' || url.trim() === '') throw new OptionError('--url BASE_URL is required: where RapidPro reaches the companion, e.g. https://companion.example.org');
+  const baseUrl = URL.parse(url.trim());
+  if (!baseUrl || !['http:', 'https:'].includes(baseUrl.protocol) || baseUrl.search || baseUrl.hash || baseUrl.username || baseUrl.password) {
+    throw new OptionError(`--url must be an http or https URL without a query, e.g. https://companion.example.org (got "${url}")`);
+  }
+  if ((token === undefined) === (newClient === undefined)) throw new OptionError('give one of --token T (an active API client\'s token) or --new-client NAME');
+  if (values.webhook === 'optout' && (values.template !== undefined || values.language !== undefined || values.param !== undefined)) {
+    throw new OptionError('--template, --language and --param are for --webhook whatsapp-template');
+  }
+  const form = {
+    webhook: values.webhook,
+    template: values.template ?? '',
+    language: values.language ?? '',
+    params: values.param ?? [],
+    client: token === undefined ? 'new' : 'existing',
+    client_name: newClient,
+    token,
+    flow_name: values.name ?? '',
+  };
+  const read = readFlowForm(form, FLOW_OPTION_LABELS);
+  if ('problems' in read) throw new OptionError(read.problems.join('; '));
+  const { input } = read;
+  if (input.client === 'new' && !input.client_name) throw new OptionError('--new-client needs a NAME');
+  const client: FlowClient = input.client === 'existing' ? { kind: 'existing', token: input.token } : { kind: 'new', name: input.client_name! };
+  return { webhook: webhookOf(input), baseUrl: url.trim(), client, flowName: input.flow_name };
+}
 
 function option(values: Record<string, unknown>, name: string): string {
   const value = values[name];
@@ -128,7 +179,18 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const { values } = parseArgs({
     args: rest,
-    options: { role: { type: 'string' }, name: { type: 'string' }, email: { type: 'string' } },
+    options: {
+      role: { type: 'string' },
+      name: { type: 'string' },
+      email: { type: 'string' },
+      webhook: { type: 'string' },
+      url: { type: 'string' },
+      token: { type: 'string' },
+      'new-client': { type: 'string' },
+      template: { type: 'string' },
+      language: { type: 'string' },
+      param: { type: 'string', multiple: true },
+    },
     strict: true,
   });
   if (!command || command === 'help' || command === '--help') {
@@ -196,6 +258,23 @@ async function main(argv: string[]): Promise<void> {
       out(`${member.email} is now ${member.role}`);
       return;
     }
+    case 'flows:export': {
+      const request = flowRequestOf(values);
+      const { flowExport } = await withDeps(config, logger, async (deps) => {
+        try {
+          return await generateFlow({ apiClients: deps.apiClients, audit: deps.audit }, { ...request, actor: CLI_ACTOR });
+        } catch (error) {
+          if (!(error instanceof FlowRefused)) throw error;
+          throw new OptionError(
+            error.reason === 'unknown-token'
+              ? '--token does not belong to an active API client: it may be mistyped, or its client was revoked'
+              : `an API client named "${error.clientName}" already exists: choose another --new-client NAME, or pass its --token`,
+          );
+        }
+      });
+      process.stdout.write(flowExportText(flowExport));
+      return;
+    }
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -206,7 +285,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     for (const problem of error.problems) process.stderr.write(`configuration error: ${problem}\n`);
   } else if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
-  } else if (error instanceof StartupError || error instanceof AppError) {
+  } else if (error instanceof StartupError || error instanceof AppError || error instanceof OptionError) {
     process.stderr.write(`${error.message}\n`);
   } else {
     crash(error, 'unexpected error');

@@ -5,6 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { dropDatabase } from '../src/db/migrate';
+import { buildFlowExport } from '../src/flows/export';
+import { checkFlowStructure, webhookNodeOf } from './helpers/flow-spec';
 import { TEST_DATABASE_URL, testEnvironment } from './helpers/env';
 import { MAIN, startCompanion } from './helpers/process';
 
@@ -104,6 +106,80 @@ describe('companion CLI', () => {
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/--name is required[\s\S]*usage: companion/);
     expect(companion(['frobnicate']).stderr).toMatch(/unknown command "frobnicate"/);
+  });
+
+  describe('flows:export', () => {
+    const BASE = 'https://companion.example.org';
+    /** Every UUID in order of first appearance, replaced by its rank: two exports of one flow then compare equal. */
+    const withoutUuids = (text: string) => {
+      const seen = new Map<string, string>();
+      return text.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, (uuid) => seen.get(uuid) ?? (seen.set(uuid, `uuid-${seen.size}`), `uuid-${seen.size - 1}`));
+    };
+    /** stderr without the log's JSON lines (a warning about unset partner settings, say): what the command itself says. */
+    const said = (stderr: string) => stderr.split('\n').filter((line) => line !== '' && !line.startsWith('{"level"'));
+    const auditOf = async (target: string) => {
+      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await client.connect();
+      const rows = await client.query('SELECT actor, action, details FROM audit_events WHERE target = $1 ORDER BY at, action', [target]);
+      await client.end();
+      return rows.rows;
+    };
+
+    it('prints, as the whole of stdout, the flow the staff pages give, with a new API client whose token only the export holds', async () => {
+      const name = `cli-flow-${randomUUID().slice(0, 8)}`;
+      const args = ['--webhook', 'whatsapp-template', '--url', BASE, '--template', 'appointment_reminder', '--language', 'pt_BR', '--param', '@contact.name', '--param', 'Monday 10:00', '--name', 'Reminders'];
+      const result = companion(['flows:export', ...args, '--new-client', name]);
+      expect(said(result.stderr)).toEqual([]);
+      expect(result.status).toBe(0);
+      const { action } = webhookNodeOf(checkFlowStructure(JSON.parse(result.stdout)));
+      const token = /^Token (cmp_\S+)$/.exec(action.headers.Authorization!)![1]!;
+      const expected = buildFlowExport({
+        webhook: { kind: 'whatsapp-template', template: 'appointment_reminder', language: 'pt_BR', params: ['@contact.name', 'Monday 10:00'] },
+        baseUrl: BASE,
+        token,
+        flowName: 'Reminders',
+      });
+      expect(withoutUuids(result.stdout)).toBe(withoutUuids(`${JSON.stringify(expected, null, 2)}\n`));
+      expect(action.url).toBe(`${BASE}/api/v1/whatsapp/templates?template=appointment_reminder&language=pt_BR&param=@(url_encode(contact.name))&param=Monday%2010%3A00`);
+      expect(await auditOf(name)).toEqual([
+        { actor: 'cli', action: 'api_client_create', details: { role: 'rapidpro', for: 'flow generator' } },
+        { actor: 'cli', action: 'flow_generate', details: { webhook: 'whatsapp-template', template: 'appointment_reminder', language: 'pt_BR' } },
+      ]);
+
+      // The new token authenticates: it makes the next export, an opt-out flow, without a client of its own.
+      const again = companion(['flows:export', '--webhook', 'optout', '--url', `${BASE}/`, '--token', token]);
+      expect(said(again.stderr)).toEqual([]);
+      expect(again.status).toBe(0);
+      expect(webhookNodeOf(checkFlowStructure(JSON.parse(again.stdout))).action).toMatchObject({ url: `${BASE}/api/v1/optouts`, headers: { Authorization: `Token ${token}` } });
+      expect((await auditOf(name)).map((row) => row.action)).toEqual(['api_client_create', 'flow_generate', 'flow_generate']);
+    });
+
+    it.each([
+      ['no --url', ['--webhook', 'optout', '--new-client', 'x'], /^--url BASE_URL is required/],
+      ['a --url that is not http', ['--webhook', 'optout', '--url', 'ftp://companion.example.org', '--new-client', 'x'], /^--url must be an http or https URL/],
+      ['neither --token nor --new-client', ['--webhook', 'optout', '--url', BASE], /^give one of --token T .* or --new-client NAME$/],
+      ['both --token and --new-client', ['--webhook', 'optout', '--url', BASE, '--token', 't', '--new-client', 'x'], /^give one of --token T/],
+      ['an unknown --webhook', ['--webhook', 'sms', '--url', BASE, '--new-client', 'x'], /^--webhook: choose the opt-out or the WhatsApp template webhook$/],
+      ['no --template', ['--webhook', 'whatsapp-template', '--url', BASE, '--new-client', 'x'], /^--template: /],
+      ['a --language that is no WhatsApp code', ['--webhook', 'whatsapp-template', '--template', 't', '--language', 'portuguese', '--url', BASE, '--new-client', 'x'], /^--language: must be a WhatsApp language code/],
+      ['template options for the opt-out', ['--webhook', 'optout', '--param', '@contact.name', '--url', BASE, '--new-client', 'x'], /^--template, --language and --param are for --webhook whatsapp-template$/],
+      ['a --new-client name with spaces', ['--webhook', 'optout', '--url', BASE, '--new-client', 'two words'], /^--new-client: letters, digits/],
+      ['a --token of no active client', ['--webhook', 'optout', '--url', BASE, '--token', 'cmp_0123456789abcdef_nope'], /^--token does not belong to an active API client/],
+    ])('refuses %s in one line on stderr, printing nothing', (_case, args, message) => {
+      const result = companion(['flows:export', ...args]);
+      expect(result.status).toBe(1);
+      expect(result.stdout).toBe('');
+      expect(said(result.stderr)).toEqual([expect.stringMatching(message)]);
+    });
+
+    it('refuses a --new-client name that is taken', () => {
+      const name = `cli-flow-${randomUUID().slice(0, 8)}`;
+      expect(companion(['tokens:create', '--name', name]).status).toBe(0);
+      const result = companion(['flows:export', '--webhook', 'optout', '--url', BASE, '--new-client', name]);
+      expect(result.status).toBe(1);
+      expect(result.stdout).toBe('');
+      expect(said(result.stderr)).toEqual([`an API client named "${name}" already exists: choose another --new-client NAME, or pass its --token`]);
+    });
   });
 
   it('stops at start-up with one line per invalid variable', () => {

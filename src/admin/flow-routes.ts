@@ -1,10 +1,10 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { ApiClientService } from '../api-clients/service';
-import type { AuditEntry, AuditLog } from '../audit/log';
+import type { AuditLog } from '../audit/log';
 import { signedIn } from '../auth/guard';
-import { AppError } from '../errors';
-import { buildFlowExport, MAX_FLOW_NAME, type FlowWebhook } from '../flows/export';
+import { MAX_FLOW_NAME, type FlowWebhook } from '../flows/export';
+import { FlowRefused, flowExportText, generateFlow } from '../flows/generate';
 import { languageCode, paramList, templateName } from '../whatsapp/schemas';
 import { clientNameSchema } from './people-routes';
 import { sendPage, type PageContextFor } from './render';
@@ -45,9 +45,10 @@ const flowFormSchema = z
   .and(webhookFields)
   .and(clientFields);
 
-type FlowFormInput = z.output<typeof flowFormSchema>;
+export type FlowFormInput = z.output<typeof flowFormSchema>;
 
-const FIELD_LABELS: Record<string, string> = {
+/** What each of the form's fields is called on the page. */
+export const FLOW_FORM_LABELS: Record<string, string> = {
   webhook: 'Webhook',
   template: 'Template name',
   language: 'Language',
@@ -58,7 +59,17 @@ const FIELD_LABELS: Record<string, string> = {
   flow_name: 'Flow name',
 };
 
-function webhookOf(input: FlowFormInput): FlowWebhook {
+/**
+ * The flow generator's form checked, or what is wrong with it, each problem named by `labels`
+ * (the command line passes its options in the form's shape, named as its options).
+ */
+export function readFlowForm(body: unknown, labels = FLOW_FORM_LABELS): { input: FlowFormInput } | { problems: string[] } {
+  const parsed = flowFormSchema.safeParse(body);
+  if (parsed.success) return { input: parsed.data };
+  return { problems: [...new Set(parsed.error.issues.map((issue) => `${labels[String(issue.path[0])] ?? 'Form'}: ${issue.message}`))] };
+}
+
+export function webhookOf(input: FlowFormInput): FlowWebhook {
   return input.webhook === 'optout' ? { kind: 'optout' } : { kind: 'whatsapp-template', template: input.template, language: input.language, params: input.params };
 }
 
@@ -116,50 +127,32 @@ export function flowPages(deps: {
 
   router.post('/', async (req, res) => {
     const form = formValuesOf(req.body);
-    const parsed = flowFormSchema.safeParse(req.body);
-    if (!parsed.success) {
-      const problems = parsed.error.issues.map((issue) => `${FIELD_LABELS[String(issue.path[0])] ?? 'Form'}: ${issue.message}`);
-      showForm(req, res, form, { status: 400, text: `The flow was not made. ${[...new Set(problems)].join('. ')}.` });
+    const read = readFlowForm(req.body);
+    if ('problems' in read) {
+      showForm(req, res, form, { status: 400, text: `The flow was not made. ${read.problems.join('. ')}.` });
       return;
     }
-    const input = parsed.data;
+    const { input } = read;
     const webhook = webhookOf(input);
     const label = flowLabel(webhook, new Date());
-    const actor = signedIn(req).email;
-    const entries: AuditEntry[] = [];
-
-    let client: { name: string; token: string };
-    if (input.client === 'existing') {
-      const found = await apiClients.authenticate(input.token);
-      if (!found) {
+    const client = input.client === 'existing' ? { kind: 'existing' as const, token: input.token } : { kind: 'new' as const, name: input.client_name ?? (await unusedClientName(label)) };
+    try {
+      const { flowExport } = await generateFlow({ apiClients, audit }, { webhook, baseUrl: baseUrlOf(req), client, flowName: input.flow_name, actor: signedIn(req).email });
+      // The file holds a token: never cached. Its name has only letters, digits, '.', '-' and '_'.
+      res
+        .status(200)
+        .set({ 'Cache-Control': 'no-store', 'Content-Disposition': `attachment; filename="${label}.json"` })
+        .type('json')
+        .send(flowExportText(flowExport));
+    } catch (error) {
+      if (!(error instanceof FlowRefused)) throw error;
+      if (error.reason === 'unknown-token') {
         const text = 'That token does not belong to an active API client: it may be mistyped, or its client was revoked. Paste the token of an active client, or create a new client for this flow.';
         showForm(req, res, form, { status: 400, text });
-        return;
-      }
-      client = { name: found.name, token: input.token };
-    } else {
-      const name = input.client_name ?? (await unusedClientName(label));
-      try {
-        const created = await apiClients.create(name);
-        client = { name: created.name, token: created.token };
-        entries.push({ actor, action: 'api_client_create', target: created.name, details: { role: created.role, for: 'flow generator' } });
-      } catch (error) {
-        if (!(error instanceof AppError && error.status === 409)) throw error;
-        showForm(req, res, form, { status: 409, text: `There is already an API client named “${name}”: choose another name, or paste its token.` });
-        return;
+      } else {
+        showForm(req, res, form, { status: 409, text: `There is already an API client named “${error.clientName}”: choose another name, or paste its token.` });
       }
     }
-
-    const flowExport = buildFlowExport({ webhook, baseUrl: baseUrlOf(req), token: client.token, flowName: input.flow_name });
-    const details = webhook.kind === 'optout' ? { webhook: webhook.kind } : { webhook: webhook.kind, template: webhook.template, language: webhook.language ?? null };
-    entries.push({ actor, action: 'flow_generate', target: client.name, details });
-    await audit.record(entries);
-    // The file holds a token: never cached. Its name has only letters, digits, '.', '-' and '_'.
-    res
-      .status(200)
-      .set({ 'Cache-Control': 'no-store', 'Content-Disposition': `attachment; filename="${label}.json"` })
-      .type('json')
-      .send(`${JSON.stringify(flowExport, null, 2)}\n`);
   });
 
   return router;

@@ -9,12 +9,18 @@ import { randomUUID } from 'node:crypto';
 /** The flow spec version written; RapidPro imports it and migrates it to its own current version. */
 export const FLOW_SPEC_VERSION = '13.1.0';
 
-/** RapidPro's own default Call Webhook body, so the companion reads what it reads from any flow. */
-export const DEFAULT_WEBHOOK_BODY =
-  '@(json(object("contact", object("uuid", contact.uuid, "name", contact.name, "urn", contact.urn), ' +
+/** The body of RapidPro's own default Call Webhook, with `extraContact` added to its `contact` object. */
+const webhookBody = (extraContact = '') =>
+  `@(json(object("contact", object("uuid", contact.uuid, "name", contact.name, "urn", contact.urn${extraContact}), ` +
   '"flow", object("uuid", run.flow.uuid, "name", run.flow.name), ' +
   '"results", foreach_value(results, extract_object, "value", "category"), ' +
   '"run", object("uuid", run.uuid, "created_on", run.created_on))))';
+
+/** RapidPro's own default Call Webhook body, so the companion reads what it reads from any flow. */
+export const DEFAULT_WEBHOOK_BODY = webhookBody();
+
+/** The opt-out flow's body: the default one with the contact's fields, so that no RapidPro look-up is needed. */
+export const OPTOUT_WEBHOOK_BODY = webhookBody(', "fields", contact.fields');
 
 export type FlowWebhook =
   | { kind: 'optout' }
@@ -35,60 +41,106 @@ const RESULT_NAME = 'Companion';
 /** RapidPro's longest flow name. */
 export const MAX_FLOW_NAME = 64;
 
-/** What may follow `@` in a RapidPro identifier such as `@contact.name` or `@fields.first_name`. */
-const IDENTIFIER_CHAR = /[\p{L}\p{N}_.]/u;
+/** The top-level names RapidPro's engine reads as variables (goflow's RunContextTopLevels); `@other.x` is text. */
+const CONTEXT_TOP_LEVELS = new Set(['child', 'contact', 'fields', 'globals', 'input', 'legacy_extra', 'node', 'parent', 'locals', 'results', 'resume', 'run', 'ticket', 'trigger', 'urns', 'webhook']);
 
-/**
- * Where the RapidPro expression that starts at `start` ends, or `start` when none starts there; as
- * RapidPro's template scanner reads it: `@@` is a literal @, `@(…)` runs to its balancing parenthesis,
- * `@name.path` to the first character that cannot be in an identifier (a final `.` is text).
- */
-function expressionEnd(text: string, start: number): number {
-  if (text[start] !== '@') return start;
-  if (text[start + 1] === '@') return start + 2;
-  if (text[start + 1] === '(') {
-    let depth = 0;
-    for (let index = start + 1; index < text.length; index++) {
-      if (text[index] === '(') depth++;
-      else if (text[index] === ')' && --depth === 0) return index + 1;
-    }
-    return start;
+/** A letter, digit or `_`: what an identifier such as `@contact.first_name` is made of. */
+const NAME_CHAR = /[\p{L}\p{N}_]/u;
+
+/** A piece of RapidPro template text: literal text, or an expression (`contact.name` of `@contact.name`, `…` of `@(…)`). */
+type TemplatePart = { kind: 'text'; text: string } | { kind: 'expression'; expression: string };
+
+/** Where the `"…"` literal that opens at `start` ends (after its closing quote), read as goflow reads it. */
+function textLiteralEnd(template: string, start: number): number {
+  let escaped = false;
+  for (let index = start + 1; index < template.length; index++) {
+    if (template[index] === '"' && !escaped) return index + 1;
+    escaped = template[index] === '\\';
   }
-  let end = start + 1;
-  while (end < text.length && IDENTIFIER_CHAR.test(text[end]!)) end++;
-  if (end > start + 2 && text[end - 1] === '.') end--;
-  return end > start + 1 ? end : start;
+  return template.length;
 }
 
 /**
- * A query value as RapidPro template text. RapidPro evaluates the expressions in a webhook URL and
- * URL-encodes what they give, so they stay as written (`@(format_date(fields.visit, "DD/MM"))` must
- * not become `%2C%20%22…`); only the text around them is encoded.
+ * Splits template text as RapidPro's engine (goflow's excellent scanner) does: `@@` is a literal @,
+ * `@(…)` runs to its balancing parenthesis (parentheses in `"…"` do not count; unbalanced, it is
+ * text), `@name.path` is an expression when `name` is a context top level, a `.` belonging to it only
+ * when a name character follows.
  */
-function queryTemplate(value: string): string {
-  let out = '';
+function parseTemplate(template: string): TemplatePart[] {
+  const parts: TemplatePart[] = [];
+  let text = '';
+  const pushText = (more: string) => (text += more);
+  const pushExpression = (expression: string) => {
+    if (text) parts.push({ kind: 'text', text });
+    text = '';
+    parts.push({ kind: 'expression', expression });
+  };
   let index = 0;
-  while (index < value.length) {
-    const end = expressionEnd(value, index);
-    if (end > index) {
-      out += value.slice(index, end);
+  while (index < template.length) {
+    const char = template[index]!;
+    const next = template[index + 1];
+    if (char !== '@' || next === undefined) {
+      pushText(char);
+      index++;
+    } else if (next === '@') {
+      pushText('@');
+      index += 2;
+    } else if (next === '(') {
+      let depth = 1;
+      let end = index + 2;
+      while (end < template.length && depth > 0) {
+        if (template[end] === '"') {
+          end = textLiteralEnd(template, end);
+          continue;
+        }
+        if (template[end] === '(') depth++;
+        else if (template[end] === ')') depth--;
+        end++;
+      }
+      if (depth === 0) pushExpression(template.slice(index + 2, end - 1));
+      else pushText(template.slice(index));
+      index = end;
+    } else if (NAME_CHAR.test(next)) {
+      let end = index + 1;
+      while (end < template.length) {
+        if (NAME_CHAR.test(template[end]!)) end++;
+        else if (template[end] === '.' && NAME_CHAR.test(template[end + 1] ?? '')) end += 2;
+        else break;
+      }
+      const identifier = template.slice(index + 1, end);
+      if (CONTEXT_TOP_LEVELS.has(identifier.split('.')[0]!.toLowerCase())) pushExpression(identifier);
+      else pushText(`@${identifier}`);
       index = end;
     } else {
-      const char = String.fromCodePoint(value.codePointAt(index)!);
-      out += encodeURIComponent(char);
-      index += char.length;
+      pushText('@');
+      index++;
     }
   }
-  return out;
+  if (text) parts.push({ kind: 'text', text });
+  return parts;
+}
+
+/** Literal text as RapidPro template text: every `@` doubled, so that none starts an expression. */
+const templateLiteral = (text: string) => text.replaceAll('@', '@@');
+
+/**
+ * A query value as RapidPro template text. RapidPro's engine puts an expression's result into a URL
+ * as it is, unescaped, so each expression is wrapped in `url_encode()`; the text around them is
+ * URL-encoded here, once (`@` included, so no literal `@` is left to read as an expression).
+ */
+function queryTemplate(value: string): string {
+  return parseTemplate(value)
+    .map((part) => (part.kind === 'text' ? encodeURIComponent(part.text) : `@(url_encode(${part.expression}))`))
+    .join('');
 }
 
 function webhookUrl(baseUrl: string, webhook: FlowWebhook): string {
-  const base = baseUrl.replace(/\/+$/, '');
+  const base = templateLiteral(baseUrl.replace(/\/+$/, ''));
   if (webhook.kind === 'optout') return `${base}/api/v1/optouts`;
-  const query: Array<[string, string]> = [['template', webhook.template]];
-  if (webhook.language) query.push(['language', webhook.language]);
-  for (const param of webhook.params) query.push(['param', param]);
-  return `${base}/api/v1/whatsapp/templates?${query.map(([key, value]) => `${key}=${queryTemplate(value)}`).join('&')}`;
+  const query = [`template=${encodeURIComponent(webhook.template)}`];
+  if (webhook.language) query.push(`language=${encodeURIComponent(webhook.language)}`);
+  for (const param of webhook.params) query.push(`param=${queryTemplate(param)}`);
+  return `${base}/api/v1/whatsapp/templates?${query.join('&')}`;
 }
 
 function messageNode(uuid: () => string, text: string) {
@@ -110,11 +162,11 @@ export function buildFlowExport(request: FlowRequest, uuid: () => string = rando
         method: 'POST',
         url: webhookUrl(request.baseUrl, webhook),
         headers: {
-          Authorization: `Token ${request.token}`,
+          Authorization: `Token ${templateLiteral(request.token)}`,
           'Content-Type': 'application/json',
           ...(webhook.kind === 'optout' ? { 'Idempotency-Key': '@run.uuid' } : {}),
         },
-        body: DEFAULT_WEBHOOK_BODY,
+        body: webhook.kind === 'optout' ? OPTOUT_WEBHOOK_BODY : DEFAULT_WEBHOOK_BODY,
         result_name: RESULT_NAME,
       },
     ],

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { parseToken } from '../../src/api-clients/tokens';
-import { optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
+import { startTestApp, type TestApp } from '../helpers/app';
 import { checkFlowStructure, webhookNodeOf } from '../helpers/flow-spec';
+import { renderWebhookCall, type RunContext } from '../helpers/goflow';
+import { sendAsMailroom } from '../helpers/raw-http';
 import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
 
 type Agent = Awaited<ReturnType<typeof signIn>>['agent'];
@@ -22,6 +24,15 @@ async function generate(agent: Agent, form: Record<string, string>) {
     res.on('data', (chunk: string) => (text += chunk));
     res.on('end', () => done(null, text));
   });
+}
+
+/** A run of the flow for a contact whose name holds what means something in a URL. */
+function runContext(fields: Record<string, string> = {}): RunContext {
+  return {
+    contact: { uuid: randomUUID(), name: 'Nomsa "Zoë" Dlamini & Co #1', urn: 'whatsapp:27820001001', fields },
+    run: { uuid: randomUUID(), created_on: '2026-11-26T10:15:00.123456Z', flow: { uuid: randomUUID(), name: 'Generated flow' } },
+    results: {},
+  };
 }
 
 /** The downloaded flow: checked against the flow spec, with its Call Webhook action. */
@@ -90,15 +101,13 @@ describe('flow generator', () => {
     const client = await app.deps.apiClients.authenticate(token!);
     expect(client).toMatchObject({ name: filename, role: 'rapidpro' });
 
-    // RapidPro's simulator posting as the flow does: accepted, and nothing stored.
-    const webhook = optoutWebhook();
-    const simulated = await app.http
-      .post(new URL(action.url).pathname)
-      .set({ ...action.headers, 'Idempotency-Key': webhook.run.uuid, 'X-Mailroom-Mode': 'simulation' })
-      .send(webhook);
+    // RapidPro's simulator running the flow as it is (rendered, and sent as mailroom sends it): accepted, and nothing stored.
+    const context = runContext({ facility_code: '123456', registered_by: '+27820001002' });
+    const call = renderWebhookCall(action, context);
+    const simulated = await sendAsMailroom({ ...call, url: call.url.replace(PUBLIC_URL, app.baseUrl) }, 'simulation');
     expect(simulated.status).toBe(202);
     expect(simulated.body).toMatchObject({ status: 'queued', simulated: true });
-    expect(await app.deps.db.optout.findFirst({ where: { contactUuid: webhook.contact.uuid } })).toBeNull();
+    expect(await app.deps.db.optout.findFirst({ where: { contactUuid: context.contact.uuid } })).toBeNull();
 
     const audit = await app.deps.db.auditEvent.findMany({ where: { target: client!.name }, orderBy: { at: 'asc' } });
     expect(audit.map((event) => [event.actor, event.action, event.details])).toEqual([
@@ -117,28 +126,26 @@ describe('flow generator', () => {
     expect(next!.name).toMatch(new RegExp(`^flow-optout-${TODAY}-\\d+$`));
   });
 
-  it('makes a WhatsApp template flow whose URL carries the template and the parameters, expressions intact', async () => {
+  it('makes a WhatsApp template flow whose URL carries the template and the parameters, each expression in url_encode()', async () => {
     const name = `flow-reminders-${randomUUID().slice(0, 8)}`;
     const response = await generate(admin, { ...TEMPLATE_FORM, client_name: name, flow_name: 'Appointment reminder' });
     const { flow, action } = downloaded(response);
     expect(response.headers['content-disposition']).toBe(`attachment; filename="flow-whatsapp-appointment_reminder-${TODAY}.json"`);
     expect(flow.name).toBe('Appointment reminder');
-    expect(action.url).toBe(`${PUBLIC_URL}/api/v1/whatsapp/templates?template=appointment_reminder&language=pt_BR&param=@contact.name&param=Monday%2010%3A00`);
+    expect(action.url).toBe(`${PUBLIC_URL}/api/v1/whatsapp/templates?template=appointment_reminder&language=pt_BR&param=@(url_encode(contact.name))&param=Monday%2010%3A00`);
     expect(action.headers['Idempotency-Key']).toBeUndefined();
     const token = /^Token (\S+)$/.exec(action.headers.Authorization!)![1]!;
     expect(await app.deps.apiClients.authenticate(token)).toMatchObject({ name });
 
-    // RapidPro fills in @contact.name (URL-encoded) and posts its default body; the simulator's send is answered, not made.
-    const contact = { uuid: randomUUID(), name: 'Nomsa Dlamini', urn: 'whatsapp:27820001001' };
-    const url = new URL(action.url.replace('@contact.name', encodeURIComponent(contact.name)));
-    const simulated = await app.http
-      .post(`${url.pathname}${url.search}`)
-      .set({ ...action.headers, 'X-Mailroom-Mode': 'simulation' })
-      .send({ contact, flow: { uuid: flow.uuid, name: flow.name }, results: {} });
+    // RapidPro's simulator runs the flow as it is: the URL, headers and body rendered with no escaping, sent as mailroom sends them
+    // (to this app, which the flow knows as PUBLIC_URL). The simulator's send is answered, not made.
+    const context = runContext();
+    const call = renderWebhookCall(action, context);
+    const simulated = await sendAsMailroom({ ...call, url: call.url.replace(PUBLIC_URL, app.baseUrl) }, 'simulation');
     expect(simulated.status).toBe(200);
     expect(simulated.body).toMatchObject({ simulated: true, messages: [{ id: expect.stringMatching(/^simulated-/) }] });
     await app.deps.whatsapp.settle();
-    expect(await app.deps.db.whatsappSend.findFirst({ where: { contactUuid: contact.uuid } })).toBeNull();
+    expect(await app.deps.db.whatsappSend.findFirst({ where: { contactUuid: context.contact.uuid } })).toBeNull();
 
     const audit = await app.deps.db.auditEvent.findFirst({ where: { target: name, action: 'flow_generate' } });
     expect(audit!.details).toEqual({ webhook: 'whatsapp-template', template: 'appointment_reminder', language: 'pt_BR' });

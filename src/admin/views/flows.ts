@@ -53,7 +53,7 @@ the contact a message you can edit. Import the file in RapidPro under <strong>Se
   <label>Language <input name="language" value="${form.language}" maxlength="8" pattern="[a-z]{2,3}(_[A-Z]{2,4})?" placeholder="${view.defaultLanguage}">
     <span class="hint">WhatsApp's code (en, pt_BR); empty: WHATSAPP_DEFAULT_LANGUAGE (${view.defaultLanguage}) when the message is sent</span></label>
   <label>Body parameters, one per line <textarea name="params" rows="3" placeholder="@contact.name&#10;@fields.appointment_date">${form.params}</textarea>
-    <span class="hint">Text, or RapidPro expressions such as <code>@contact.name</code>, for {{1}}, {{2}}, … in order</span></label>
+    <span class="hint">Text, or RapidPro expressions such as <code>@contact.name</code> or <code>@(format_date(fields.visit, "DD/MM"))</code>, for {{1}}, {{2}}, … in order. Each reaches WhatsApp as RapidPro computes it: the flow URL-encodes it, so do not wrap it in <code>url_encode()</code>. <code>@@</code> is a literal @.</span></label>
 </fieldset>
 <fieldset>
   <legend>API client</legend>
