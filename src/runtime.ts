@@ -4,7 +4,7 @@ import type { Worker } from 'bullmq';
 import type { Deps } from './deps';
 import { connectRedis } from './db/connections';
 import type { Express } from 'express';
-import { createApp, createMetricsApp, createOpsApp } from './http/app';
+import { createApp, createMetricsApp, createOpsApp } from './app';
 import { metricsOnMainPort } from './ops/routes';
 import { createOptoutWorker } from './optouts/worker';
 import { createReconcilerLock, reconcileOptouts } from './optouts/reconciler';

@@ -1,4 +1,4 @@
-import { html, type Html } from './html';
+import { html, type Html } from '../pages/html';
 
 export interface DayCounts {
   /** YYYY-MM-DD */

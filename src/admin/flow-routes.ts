@@ -7,7 +7,8 @@ import { MAX_FLOW_NAME, type FlowWebhook } from '../flows/export';
 import { FlowRefused, flowExportText, generateFlow } from '../flows/generate';
 import { languageCode, paramList, templateName } from '../whatsapp/schemas';
 import { clientNameSchema } from './people-routes';
-import { sendPage, type PageContextFor } from './render';
+import { sendPage } from '../pages/send';
+import type { PageContextFor } from './page-context';
 import { EMPTY_FLOW_FORM, flowGeneratorPage, type FlowForm } from './views/flows';
 
 /** An empty form field counts as left out. */

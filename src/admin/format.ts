@@ -1,6 +1,6 @@
 import { maskPhone, maskPhonesIn, toE164 } from '../shared/phone';
 import { hasRole, type StaffMember } from '../auth/staff';
-import { html, type Html } from './html';
+import { html, type Html } from '../pages/html';
 
 /** `2026-11-27 10:15 UTC`, in a <time> element carrying the exact instant. */
 export function time(date: Date | null | undefined): Html {

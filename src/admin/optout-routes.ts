@@ -7,11 +7,12 @@ import { AppError } from '../errors';
 import { parseOrThrow } from '../http/validate';
 import type { OptoutService, RetryReport } from '../optouts/service';
 import { OPTOUT_STATUSES, RETRYABLE_STATUSES, type OptoutFilter, type OptoutStatus, type OptoutStore } from '../optouts/store';
+import { urlWith } from '../pages/html';
+import { sendPage } from '../pages/send';
 import { plural, seesFullNumbers } from './format';
 import type { NumberSearchLimit } from './number-search';
-import { urlWith } from './html';
+import { redirectWithMessage, type PageContextFor } from './page-context';
 import { dayRange, manyValues, optionalDate, optionalText, pageCountOf, pageNumber, pageOf } from './queries';
-import { redirectWithMessage, sendPage, type PageContextFor } from './render';
 import { optoutDetailPage, optoutListPage, retryConfirmPage, type OptoutQuery } from './views/optouts';
 
 const listQuerySchema = z.object({

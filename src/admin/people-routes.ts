@@ -5,7 +5,8 @@ import type { AuditLog } from '../audit/log';
 import { signedIn } from '../auth/guard';
 import { staffEmailSchema, staffRoleSchema, type StaffService } from '../auth/staff';
 import { parseOrThrow } from '../http/validate';
-import { redirectWithMessage, sendPage, type PageContextFor } from './render';
+import { sendPage } from '../pages/send';
+import { redirectWithMessage, type PageContextFor } from './page-context';
 import { apiClientsPage, staffPage } from './views/people';
 
 export const clientNameSchema = z.string().trim().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dot, dash and underscore only');

@@ -1,11 +1,12 @@
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import type { AuthenticateOptionsGoogle } from 'passport-google-oauth20';
 import type { AuditLog } from '../audit/log';
 import { AppError } from '../errors';
 import type { Logger } from '../ops/logger';
 import { maskPhonesIn } from '../shared/phone';
-import { refusedPage, signedOutPage } from '../admin/views/messages';
-import { sendPage, type PageContextFor } from '../admin/render';
+import type { PageContext } from '../pages/layout';
+import { refusedPage, signedOutPage } from '../pages/messages';
+import { sendPage } from '../pages/send';
 import type { RefusalInfo, StaffPassport } from './google';
 import { safeReturnTo, staffOf, type Csrf } from './guard';
 import { markSignedIn, redirectAfterSaving } from './sessions';
@@ -17,7 +18,7 @@ export function authRoutes(deps: {
   audit: AuditLog;
   logger: Logger;
   csrf: Csrf;
-  pageContext: PageContextFor;
+  pageContext: (req: Request) => PageContext;
   /** Google's `hd` hint for the account chooser. */
   hostedDomain: string | undefined;
 }): Router {

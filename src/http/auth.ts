@@ -19,7 +19,7 @@ export interface FailedAuthLimit {
  * `Authorization: Token <token>`, as RapidPro's Call Webhook action sends it. Three steps: look the
  * token up; count the request against its address only when the token was not good (so a busy
  * RapidPro is never slowed, nor refused for another flow's stale token); refuse it. The client's name
- * goes in the request's log line (http/app.ts).
+ * goes in the request's log line (app.ts).
  */
 export function requireApiToken(clients: ApiClientService, failedAuth: FailedAuthLimit): RequestHandler[] {
   const identify: RequestHandler = async (req, res, next) => {

@@ -1,9 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Router, type RequestHandler } from 'express';
 import type { Config } from '../config';
-import type { Deps } from '../deps';
+import type { Database } from '../db/client';
+import type { RedisConnection } from '../db/connections';
 import { AppError } from '../errors';
 import { resultWithin } from '../shared/within';
+import type { Metrics } from './metrics';
 
 async function answers(check: () => Promise<unknown>, timeoutMs = 2000): Promise<boolean> {
   return (await resultWithin(check, timeoutMs)) !== undefined;
@@ -22,7 +24,7 @@ function metricsAuth(token: string | undefined): RequestHandler {
   };
 }
 
-type OpsDeps = Pick<Deps, 'db' | 'redis' | 'metrics' | 'config'>;
+type OpsDeps = { db: Database; redis: RedisConnection; metrics: Metrics; config: Config };
 type MetricsSettings = Pick<Config, 'env' | 'metricsToken' | 'metricsPort'>;
 
 /**

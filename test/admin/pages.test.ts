@@ -168,6 +168,13 @@ describe('staff pages: overview, API clients, staff, audit log', () => {
     const refused = await admin.get('/admin/audit?action=sign_in_refused');
     expect(refused.text).not.toMatch(/<td data-label="What">signed in<\/td>/);
   });
+
+  it('marks the page’s own section in the navigation, and only it', async () => {
+    const page = await admin.get('/admin/audit');
+    expect(page.text).toContain('<a href="/admin/audit" aria-current="page">Audit log</a>');
+    expect(page.text.match(/aria-current/g)).toHaveLength(1);
+    expect(page.text).toContain('<a href="/admin/staff">Staff</a>');
+  });
 });
 
 describe('staff pages: WhatsApp sends', () => {

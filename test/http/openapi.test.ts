@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { apiFeatures } from '../../src/http/app';
+import { apiFeatures } from '../../src/app';
 import type { ApiOperation } from '../../src/http/openapi';
 import { startTestApp, type TestApp } from '../helpers/app';
 

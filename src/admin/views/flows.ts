@@ -1,6 +1,6 @@
 import { MAX_FLOW_NAME } from '../../flows/export';
-import { html, type Html } from '../html';
-import { csrfField, layout, type PageContext } from './layout';
+import { html, type Html } from '../../pages/html';
+import { csrfField, layout, type PageContext } from '../../pages/layout';
 
 /** What the form was filled with, to show it again when it is refused (never the token). */
 export interface FlowForm {

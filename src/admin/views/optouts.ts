@@ -3,8 +3,8 @@ import type { AuditEvent } from '../../generated/prisma/client';
 import { CANCELLABLE_STATUSES, OPTOUT_STATUSES, RETRYABLE_STATUSES, type Optout, type OptoutAttempt } from '../../optouts/store';
 import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
 import { freeTextFor, phoneOf, plural, statusBadge, time, wholeNumberHint } from '../format';
-import { html, urlWith, type Html } from '../html';
-import { csrfField, layout, pager, selectOptions, type PageContext } from './layout';
+import { html, urlWith, type Html } from '../../pages/html';
+import { csrfField, layout, pager, selectOptions, type PageContext } from '../../pages/layout';
 
 /** The list's filter as the form sends it (and as links carry it). */
 export interface OptoutQuery {

@@ -1,8 +1,8 @@
 import type { OptoutStatus } from '../../optouts/store';
 import { dailyChart, type DayCounts } from '../chart';
 import { duration, plural } from '../format';
-import { html, urlWith } from '../html';
-import { layout, type PageContext } from './layout';
+import { html, urlWith } from '../../pages/html';
+import { layout, type PageContext } from '../../pages/layout';
 
 export interface OverviewView {
   counts: Record<OptoutStatus, number>;

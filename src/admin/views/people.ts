@@ -1,7 +1,7 @@
 import { STAFF_ROLES, type StaffMember, type StaffRole } from '../../auth/staff';
 import { time } from '../format';
-import { html, type Html } from '../html';
-import { csrfField, layout, selectOptions, type PageContext } from './layout';
+import { html, type Html } from '../../pages/html';
+import { csrfField, layout, selectOptions, type PageContext } from '../../pages/layout';
 
 export interface ApiClientRow {
   id: string;

@@ -3,8 +3,8 @@ import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
 import type { WhatsappSend } from '../../whatsapp/store';
 import type { StaffMember } from '../../auth/staff';
 import { freeTextFor, messageIdFor, phoneOf, plural, time, wholeNumberHint } from '../format';
-import { html, urlWith } from '../html';
-import { layout, pager, selectOptions, type PageContext } from './layout';
+import { html, urlWith } from '../../pages/html';
+import { layout, pager, selectOptions, type PageContext } from '../../pages/layout';
 
 interface Listing<Row, Query> {
   query: Query;

@@ -1,5 +1,5 @@
-import type { ErrorAnswer } from '../../http/errors';
-import { html } from '../html';
+import type { ErrorAnswer } from '../http/errors';
+import { html } from './html';
 import { messagePage, type PageContext } from './layout';
 
 export function refusedPage(ctx: PageContext, reason: string) {

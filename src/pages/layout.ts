@@ -1,25 +1,21 @@
-import { hasRole, type StaffMember, type StaffRole } from '../../auth/staff';
-import { html, type Html } from '../html';
+import type { StaffMember } from '../generated/prisma/client';
+import { html, type Html } from './html';
 
-export type Section = 'overview' | 'optouts' | 'whatsapp' | 'api-clients' | 'flows' | 'staff' | 'audit';
-
-const SECTIONS: Array<{ key: Section; label: string; path: string; role: StaffRole }> = [
-  { key: 'overview', label: 'Overview', path: '/admin', role: 'viewer' },
-  { key: 'optouts', label: 'Opt-outs', path: '/admin/optouts', role: 'viewer' },
-  { key: 'whatsapp', label: 'WhatsApp sends', path: '/admin/whatsapp', role: 'viewer' },
-  { key: 'api-clients', label: 'API clients', path: '/admin/api-clients', role: 'admin' },
-  { key: 'flows', label: 'Flow generator', path: '/admin/flows', role: 'admin' },
-  { key: 'staff', label: 'Staff', path: '/admin/staff', role: 'admin' },
-  { key: 'audit', label: 'Audit log', path: '/admin/audit', role: 'viewer' },
-];
+/** A link in the header: a section of the staff pages, `current` on the page's own. */
+export interface NavLink {
+  label: string;
+  path: string;
+  current: boolean;
+}
 
 /** What every page needs to know of the request. */
 export interface PageContext {
   /** Undefined on the pages seen before signing in. */
   member?: StaffMember;
+  /** The sections the member may open. */
+  nav?: NavLink[];
   csrfToken?: string;
   flash?: { kind: 'ok' | 'error'; text: string };
-  section?: Section;
 }
 
 /** The hidden field that every state-changing form carries. */
@@ -30,9 +26,8 @@ export function csrfField(ctx: PageContext): Html {
 function header(ctx: PageContext): Html {
   const { member } = ctx;
   if (!member) return html`<header class="top"><a class="brand" href="/admin">Companion staff pages</a></header>`;
-  const links = SECTIONS.filter((section) => hasRole(member, section.role)).map(
-    (section) =>
-      html`<li><a href="${section.path}"${section.key === ctx.section ? html` aria-current="page"` : ''}>${section.label}</a></li>`,
+  const links = (ctx.nav ?? []).map(
+    (link) => html`<li><a href="${link.path}"${link.current ? html` aria-current="page"` : ''}>${link.label}</a></li>`,
   );
   return html`<header class="top">
   <a class="brand" href="/admin">Companion staff pages</a>
