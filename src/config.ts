@@ -66,12 +66,13 @@ const environmentSchema = z.object({
   METRICS_TOKEN: optionalString,
   METRICS_PORT: optionalString.pipe(z.coerce.number<string | undefined>().int().min(0).max(65535).optional()),
 
-  DEFAULT_COUNTRY: z
-    .string()
-    .trim()
-    .toUpperCase()
-    .default('ZA')
-    .refine((code): code is CountryCode => isCountryCode(code), 'must be an ISO 3166 alpha-2 country code such as ZA'),
+  DEFAULT_COUNTRY: optionalString.pipe(
+    z
+      .string()
+      .toUpperCase()
+      .refine((code): code is CountryCode => isCountryCode(code), 'must be an ISO 3166 alpha-2 country code such as ZA')
+      .default('ZA'),
+  ),
 
   RAPIDPRO_URL: optionalUrl,
   RAPIDPRO_TOKEN: optionalString,
