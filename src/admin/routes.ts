@@ -150,7 +150,7 @@ export function staffRoutes(deps: Deps): Router {
   );
   router.use('/auth', authRoutes({ passport, audit: deps.audit, logger: deps.logger, csrf, pageContext, hostedDomain: hostedDomainHint(settings) }));
 
-  const limitNumberSearch = numberSearchLimit(deps.audit);
+  const limitNumberSearch = numberSearchLimit(deps.audit, config.defaultCountry);
   const admin = Router();
   admin.use(requireStaff, csrf.protect);
   admin.use(
