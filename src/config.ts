@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isCountryCode, type CountryCode } from './shared/phone';
 
 /**
  * Every setting the companion reads, parsed once from the environment into a frozen, typed object.
@@ -65,6 +66,14 @@ const environmentSchema = z.object({
   METRICS_TOKEN: optionalString,
   METRICS_PORT: optionalString.pipe(z.coerce.number<string | undefined>().int().min(0).max(65535).optional()),
 
+  DEFAULT_COUNTRY: optionalString.pipe(
+    z
+      .string()
+      .toUpperCase()
+      .refine((code): code is CountryCode => isCountryCode(code), 'must be an ISO 3166 alpha-2 country code such as ZA')
+      .default('ZA'),
+  ),
+
   RAPIDPRO_URL: optionalUrl,
   RAPIDPRO_TOKEN: optionalString,
   PARTNER_TIMEOUT_MS: wholeNumber(15000, 1),
@@ -108,6 +117,7 @@ const environmentSchema = z.object({
     z.string().regex(WHATSAPP_LANGUAGE, 'must be a WhatsApp language code such as en or pt_BR').default('en'),
   ),
   WHATSAPP_TIMEOUT_MS: wholeNumber(10000, 1),
+  WHATSAPP_CONTACT_CHECK: z.stringbool().default(true),
 
   PUBLIC_URL: optionalUrl,
   SESSION_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
@@ -169,6 +179,8 @@ function shape(env: Environment) {
     /** A port of its own for /metrics (and /healthz), apart from PORT. */
     metricsPort: env.METRICS_PORT,
     partnerTimeoutMs: env.PARTNER_TIMEOUT_MS,
+    /** The country of phone numbers written without their country code (`082 000 1002`). */
+    defaultCountry: env.DEFAULT_COUNTRY,
     rapidpro: { url: env.RAPIDPRO_URL, token: env.RAPIDPRO_TOKEN },
     dhis2: {
       mode: env.DHIS2_MODE,
@@ -201,6 +213,8 @@ function shape(env: Environment) {
       namespace: env.WHATSAPP_NAMESPACE,
       defaultLanguage: env.WHATSAPP_DEFAULT_LANGUAGE,
       timeoutMs: env.WHATSAPP_TIMEOUT_MS,
+      /** On-prem: ask /v1/contacts for the wa_id before sending (API v2.39 and later do without). */
+      contactCheck: env.WHATSAPP_CONTACT_CHECK,
     },
     staffSignIn: {
       publicUrl: env.PUBLIC_URL?.replace(/\/+$/, ''),

@@ -88,7 +88,16 @@ function createSubmitter(config: Config, logger: Logger, metrics: Metrics, store
   // One try makes at most two partner calls, each cut off at the timeout; the lease outlasts both
   // and the few database writes around them. A worker killed mid-try holds its opt-outs this long.
   const leaseMs = 2 * timeoutMs + 10_000;
-  return createOptoutSubmitter({ store, rapidpro: rapidproClient, upstream, policy: config.optouts, leaseMs, logger, metrics });
+  return createOptoutSubmitter({
+    store,
+    rapidpro: rapidproClient,
+    upstream,
+    policy: config.optouts,
+    leaseMs,
+    defaultCountry: config.defaultCountry,
+    logger,
+    metrics,
+  });
 }
 
 function createWhatsapp(config: Config, logger: Logger, metrics: Metrics, db: Database): WhatsappService {

@@ -117,10 +117,21 @@ describe('configuration', () => {
       namespace: undefined,
       defaultLanguage: 'en',
       timeoutMs: 10000,
+      contactCheck: true,
     });
     // As in a copied .env.example: empty means unset.
     expect(loadConfig({ WHATSAPP_API_VERSION: '', WHATSAPP_DEFAULT_LANGUAGE: '' }).whatsapp).toMatchObject({ apiVersion: 'v26.0', defaultLanguage: 'en' });
     expect(loadConfig({ WHATSAPP_API: 'onprem' }).whatsapp.url).toBeUndefined();
+    expect(loadConfig({ WHATSAPP_CONTACT_CHECK: 'false' }).whatsapp.contactCheck).toBe(false);
+    expect(() => loadConfig({ WHATSAPP_CONTACT_CHECK: 'maybe' })).toThrow(/WHATSAPP_CONTACT_CHECK/);
+  });
+
+  it('reads numbers without a country code in DEFAULT_COUNTRY: ZA unless set, a known ISO 3166 alpha-2 code', () => {
+    expect(loadConfig({}).defaultCountry).toBe('ZA');
+    expect(loadConfig({ DEFAULT_COUNTRY: '' }).defaultCountry).toBe('ZA');
+    expect(loadConfig({ DEFAULT_COUNTRY: ' mz ' }).defaultCountry).toBe('MZ');
+    expect(() => loadConfig({ DEFAULT_COUNTRY: 'XX' })).toThrow(/DEFAULT_COUNTRY: must be an ISO 3166 alpha-2 country code/);
+    expect(() => loadConfig({ DEFAULT_COUNTRY: 'ZAF' })).toThrow(/DEFAULT_COUNTRY/);
   });
 
   it('names invalid WhatsApp settings', () => {

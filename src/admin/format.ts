@@ -25,9 +25,13 @@ export function seesFullNumbers(viewer: Pick<StaffMember, 'role'>): boolean {
   return hasRole(viewer, 'admin');
 }
 
-/** The contact's number from its URN: in full for admins, masked for everyone else. */
+/**
+ * The contact's number from its URN (or a send's recipient, in E.164): in full for admins, masked for
+ * everyone else. Read with its country code, as RapidPro writes URNs: one it could not give a country
+ * code is shown as no number, rather than guessed at.
+ */
 export function phoneOf(urn: string | null, viewer: Pick<StaffMember, 'role'>): string | undefined {
-  const number = urn ? toE164(urn) : undefined;
+  const number = urn ? toE164(urn, undefined) : undefined;
   if (!number) return undefined;
   return seesFullNumbers(viewer) ? number : maskPhone(number);
 }

@@ -2,7 +2,7 @@ import type { Request } from 'express';
 import type { AuditLog } from '../audit/log';
 import { signedIn } from '../auth/guard';
 import { AppError } from '../errors';
-import { maskPhone, toE164 } from '../shared/phone';
+import { maskPhone, toE164, type CountryCode } from '../shared/phone';
 import { seesFullNumbers } from './format';
 
 /**
@@ -16,12 +16,13 @@ const HOUR_MS = 3600 * 1000;
 /**
  * Counts and audits a search for a phone number (`term`, as typed on `page`) by staff who see numbers
  * masked, with the number masked in the audit log; over NUMBER_SEARCHES_PER_HOUR it refuses with 429.
- * A term that is not a whole number finds nothing for them, so it is not counted.
+ * A term that is not a whole number (read in DEFAULT_COUNTRY when it has no country code) finds
+ * nothing for them, so it is not counted.
  */
-export function numberSearchLimit(audit: AuditLog) {
+export function numberSearchLimit(audit: AuditLog, defaultCountry: CountryCode) {
   return async (req: Request, page: string, term: string | undefined): Promise<void> => {
     const member = signedIn(req);
-    const number = term ? toE164(term) : undefined;
+    const number = term ? toE164(term, defaultCountry) : undefined;
     if (!number || seesFullNumbers(member)) return;
     const entry = { actor: member.email, action: 'number_search' as const, target: maskPhone(number), details: { page } };
     if (await audit.recordWithinLimit(entry, { limit: NUMBER_SEARCHES_PER_HOUR, windowMs: HOUR_MS })) return;

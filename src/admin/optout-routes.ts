@@ -4,6 +4,7 @@ import type { AuditLog } from '../audit/log';
 import { requireRole, signedIn } from '../auth/guard';
 import type { StaffMember } from '../auth/staff';
 import { AppError } from '../errors';
+import type { CountryCode } from '../shared/phone';
 import { parseOrThrow } from '../http/validate';
 import type { OptoutService, RetryReport } from '../optouts/service';
 import { OPTOUT_STATUSES, RETRYABLE_STATUSES, type OptoutFilter, type OptoutStatus, type OptoutStore } from '../optouts/store';
@@ -35,9 +36,9 @@ const cancelFormSchema = z.object({ reason: z.string().trim().min(1, 'say why it
 
 const idSchema = z.uuid();
 
-function filterOf(query: OptoutQuery & { status?: OptoutStatus }, viewer: StaffMember): OptoutFilter {
+function filterOf(query: OptoutQuery & { status?: OptoutStatus }, viewer: StaffMember, defaultCountry: CountryCode): OptoutFilter {
   const { start, end } = dayRange(query.from, query.to);
-  return { status: query.status, receivedFrom: start, receivedBefore: end, search: query.q || undefined, wholeNumbersOnly: !seesFullNumbers(viewer) };
+  return { status: query.status, receivedFrom: start, receivedBefore: end, search: query.q || undefined, wholeNumbersOnly: !seesFullNumbers(viewer), defaultCountry };
 }
 
 /** The list's query without empty values, to carry in links and forms. */
@@ -66,8 +67,9 @@ export function optoutPages(deps: {
   audit: AuditLog;
   pageContext: PageContextFor;
   limitNumberSearch: NumberSearchLimit;
+  defaultCountry: CountryCode;
 }): Router {
-  const { optouts, store, audit, pageContext, limitNumberSearch } = deps;
+  const { optouts, store, audit, pageContext, limitNumberSearch, defaultCountry } = deps;
   const router = Router();
 
   async function loadOptout(req: Request) {
@@ -87,7 +89,7 @@ export function optoutPages(deps: {
     const page = pageNumber.parse(req.query.page);
     await limitNumberSearch(req, 'optouts', parsed.q);
     const query = queryOf(parsed);
-    const filter = filterOf(parsed, signedIn(req));
+    const filter = filterOf(parsed, signedIn(req), defaultCountry);
     const [{ total, rows }, failedMatching] = await Promise.all([
       store.search(filter, pageOf(page)),
       !parsed.status || parsed.status === 'failed' ? store.count({ ...filter, status: 'failed' }) : 0,
@@ -99,7 +101,7 @@ export function optoutPages(deps: {
     const form = parseOrThrow(retryFormSchema, req.body);
     const query = queryOf(form);
     const back = urlWith('/admin/optouts', { ...query });
-    const failedFilter: OptoutFilter = { ...filterOf({ ...form, status: undefined }, signedIn(req)), status: 'failed' };
+    const failedFilter: OptoutFilter = { ...filterOf({ ...form, status: undefined }, signedIn(req), defaultCountry), status: 'failed' };
     // "Retry all failed that match" says how many match: a search as much as the list's.
     if (form.scope === 'failed') await limitNumberSearch(req, 'optouts retry', form.q);
     const ids =

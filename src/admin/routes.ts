@@ -106,6 +106,7 @@ function readPages(deps: Deps, pageContext: PageContextFor, limitNumberSearch: N
       template: query.template || undefined,
       recipient: query.recipient || undefined,
       wholeNumbersOnly: !seesFullNumbers(signedIn(req)),
+      defaultCountry: deps.config.defaultCountry,
       sentFrom: start,
       sentBefore: end,
     };
@@ -150,10 +151,13 @@ export function staffRoutes(deps: Deps): Router {
   );
   router.use('/auth', authRoutes({ passport, audit: deps.audit, logger: deps.logger, csrf, pageContext, hostedDomain: hostedDomainHint(settings) }));
 
-  const limitNumberSearch = numberSearchLimit(deps.audit);
+  const limitNumberSearch = numberSearchLimit(deps.audit, config.defaultCountry);
   const admin = Router();
   admin.use(requireStaff, csrf.protect);
-  admin.use('/optouts', optoutPages({ optouts: deps.optouts, store: deps.optoutStore, audit: deps.audit, pageContext, limitNumberSearch }));
+  admin.use(
+    '/optouts',
+    optoutPages({ optouts: deps.optouts, store: deps.optoutStore, audit: deps.audit, pageContext, limitNumberSearch, defaultCountry: config.defaultCountry }),
+  );
   admin.use('/api-clients', requireRole('admin'), apiClientPages({ apiClients: deps.apiClients, audit: deps.audit, pageContext }));
   admin.use(
     '/flows',

@@ -3,7 +3,7 @@ import { Prisma } from '../generated/prisma/client';
 import type { AttemptOutcome, Optout, OptoutAttempt } from '../generated/prisma/client';
 import { OptoutStatus } from '../generated/prisma/enums';
 import { createGroupCommit } from '../shared/group-commit';
-import { toE164 } from '../shared/phone';
+import { toE164, type CountryCode } from '../shared/phone';
 
 export type { Optout, OptoutAttempt, AttemptOutcome };
 export { OptoutStatus };
@@ -52,6 +52,8 @@ export interface OptoutFilter {
    * numbers masked, to whom matching part of one would give its hidden digits away one at a time.
    */
   wholeNumbersOnly?: boolean;
+  /** DEFAULT_COUNTRY: how a whole number written without its country code is read. */
+  defaultCountry: CountryCode;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -65,7 +67,7 @@ function whereOf(filter: OptoutFilter): Prisma.OptoutWhereInput {
     where.OR = [{ id: search.toLowerCase() }, { contactUuid: search.toLowerCase() }];
   } else if (search && filter.wholeNumbersOnly && /\d/.test(search)) {
     // Anything short of a whole number finds nothing.
-    const number = toE164(search);
+    const number = toE164(search, filter.defaultCountry);
     where.contactUrn = { in: number ? urnsHolding(number) : [] };
   } else if (search) {
     // Leading zeros dropped, so that a national number (082…) finds the international URN (27 82…).
@@ -297,7 +299,7 @@ export function createOptoutStore(db: Database) {
 
     /** Ids of the opt-outs that match, oldest first, limited to these statuses (and to `ids` when given). */
     async idsWithStatus(statuses: OptoutStatus[], scope: { filter?: OptoutFilter; ids?: string[]; limit?: number }): Promise<string[]> {
-      const where: Prisma.OptoutWhereInput = { ...whereOf(scope.filter ?? {}), status: { in: statuses } };
+      const where: Prisma.OptoutWhereInput = { ...(scope.filter && whereOf(scope.filter)), status: { in: statuses } };
       if (scope.ids) where.id = { in: scope.ids };
       const rows = await db.optout.findMany({ where, orderBy: { createdAt: 'asc' }, select: { id: true }, take: scope.limit });
       return rows.map((row) => row.id);

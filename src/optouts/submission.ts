@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { toE164, urnScheme } from '../shared/phone';
+import { readPhone, toE164, urnScheme, type CountryCode } from '../shared/phone';
 
 /**
  * Pure builders of what DHIS2 receives for an opt-out, through OpenHIM or the tracker API.
@@ -31,8 +31,6 @@ export interface ContactDetails {
   channel: 'whatsapp' | 'sms';
   /** Who registered the nurse (E.164); the nurse herself when unknown. */
   registeredBy: string;
-  /** registered_by held something that is not a phone number in E.164 (so the nurse's own was sent). */
-  registeredByUnusable: boolean;
   facilityCode: string | undefined;
   optOutDate: Date;
   reason: OptoutReason;
@@ -83,22 +81,28 @@ function parseDate(value: unknown): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
-export function resolveContactDetails(optout: OptoutFacts, contact?: ContactRecord): ContactDetails {
+/** registered_by in E.164; absent, the nurse's own number. One that is there but is no valid number is refused. */
+function registeredByOf(value: string | undefined, msisdn: string, defaultCountry: CountryCode): string {
+  if (!value) return msisdn;
+  const reading = readPhone(value, defaultCountry);
+  if (!reading.ok) throw new MissingContactData(`contact field registered_by ${reading.reason}`);
+  return reading.e164;
+}
+
+/** Numbers written without their country code are read in `defaultCountry` (DEFAULT_COUNTRY). */
+export function resolveContactDetails(optout: OptoutFacts, contact: ContactRecord | undefined, defaultCountry: CountryCode): ContactDetails {
   const fields = { ...(contact?.fields ?? {}), ...(optout.contactFields ?? {}) };
   const urns = phoneUrns([...(optout.contactUrn ? [optout.contactUrn] : []), ...(contact?.urns ?? [])]);
   // The first tel: URN with a valid number, else the first such whatsapp: one: a bad number is skipped, not fatal.
   const byPreference = [...urns.filter((urn) => urnScheme(urn) === 'tel'), ...urns.filter((urn) => urnScheme(urn) === 'whatsapp')];
-  const msisdn = byPreference.map(toE164).find((number) => number !== undefined);
+  const msisdn = byPreference.map((urn) => toE164(urn, defaultCountry)).find((number) => number !== undefined);
   if (!msisdn) throw new MissingContactData('contact has no tel: or whatsapp: URN with a valid phone number');
   const channelUrn = optout.contactUrn ?? urns[0];
-  const registeredByRaw = text(fields.registered_by);
-  const registeredBy = registeredByRaw ? toE164(registeredByRaw) : undefined;
   return {
     contactUuid: optout.contactUuid,
     msisdn,
     channel: channelUrn && urnScheme(channelUrn) === 'whatsapp' ? 'whatsapp' : 'sms',
-    registeredBy: registeredBy ?? msisdn,
-    registeredByUnusable: Boolean(registeredByRaw) && !registeredBy,
+    registeredBy: registeredByOf(text(fields.registered_by), msisdn, defaultCountry),
     facilityCode: text(fields.facility_code),
     optOutDate: parseDate(fields.opt_out_date) ?? optout.createdAt,
     reason: optoutReason(optout.reasonCategory, optout.reasonValue),

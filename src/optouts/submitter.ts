@@ -8,6 +8,7 @@ import type { OpenhimClient } from '../partners/openhim';
 import type { Dhis2TrackerClient } from '../partners/dhis2';
 import type { PartnerAnswer } from '../partners/http-client';
 import { PartnerError } from '../partners/failures';
+import type { CountryCode } from '../shared/phone';
 import {
   buildOpenhimOptout,
   buildTrackerPayload,
@@ -114,10 +115,12 @@ export function createOptoutSubmitter(deps: {
   policy: RetryPolicy;
   /** How long one try may hold an opt-out; past it another worker may take over. */
   leaseMs: number;
+  /** DEFAULT_COUNTRY: how the contact's numbers written without their country code are read. */
+  defaultCountry: CountryCode;
   logger: Logger;
   metrics: Metrics;
 }): OptoutSubmitter {
-  const { store, rapidpro, upstream, policy, logger, metrics } = deps;
+  const { store, rapidpro, upstream, policy, defaultCountry, logger, metrics } = deps;
   const upstreamName = upstream.mode === 'openhim' ? 'openhim' : 'dhis2';
 
   async function send(optoutId: string, details: ContactDetails): Promise<PartnerAnswer> {
@@ -185,13 +188,9 @@ export function createOptoutSubmitter(deps: {
           contact = await rapidpro!.getContact(optout.contactUuid);
           if (!contact) throw new MissingContactData(`contact ${optout.contactUuid} was not found in RapidPro`);
         }
-        details = resolveContactDetails(facts, contact);
+        details = resolveContactDetails(facts, contact, defaultCountry);
         if (details.reason.unmapped !== undefined) {
           log.warn({ reason: loggableReason(details.reason.unmapped) }, 'opt-out reason maps to no NurseConnect reason: sent as unknown (6)');
-        }
-        if (details.registeredByUnusable) {
-          // Not worth holding the opt-out back for, but staff may want to correct the contact field.
-          log.warn({ facilityCode: details.facilityCode }, "registered_by is not a phone number in E.164: the nurse's own number goes as dmsisdn");
         }
         partner = upstreamName;
         answer = await send(optoutId, details);

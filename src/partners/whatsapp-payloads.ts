@@ -39,10 +39,10 @@ export function buildContactsCheck(to: string) {
   return { blocking: 'wait', contacts: [to] };
 }
 
-/** `POST {url}/v1/messages` on the On-Premises API, to the `wa_id` the contacts check returned. */
-export function buildOnpremTemplateMessage(waId: string, message: TemplateMessage, namespace: string) {
+/** `POST {url}/v1/messages` on the On-Premises API, to the `wa_id` the contacts check returned or else the number. */
+export function buildOnpremTemplateMessage(recipient: string, message: TemplateMessage, namespace: string) {
   return {
-    to: waId,
+    to: recipient,
     type: 'template',
     template: {
       namespace,
@@ -53,15 +53,21 @@ export function buildOnpremTemplateMessage(waId: string, message: TemplateMessag
   };
 }
 
-export type ContactCheck = { status: 'valid'; waId: string } | { status: 'invalid' } | { status: 'unknown' };
+export type ContactCheck =
+  | { status: 'valid'; waId: string }
+  | { status: 'invalid' }
+  /** `pending` (Turn's sandbox, which may not look numbers up) or `processing`: no verdict, send to the number. */
+  | { status: 'pending' }
+  | { status: 'unknown' };
 
 /**
  * What a successful contacts check says about the one number it was asked about. `unknown` covers
- * `processing` (which `blocking: wait` should rule out) and answers without a usable `wa_id`.
+ * `failed` and answers without a usable `wa_id`.
  */
 export function readContactCheck(body: unknown): ContactCheck {
   const contact = (body as { contacts?: Array<{ status?: unknown; wa_id?: unknown }> } | undefined)?.contacts?.[0];
   if (contact?.status === 'invalid') return { status: 'invalid' };
+  if (contact?.status === 'pending' || contact?.status === 'processing') return { status: 'pending' };
   if (contact?.status === 'valid' && typeof contact.wa_id === 'string' && contact.wa_id !== '') {
     return { status: 'valid', waId: contact.wa_id };
   }

@@ -14,7 +14,7 @@ export type { TemplateMessage };
 
 export type WhatsappSettings =
   | { api: 'cloud'; url: string; apiVersion: string; phoneNumberId: string; token: string; timeoutMs: number }
-  | { api: 'onprem'; url: string; namespace: string; token: string; timeoutMs: number };
+  | { api: 'onprem'; url: string; namespace: string; token: string; timeoutMs: number; contactCheck: boolean };
 
 /** What became of one send. The proxy turns it into RapidPro's answer. */
 export type WhatsappResult =
@@ -22,7 +22,7 @@ export type WhatsappResult =
   | { kind: 'answered'; answer: PartnerAnswer }
   /** On-prem: the contacts check says the number has no WhatsApp account; nothing was sent. */
   | { kind: 'not-a-contact'; answer: PartnerAnswer }
-  /** On-prem: the contacts check succeeded but gave no verdict (no `wa_id`); nothing was sent. */
+  /** On-prem: the contacts check succeeded but gave no usable verdict (`failed`, or `valid` without a `wa_id`); nothing was sent. */
   | { kind: 'contact-unconfirmed'; answer: PartnerAnswer }
   | { kind: 'timeout' }
   | { kind: 'unreachable'; code: string }
@@ -76,15 +76,19 @@ export function createWhatsappClient(settings: WhatsappSettings, observers: { lo
       // One budget for both calls: RapidPro waits for the whole exchange, not for each call.
       const deadline = Date.now() + settings.timeoutMs;
       const remaining = () => Math.max(1, deadline - Date.now());
-      const check = await exchange(() =>
-        sendJson(http, { method: 'POST', url: contactsUrl, json: buildContactsCheck(message.to), timeoutMs: remaining() }),
-      );
-      if ('kind' in check) return check;
-      if (!answered(check)) return { kind: 'answered', answer: check };
-      const contact = readContactCheck(check.body);
-      if (contact.status === 'invalid') return { kind: 'not-a-contact', answer: check };
-      if (contact.status === 'unknown') return { kind: 'contact-unconfirmed', answer: check };
-      const json = buildOnpremTemplateMessage(contact.waId, message, settings.namespace);
+      let recipient = message.to;
+      if (settings.contactCheck) {
+        const check = await exchange(() =>
+          sendJson(http, { method: 'POST', url: contactsUrl, json: buildContactsCheck(message.to), timeoutMs: remaining() }),
+        );
+        if ('kind' in check) return check;
+        if (!answered(check)) return { kind: 'answered', answer: check };
+        const contact = readContactCheck(check.body);
+        if (contact.status === 'invalid') return { kind: 'not-a-contact', answer: check };
+        if (contact.status === 'unknown') return { kind: 'contact-unconfirmed', answer: check };
+        if (contact.status === 'valid') recipient = contact.waId;
+      }
+      const json = buildOnpremTemplateMessage(recipient, message, settings.namespace);
       const sent = await exchange(() => sendJson(http, { method: 'POST', url: messagesUrl, json, timeoutMs: remaining() }));
       return 'kind' in sent ? sent : { kind: 'answered', answer: sent };
     },

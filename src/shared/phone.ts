@@ -1,16 +1,52 @@
+import { isSupportedCountry, parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+
+export type { CountryCode };
+
+/** An ISO 3166 alpha-2 code that libphonenumber knows numbering rules for (`ZA`). */
+export function isCountryCode(value: string): value is CountryCode {
+  return isSupportedCountry(value);
+}
+
 /** Marks that numbers copied from a phone's or WhatsApp's screen carry around them, unseen. */
 const DIRECTION_MARKS = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
+/** A number read: E.164 with its leading `+`, or why it is not one (never quoting the number, which may reach logs). */
+export type PhoneReading = { ok: true; e164: string } | { ok: false; reason: string };
+
+/** Valid by the full metadata (`max`): the smaller sets accept numbers of the right length in ranges no carrier uses. */
+function validE164(text: string, country?: CountryCode): string | undefined {
+  const number = parsePhoneNumberFromString(text, country);
+  return number?.isValid() ? number.number : undefined;
+}
+
 /**
- * A phone number in E.164 with its leading `+`, from a RapidPro URN (`tel:`, `whatsapp:`) or a bare
- * number as people write them: spaces, dashes, dots and brackets, `00` for `+`, and the `(0)` of
- * `+27 (0)82 …`, the trunk prefix that is dialled only within the country.
+ * Reads a phone number from a RapidPro URN or as people write it: spaces, dashes, dots and brackets,
+ * `00` for `+`, and the `(0)` of `+27 (0)82 …` (the trunk prefix dialled only within the country).
+ * A `whatsapp:` URN holds the number with its country code and no `+`. Anything else without `+` or
+ * `00` (a bare number, or a `tel:` URN RapidPro could not normalise) is read in `defaultCountry` when
+ * valid there (`082 000 1002`, `820001002`), else as digits after `+` when that is valid (`27820001001`,
+ * `447911123456`); without `defaultCountry`, only that second reading is tried.
  */
-export function toE164(value: string): string | undefined {
-  const path = value.replace(DIRECTION_MARKS, '').replace(/^(tel|whatsapp):/i, '').replace(/[?#].*$/, '');
-  const digits = path.replace(/\(0\)/g, '').replace(/[\s\-().]/g, '');
-  const candidate = digits.startsWith('+') ? digits : digits.startsWith('00') ? `+${digits.slice(2)}` : `+${digits}`;
-  return /^\+[1-9]\d{6,14}$/.test(candidate) ? candidate : undefined;
+export function readPhone(value: string, defaultCountry: CountryCode | undefined): PhoneReading {
+  const clean = value.replace(DIRECTION_MARKS, '').trim();
+  const international = /^whatsapp:/i.test(clean);
+  const path = clean.replace(/^(tel|whatsapp):/i, '').replace(/[?#].*$/, '');
+  const written = path.replace(/\(0\)/g, '').replace(/[\s\-().]/g, '');
+  if (!/^\+?\d+$/.test(written)) return { ok: false, reason: 'is not a phone number' };
+  const digits = written.replace(/^(\+|00)/, '');
+  const withCountryCode = written.startsWith('+') || written.startsWith('00') || international || !defaultCountry;
+  const e164 = withCountryCode ? validE164(`+${digits}`) : (validE164(digits, defaultCountry) ?? validE164(`+${digits}`));
+  if (e164) return { ok: true, e164 };
+  return {
+    ok: false,
+    reason: withCountryCode ? 'is not a valid phone number in any region' : `is not a valid phone number in ${defaultCountry} nor with a country code`,
+  };
+}
+
+/** The number in E.164 with its leading `+` (see readPhone), or undefined. */
+export function toE164(value: string, defaultCountry: CountryCode | undefined): string | undefined {
+  const reading = readPhone(value, defaultCountry);
+  return reading.ok ? reading.e164 : undefined;
 }
 
 export type UrnScheme = 'tel' | 'whatsapp';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { WHATSAPP_LANGUAGE } from '../config';
 import { AppError } from '../errors';
-import { toE164, urnScheme } from '../shared/phone';
+import { readPhone, urnScheme, type CountryCode } from '../shared/phone';
 
 /** More body variables than any approved template has; a longer list is a mistake in the flow. */
 const MAX_PARAMS = 100;
@@ -40,14 +40,11 @@ export const templateBodySchema = z
   .object({
     to: z
       .union([z.string().max(64), z.number()])
-      .transform((value, ctx) => {
-        const e164 = toE164(String(value));
-        if (e164) return e164;
-        ctx.addIssue({ code: 'custom', message: 'must be a phone number in E.164 (+27820001001) or a whatsapp:/tel: URN' });
-        return z.NEVER;
-      })
+      .transform(String)
       .nullish()
-      .describe('Recipient: +27820001001, 27820001001, whatsapp:27820001001 or tel:+27820001001. Defaults to contact.urn.'),
+      .describe(
+        'Recipient: +27820001001, 27820001001, whatsapp:27820001001, tel:+27820001001, or a number of DEFAULT_COUNTRY without its country code (0820001001). Defaults to contact.urn.',
+      ),
     contact: z
       .object({
         uuid: z.uuid().nullish().describe('Recorded with the send.'),
@@ -92,6 +89,12 @@ export const templateQuerySchema = z
 export type TemplateBody = z.output<typeof templateBodySchema>;
 export type TemplateQuery = z.output<typeof templateQuerySchema>;
 
+/** What a request that leaves them out gets: WHATSAPP_DEFAULT_LANGUAGE, and DEFAULT_COUNTRY for numbers without a country code. */
+export interface RequestDefaults {
+  language: string;
+  country: CountryCode;
+}
+
 /** A template send, resolved from body, query and defaults. */
 export interface TemplateRequest {
   /** E.164 with its leading `+`. */
@@ -104,17 +107,23 @@ export interface TemplateRequest {
 
 type Problem = { path: string; message: string };
 
-function recipientOf(body: TemplateBody): string | Problem {
-  if (body.to) return body.to;
+/** The number in E.164, or a problem that says why not (without the number: problems are logged). */
+function numberAt(path: string, value: string, country: CountryCode): string | Problem {
+  const reading = readPhone(value, country);
+  return reading.ok ? reading.e164 : { path, message: `${reading.reason}: give it in E.164 (+27820001001) or as a whatsapp: or tel: URN` };
+}
+
+function recipientOf(body: TemplateBody, country: CountryCode): string | Problem {
+  if (body.to !== null && body.to !== undefined) return numberAt('to', body.to, country);
   const urn = body.contact?.urn;
   if (!urn) return { path: 'to', message: 'required: `to`, or contact.urn (a whatsapp: or tel: URN)' };
   if (!urnScheme(urn)) return { path: 'contact.urn', message: 'must be a whatsapp: or tel: URN when `to` is absent' };
-  return toE164(urn) ?? { path: 'contact.urn', message: 'must hold a phone number in E.164' };
+  return numberAt('contact.urn', urn, country);
 }
 
 /** The send a request asks for, or the contract's 400 naming everything that is missing. */
-export function templateRequestFrom(body: TemplateBody, query: TemplateQuery, defaultLanguage: string): TemplateRequest {
-  const to = recipientOf(body);
+export function templateRequestFrom(body: TemplateBody, query: TemplateQuery, defaults: RequestDefaults): TemplateRequest {
+  const to = recipientOf(body, defaults.country);
   const name = body.template?.name ?? query.template;
   const problems: Problem[] = [
     ...(typeof to === 'string' ? [] : [to]),
@@ -124,7 +133,7 @@ export function templateRequestFrom(body: TemplateBody, query: TemplateQuery, de
   return {
     to,
     name,
-    language: body.template?.language || query.language || defaultLanguage,
+    language: body.template?.language || query.language || defaults.language,
     params: body.template?.params ?? query.param ?? [],
     contactUuid: body.contact?.uuid ?? null,
   };

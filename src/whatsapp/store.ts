@@ -1,6 +1,6 @@
 import { Prisma, hotQuery, type Database } from '../db/client';
 import { createGroupCommit } from '../shared/group-commit';
-import { toE164 } from '../shared/phone';
+import { toE164, type CountryCode } from '../shared/phone';
 import type { WhatsappApi, WhatsappSend } from '../generated/prisma/client';
 
 export type { WhatsappApi, WhatsappSend };
@@ -68,6 +68,8 @@ export interface WhatsappSendFilter {
   recipient?: string;
   /** `recipient` finds only the whole number, with its country code: for staff who see numbers masked (see OptoutFilter). */
   wholeNumbersOnly?: boolean;
+  /** DEFAULT_COUNTRY: how a whole number written without its country code is read. */
+  defaultCountry: CountryCode;
   sentFrom?: Date;
   sentBefore?: Date;
 }
@@ -82,7 +84,7 @@ export function createWhatsappSendLog(db: Database) {
       if (filter.template) where.template = { contains: filter.template, mode: 'insensitive' };
       if (filter.recipient && filter.wholeNumbersOnly) {
         // Recorded as toE164 writes it; anything short of a whole number finds nothing.
-        const number = toE164(filter.recipient);
+        const number = toE164(filter.recipient, filter.defaultCountry);
         where.recipient = { in: number ? [number] : [] };
       } else if (filter.recipient) {
         where.recipient = { contains: filter.recipient.replace(/\D/g, '') };

@@ -41,7 +41,7 @@ const rapidproContact = {
 
 describe('OpenHIM NurseConnect opt-out', () => {
   it('is exactly this for a contact who opted out over WhatsApp', () => {
-    const details = resolveContactDetails(facts(), rapidproContact);
+    const details = resolveContactDetails(facts(), rapidproContact, 'ZA');
     expect(buildOpenhimOptout(OPTOUT_ID, details, SWT)).toEqual({
       mha: 1,
       swt: 7,
@@ -61,6 +61,7 @@ describe('OpenHIM NurseConnect opt-out', () => {
     const details = resolveContactDetails(
       facts({ contactUrn: 'tel:+27820001003', reasonCategory: 'not_useful' }),
       { urns: ['tel:+27820001003'], fields: { facility_code: '654321', opt_out_date: '2026-11-20T08:00:05+02:00' } },
+      'ZA',
     );
     expect(buildOpenhimOptout(OPTOUT_ID, details, SWT)).toEqual({
       mha: 1,
@@ -78,35 +79,52 @@ describe('OpenHIM NurseConnect opt-out', () => {
   });
 
   it('prefers the tel: URN for the number even when the opt-out came over WhatsApp', () => {
-    const details = resolveContactDetails(facts({ contactUrn: 'whatsapp:27820009999' }), rapidproContact);
+    const details = resolveContactDetails(facts({ contactUrn: 'whatsapp:27820009999' }), rapidproContact, 'ZA');
     expect(details.msisdn).toBe('+27820001001');
     expect(details.channel).toBe('whatsapp');
   });
 
   it.each([
-    ['tel: listed first', ['tel:0820001001', 'whatsapp:27820001001']],
-    ['whatsapp: listed first', ['whatsapp:27820001001', 'tel:0820001001']],
-  ])('takes the whatsapp: number when the tel: one is not E.164 (%s)', (_order, urns) => {
-    const details = resolveContactDetails(facts({ contactUrn: null }), { urns, fields: {} });
+    ['tel: listed first', ['tel:12345', 'whatsapp:27820001001']],
+    ['whatsapp: listed first', ['whatsapp:27820001001', 'tel:12345']],
+  ])('takes the whatsapp: number when the tel: one is valid nowhere (%s)', (_order, urns) => {
+    const details = resolveContactDetails(facts({ contactUrn: null }), { urns, fields: {} }, 'ZA');
     expect(details.msisdn).toBe('+27820001001');
   });
 
-  it('takes a later valid tel: number over a first one that is not E.164', () => {
-    const details = resolveContactDetails(facts({ contactUrn: 'tel:0820001001' }), { urns: ['tel:+27820001003', 'whatsapp:27820001001'], fields: {} });
+  it('takes a later valid tel: number over a first one that is valid nowhere', () => {
+    const details = resolveContactDetails(facts({ contactUrn: 'tel:+999123' }), { urns: ['tel:+27820001003', 'whatsapp:27820001001'], fields: {} }, 'ZA');
     expect(details.msisdn).toBe('+27820001003');
   });
 
-  // NurseConnect's convention: the device is the nurse's own unless another is known. An unusable
-  // registered_by is no reason to hold back the opt-out, so it counts as unknown.
-  it.each([
-    [undefined, false],
-    ['', false],
-    ['0820001002', true],
-    ['not a number', true],
-  ])("sends the nurse's own number as dmsisdn for registered_by %p (saying so when it held something else: %p)", (registeredBy, unusable) => {
-    const details = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: { facility_code: '123456', registered_by: registeredBy } });
+  it('reads a tel: URN without its country code in DEFAULT_COUNTRY', () => {
+    const details = resolveContactDetails(facts({ contactUrn: 'tel:082 000 1003' }), { urns: [], fields: {} }, 'ZA');
+    expect(details.msisdn).toBe('+27820001003');
+  });
+
+  // NurseConnect's convention: the device is the nurse's own unless another is known.
+  it.each([undefined, '', '  '])("sends the nurse's own number as dmsisdn for a registered_by of %p", (registeredBy) => {
+    const details = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: { facility_code: '123456', registered_by: registeredBy } }, 'ZA');
     expect(buildOpenhimOptout(OPTOUT_ID, details, SWT).dmsisdn).toBe('+27820001001');
-    expect(details.registeredByUnusable).toBe(unusable);
+  });
+
+  it.each([
+    ['082 000 1002', '+27820001002'],
+    ['0027 82 000 1002', '+27820001002'],
+    ['+27 (0)82 000 1002', '+27820001002'],
+    ['820001002', '+27820001002'],
+    ['27820001002', '+27820001002'],
+    ['whatsapp:27820001002', '+27820001002'],
+  ])('reads registered_by %p with DEFAULT_COUNTRY as %p', (registeredBy, dmsisdn) => {
+    const details = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: { facility_code: '123456', registered_by: registeredBy } }, 'ZA');
+    expect(buildOpenhimOptout(OPTOUT_ID, details, SWT).dmsisdn).toBe(dmsisdn);
+  });
+
+  it.each(['+999 123', 'not a number'])('refuses a registered_by of %p for good, naming the field and why but not the number', (registeredBy) => {
+    const contact = { urns: ['tel:+27820001001'], fields: { facility_code: '123456', registered_by: registeredBy } };
+    expect(() => resolveContactDetails(facts(), contact, 'ZA')).toThrow(MissingContactData);
+    expect(() => resolveContactDetails(facts(), contact, 'ZA')).toThrow(/^contact field registered_by is not a (valid )?phone number/);
+    expect(() => resolveContactDetails(facts(), contact, 'ZA')).not.toThrow(/999/);
   });
 
   it.each([
@@ -118,7 +136,7 @@ describe('OpenHIM NurseConnect opt-out', () => {
     // The built module, in a process of its own on a host two hours ahead of UTC: a time read in the
     // host's zone would show there (Jest's process.env cannot change the zone of its own process).
     const script = `const s = require(${JSON.stringify(path.join(path.dirname(MAIN), 'optouts', 'submission.js'))});
-      const details = s.resolveContactDetails(${JSON.stringify(facts())}, { urns: ['tel:+27820001001'], fields: { facility_code: '1', opt_out_date: ${JSON.stringify(optOutDate)} } });
+      const details = s.resolveContactDetails(${JSON.stringify(facts())}, { urns: ['tel:+27820001001'], fields: { facility_code: '1', opt_out_date: ${JSON.stringify(optOutDate)} } }, 'ZA');
       process.stdout.write(s.buildOpenhimOptout('x', details, ${JSON.stringify(SWT)}).encdate);`;
     expect(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, TZ: 'Africa/Johannesburg' } }).toString()).toBe(encdate);
   });
@@ -126,7 +144,7 @@ describe('OpenHIM NurseConnect opt-out', () => {
   it('takes contact details from the webhook fields when they are there', () => {
     const webhookFacts = facts({ contactFields: { facility_code: '777777', registered_by: '27820001005' } });
     expect(needsContactLookup(webhookFacts)).toBe(false);
-    const message = buildOpenhimOptout(OPTOUT_ID, resolveContactDetails(webhookFacts), SWT);
+    const message = buildOpenhimOptout(OPTOUT_ID, resolveContactDetails(webhookFacts, undefined, 'ZA'), SWT);
     expect(message).toMatchObject({ cmsisdn: '+27820001001', dmsisdn: '+27820001005', faccode: '777777', swt: 7 });
   });
 
@@ -136,9 +154,9 @@ describe('OpenHIM NurseConnect opt-out', () => {
   });
 
   it('refuses a contact without a phone URN or without a facility code', () => {
-    expect(() => resolveContactDetails(facts({ contactUrn: null }), { urns: ['mailto:a@b.c'], fields: {} })).toThrow(MissingContactData);
-    expect(() => resolveContactDetails(facts({ contactUrn: 'tel:0820001001' }), { urns: ['whatsapp:123'], fields: {} })).toThrow(MissingContactData);
-    const noFacility = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: {} });
+    expect(() => resolveContactDetails(facts({ contactUrn: null }), { urns: ['mailto:a@b.c'], fields: {} }, 'ZA')).toThrow(MissingContactData);
+    expect(() => resolveContactDetails(facts({ contactUrn: 'tel:12345' }), { urns: ['whatsapp:123'], fields: {} }, 'ZA')).toThrow(MissingContactData);
+    const noFacility = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: {} }, 'ZA');
     expect(() => buildOpenhimOptout(OPTOUT_ID, noFacility, SWT)).toThrow(/facility_code/);
   });
 
@@ -178,14 +196,14 @@ describe('OpenHIM NurseConnect opt-out', () => {
   });
 
   it('sends "Job Change" as reason 7', () => {
-    const details = resolveContactDetails(facts({ reasonCategory: 'Job Change', reasonValue: 'new job' }), rapidproContact);
+    const details = resolveContactDetails(facts({ reasonCategory: 'Job Change', reasonValue: 'new job' }), rapidproContact, 'ZA');
     expect(buildOpenhimOptout(OPTOUT_ID, details, SWT).optoutreason).toBe(7);
   });
 
   it('sends the swt given for each channel (OPENHIM_SWT_WHATSAPP, OPENHIM_SWT_SMS)', () => {
     const swt = { whatsapp: 1, sms: 3 };
-    const overWhatsapp = resolveContactDetails(facts(), rapidproContact);
-    const overSms = resolveContactDetails(facts({ contactUrn: 'tel:+27820001001' }), rapidproContact);
+    const overWhatsapp = resolveContactDetails(facts(), rapidproContact, 'ZA');
+    const overSms = resolveContactDetails(facts({ contactUrn: 'tel:+27820001001' }), rapidproContact, 'ZA');
     expect(buildOpenhimOptout(OPTOUT_ID, overWhatsapp, swt).swt).toBe(1);
     expect(buildOpenhimOptout(OPTOUT_ID, overSms, swt).swt).toBe(3);
   });
@@ -217,7 +235,7 @@ describe('DHIS2 tracker event', () => {
   });
 
   it('is exactly this, with the deterministic UID and the configured data elements', () => {
-    const details = resolveContactDetails(facts(), rapidproContact);
+    const details = resolveContactDetails(facts(), rapidproContact, 'ZA');
     expect(buildTrackerPayload(OPTOUT_ID, details, settings, valueTypes)).toEqual({
       events: [
         {
@@ -238,13 +256,13 @@ describe('DHIS2 tracker event', () => {
   });
 
   it('falls back to DHIS2_ORG_UNIT without a facility code, and fails without either', () => {
-    const details = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: {} });
+    const details = resolveContactDetails(facts(), { urns: ['tel:+27820001001'], fields: {} }, 'ZA');
     expect(buildTrackerPayload(OPTOUT_ID, details, settings, valueTypes).events[0]!.orgUnit).toBe('DiszpKrYNg8');
     expect(() => buildTrackerPayload(OPTOUT_ID, details, { ...settings, orgUnit: undefined }, valueTypes)).toThrow(MissingContactData);
   });
 
   it('writes the opt-out date as its data element takes it: yyyy-MM-dd for DATE, ISO 8601 for DATETIME', () => {
-    const dated = resolveContactDetails(facts({ contactFields: { opt_out_date: '2026-11-20T00:30:05+02:00', visit: '2026-11-19' } }));
+    const dated = resolveContactDetails(facts({ contactFields: { opt_out_date: '2026-11-20T00:30:05+02:00', visit: '2026-11-19' } }), undefined, 'ZA');
     const dates = { ...settings, dataElements: { opt_out_date: 'eYGaxwK615G', visit: 'fYGaxwK615G' } };
     const write = (types: string[]) =>
       buildTrackerPayload(OPTOUT_ID, dated, dates, new Map([['eYGaxwK615G', types[0]!], ['fYGaxwK615G', types[1]!]])).events[0]!.dataValues;
@@ -260,7 +278,7 @@ describe('DHIS2 tracker event', () => {
   });
 
   it('writes the reason by the name its code has, whatever the category was called', () => {
-    const details = resolveContactDetails(facts({ reasonCategory: 'Number owner change' }), rapidproContact);
+    const details = resolveContactDetails(facts({ reasonCategory: 'Number owner change' }), rapidproContact, 'ZA');
     const reasons = { ...settings, dataElements: { optout_reason: 'eYGaxwK615G', optout_reason_code: 'bx6fsa0t90x' } };
     const types = new Map([['eYGaxwK615G', 'TEXT'], ['bx6fsa0t90x', 'INTEGER_POSITIVE']]);
     expect(buildTrackerPayload(OPTOUT_ID, details, reasons, types).events[0]!.dataValues).toEqual([
@@ -270,7 +288,7 @@ describe('DHIS2 tracker event', () => {
   });
 
   it('refuses a value its data element cannot take, or an element DHIS2 does not list, naming the element but not the value', () => {
-    const details = resolveContactDetails(facts({ contactFields: { visit: 'last Tuesday' } }), rapidproContact);
+    const details = resolveContactDetails(facts({ contactFields: { visit: 'last Tuesday' } }), rapidproContact, 'ZA');
     const visits = { ...settings, dataElements: { visit: 'fYGaxwK615G' } };
     const build = (types: Map<string, string>) => () => buildTrackerPayload(OPTOUT_ID, details, visits, types);
     expect(build(new Map([['fYGaxwK615G', 'DATE']]))).toThrow(UnwritableValue);
@@ -320,7 +338,7 @@ describe('DHIS2 tracker event', () => {
 });
 
 describe.each(['constructor', '__proto__', 'toString', 'hasOwnProperty'])('the name %s, which every object inherits', (name) => {
-  const details = resolveContactDetails(facts({ reasonCategory: name, reasonValue: null }), rapidproContact);
+  const details = resolveContactDetails(facts({ reasonCategory: name, reasonValue: null }), rapidproContact, 'ZA');
 
   it('is an unknown reason (6) for OpenHIM', () => {
     expect(buildOpenhimOptout(OPTOUT_ID, details, SWT).optoutreason).toBe(6);

@@ -58,6 +58,7 @@ function createSubmitter(options: { rapidpro?: RapidProClient; leaseMs?: number;
     },
     policy,
     leaseMs: options.leaseMs ?? 10_000,
+    defaultCountry: 'ZA',
     logger: log,
     metrics,
   });

@@ -120,6 +120,21 @@ describe('opt-out worker through OpenHIM', () => {
     expect(openhimRequestsFor(contactUuid)[0]!.body).toMatchObject({ swt: 1, cmsisdn: '+27820001007', faccode: '999999' });
   });
 
+  it('reads a registered_by written without its country code in DEFAULT_COUNTRY (ZA)', async () => {
+    const body = optoutWebhook({ urn: 'whatsapp:27820001007', fields: { facility_code: '999999', registered_by: '082 000 1002' } });
+    const { id, contactUuid } = await send(app, body);
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted' });
+    expect(openhimRequestsFor(contactUuid)[0]!.body).toMatchObject({ cmsisdn: '+27820001007', dmsisdn: '+27820001002' });
+  });
+
+  it('fails at once, naming registered_by and why, when it holds a number valid in no region', async () => {
+    const body = optoutWebhook({ urn: 'whatsapp:27820001007', fields: { facility_code: '999999', registered_by: '+999 123' } });
+    const { id, contactUuid } = await send(app, body);
+    const row = await settledOptout(app, id);
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, lastError: 'contact field registered_by is not a valid phone number in any region' });
+    expect(openhimRequestsFor(contactUuid)).toHaveLength(0);
+  });
+
   it('retries 503 twice and ends submitted with 3 attempts recorded', async () => {
     const body = optoutWebhook();
     script.set(body.contact.uuid, { status: 503, body: { error: 'busy' } }, { status: 503, body: { error: 'busy' } });

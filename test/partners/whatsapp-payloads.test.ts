@@ -108,7 +108,9 @@ describe('On-Premises API (and Turn)', () => {
   it.each([
     ['a valid contact', { contacts: [{ input: '+27820001001', status: 'valid', wa_id: '27820001001' }] }, { status: 'valid', waId: '27820001001' }],
     ['an invalid contact', { contacts: [{ input: '+27820001001', status: 'invalid' }] }, { status: 'invalid' }],
-    ['a check still processing', { contacts: [{ input: '+27820001001', status: 'processing' }] }, { status: 'unknown' }],
+    ['a check still processing', { contacts: [{ input: '+27820001001', status: 'processing' }] }, { status: 'pending' }],
+    ["Turn's sandbox, which never looks numbers up", { contacts: [{ input: '+27820001001', status: 'pending' }] }, { status: 'pending' }],
+    ['a failed check', { contacts: [{ input: '+27820001001', status: 'failed' }] }, { status: 'unknown' }],
     ['a valid contact without wa_id', { contacts: [{ input: '+27820001001', status: 'valid' }] }, { status: 'unknown' }],
     ['no contacts', { contacts: [] }, { status: 'unknown' }],
     ['no body', undefined, { status: 'unknown' }],

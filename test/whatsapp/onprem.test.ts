@@ -12,17 +12,27 @@ let upstream: FakePartner;
 let app: TestApp;
 /** Numbers the fake contacts check calls invalid. */
 const notOnWhatsapp = new Set<string>();
+/** Numbers the fake contacts check gives this status without a wa_id (`pending`, `processing`). */
+const undecided = new Map<string, string>();
+
+/**
+ * Turn's documented answer to `POST /v1/contacts` (https://whatsapp.turn.io/docs/api/contacts):
+ * `{"contacts":[{"input","status":"valid","wa_id"}]}`; `invalid` and `processing` come without a `wa_id`
+ * (the On-Premises API's Contacts reference), and Turn's sandbox always answers `pending`.
+ */
+function contactsAnswer(input: string) {
+  const status = notOnWhatsapp.has(input) ? 'invalid' : undecided.get(input);
+  return { contacts: [status ? { input, status } : { input, status: 'valid', wa_id: input.slice(1) }] };
+}
 
 beforeAll(async () => {
   upstream = await startFakePartner();
   upstream.on(CONTACTS, (request) => {
-    const input = (request.body as { contacts: string[] }).contacts[0]!;
-    const contact = notOnWhatsapp.has(input) ? { input, status: 'invalid' } : { input, status: 'valid', wa_id: input.slice(1) };
-    return { status: 200, body: { contacts: [contact], meta: { api_status: 'stable', version: '2.53.1' } } };
+    return { status: 200, body: contactsAnswer((request.body as { contacts: string[] }).contacts[0]!) };
   });
   upstream.on(MESSAGES, (request) => ({
     status: 201,
-    body: { messages: [{ id: `gBEGkYiEB1VXAglK1ZEq${(request.body as { to: string }).to}` }], meta: { api_status: 'stable' } },
+    body: { messages: [{ id: `gBEGkYiEB1VXAglK1ZEq${(request.body as { to: string }).to.replace('+', '')}` }], meta: { api_status: 'stable' } },
   }));
   app = await startTestApp({
     env: {
@@ -116,13 +126,46 @@ describe('POST /api/v1/whatsapp/templates (On-Premises API / Turn)', () => {
     expect(sentTo(to)).toEqual([]);
   });
 
-  it('answers 502 when the contacts check gives no verdict, and sends nothing', async () => {
+  it.each([
+    ['pending', "Turn's sandbox"],
+    ['processing', 'a check WhatsApp has not finished'],
+  ])('sends to the number itself when the contacts check says %s (%s)', async (status) => {
     const to = freshNumber();
-    upstream.queue(CONTACTS, { status: 200, body: { contacts: [{ input: to, status: 'processing' }] } });
+    undecided.set(to, status);
+    const response = await post({ to, template: { name: 'hello_world' } });
+    expect(checked(to)).toHaveLength(1);
+    const sends = upstream.received(MESSAGES).filter((request) => (request.body as { to?: string }).to === to);
+    expect(sends).toHaveLength(1);
+    expect(sends[0]!.body).toMatchObject({ to, type: 'template', template: { namespace: NAMESPACE, name: 'hello_world' } });
+    expect(response.status).toBe(201);
+  });
+
+  it('answers 502 when the contacts check says failed, and sends nothing', async () => {
+    const to = freshNumber();
+    undecided.set(to, 'failed');
     const response = await post({ to, template: { name: 'hello_world' } });
     expect(response.status).toBe(502);
     expect(response.body).toEqual({ error: 'contact check inconclusive' });
-    expect(sentTo(to)).toEqual([]);
+    expect(upstream.received(MESSAGES).filter((request) => [to, to.slice(1)].includes((request.body as { to: string }).to))).toEqual([]);
+  });
+
+  it('checks and sends to a number written without its country code, read in DEFAULT_COUNTRY', async () => {
+    const to = freshNumber();
+    const response = await post({ to: `0${to.slice(3)}`, template: { name: 'hello_world' } });
+    expect(response.status).toBe(201);
+    expect(checked(to)).toHaveLength(1);
+    expect(sentTo(to)).toHaveLength(1);
+  });
+
+  it('answers 400 for a number valid in no region, naming the field, and neither checks nor sends', async () => {
+    const before = upstream.requests.length;
+    const response = await post({ to: '+999 123', template: { name: 'hello_world' } });
+    expect(response.status).toBe(400);
+    expect(response.body).toEqual({ error: 'invalid request', details: [{ path: 'to', message: expect.stringMatching(/^is not a valid phone number in any region/) }] });
+    const urn = await post(rapidproDefaultBody('whatsapp:999123'), '?template=hello_world');
+    expect(urn.status).toBe(400);
+    expect(urn.body.details).toEqual([{ path: 'contact.urn', message: expect.stringMatching(/in any region/) }]);
+    expect(upstream.requests.length).toBe(before);
   });
 
   it('answers 502 with the body when the send answers 200 with errors', async () => {
@@ -158,6 +201,23 @@ describe('POST /api/v1/whatsapp/templates (On-Premises API / Turn)', () => {
     expect(response.body).toEqual({ messages: [{ id: expect.stringMatching(/^simulated-/) }], simulated: true });
     expect(upstream.requests.length).toBe(before);
     expect(await rowsFor(to)).toEqual([]);
+  });
+});
+
+describe('WHATSAPP_CONTACT_CHECK=false (API v2.39 and later)', () => {
+  it('sends to the number without asking /v1/contacts', async () => {
+    await withTestApp(
+      { WHATSAPP_API: 'onprem', WHATSAPP_URL: upstream.url, WHATSAPP_TOKEN: TOKEN, WHATSAPP_NAMESPACE: NAMESPACE, WHATSAPP_CONTACT_CHECK: 'false' },
+      async (unchecked) => {
+        const to = freshNumber();
+        const response = await postTemplate(unchecked, { to, template: { name: 'hello_world' } });
+        expect(response.status).toBe(201);
+        expect(checked(to)).toEqual([]);
+        const sends = upstream.received(MESSAGES).filter((request) => (request.body as { to?: string }).to === to);
+        expect(sends).toHaveLength(1);
+        expect(sends[0]!.headers.authorization).toBe(`Bearer ${TOKEN}`);
+      },
+    );
   });
 });
 

@@ -3,7 +3,7 @@ import { parseOrThrow } from '../../src/http/validate';
 import { templateBodySchema, templateQuerySchema, templateRequestFrom } from '../../src/whatsapp/schemas';
 
 function resolve(body: unknown, query: Record<string, unknown> = {}) {
-  return templateRequestFrom(parseOrThrow(templateBodySchema, body), parseOrThrow(templateQuerySchema, query), 'en');
+  return templateRequestFrom(parseOrThrow(templateBodySchema, body), parseOrThrow(templateQuerySchema, query), { language: 'en', country: 'ZA' });
 }
 
 function problems(body: unknown, query: Record<string, unknown> = {}) {
@@ -44,6 +44,10 @@ describe('the recipient', () => {
     ['to with the trunk prefix (0) after the country code', { to: '+27 (0)82 000 1001' }],
     ['to with 00 for +', { to: '0027 82 000 1001' }],
     ['to copied with direction marks around it', { to: '\u202a+27 82 000 1001\u202c' }],
+    ['to as a national number of DEFAULT_COUNTRY', { to: '082 000 1001' }],
+    ['to as a national number without its trunk 0', { to: '820001001' }],
+    ['to as a JSON number without its trunk 0', { to: 820001001 }],
+    ['contact.urn tel: without its country code', { contact: { urn: 'tel:0820001001' } }],
   ])('comes from %s, normalised to E.164', (_case, body) => {
     expect(resolve({ ...body, template }).to).toBe('+27820001001');
   });
@@ -52,7 +56,9 @@ describe('the recipient', () => {
     ['nothing', {}, [{ path: 'to', message: expect.stringMatching(/required/) }]],
     ['a to that is not a number', { to: 'Jane' }, [{ path: 'to', message: expect.stringMatching(/E\.164/) }]],
     ['an empty to', { to: '' }, [{ path: 'to', message: expect.stringMatching(/E\.164/) }]],
-    ['a local number', { to: '0820001001' }, [{ path: 'to', message: expect.stringMatching(/E\.164/) }]],
+    ['a number valid in no region', { to: '+999 123' }, [{ path: 'to', message: expect.stringMatching(/^is not a valid phone number in any region/) }]],
+    ['a number valid neither in ZA nor with a country code', { to: '12345' }, [{ path: 'to', message: expect.stringMatching(/in ZA nor with a country code/) }]],
+    ['a whatsapp: URN valid nowhere', { contact: { urn: 'whatsapp:999123' } }, [{ path: 'contact.urn', message: expect.stringMatching(/in any region/) }]],
     ['a contact.urn of another scheme', { contact: { urn: 'telegram:12345678' } }, [{ path: 'contact.urn', message: expect.stringMatching(/whatsapp: or tel:/) }]],
     ['a tel: URN without a number', { contact: { urn: 'tel:abc' } }, [{ path: 'contact.urn', message: expect.stringMatching(/E\.164/) }]],
   ])('is refused for %s', (_case, body, expected) => {
