@@ -1,6 +1,6 @@
 // Tests run TypeScript through ts-jest compiled to CommonJS (type checking is `tsc --noEmit`'s job).
-// oauth2-mock-server and its dependencies (basic-auth, jose), the wasm engine, and got and the dependencies of
-// it that have no CommonJS build ship only ESM, so they are transformed too.
+// oauth2-mock-server and its dependencies (basic-auth, jose), the wasm engine, and got and those of its
+// dependencies that have no CommonJS build ship only ESM, so they are transformed too.
 const esmOnly = [
   'oauth2-mock-server',
   'basic-auth',
