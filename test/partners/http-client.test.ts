@@ -75,6 +75,13 @@ describe('partner HTTP client', () => {
     }
   });
 
+  it('throws a request it could not make as it is, not as a partner without an answer', async () => {
+    const error = await sendJson(client(), { method: 'GET', url: await closedPortUrl(), headers: { 'x-broken': 'a\nb' } }).catch((failure: unknown) => failure);
+    expect(error).toBeInstanceOf(Error);
+    expect(isNetworkError(error)).toBe(false);
+    expect(error).not.toBeInstanceOf(AnswerTooLarge);
+  });
+
   it('reports a connection closed before the answer as a reset, and a refused one as refused', async () => {
     const partner = await partnerAnswering((req) => req.socket.destroy());
     try {
