@@ -60,7 +60,7 @@ async function connectInspector(webSocketUrl: string) {
   };
 }
 
-/** "undici", "@pinojs/redact", "companion:app.js", "node:_http_server", "(native)". */
+/** "got", "@pinojs/redact", "companion:app.js", "node:_http_server", "(native)". */
 function ownerOf(url: string): string {
   const dependency = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (dependency) return dependency[1]!;

@@ -1,7 +1,7 @@
 // The baseline for the WhatsApp benchmark: the least a proxy can do. node:http in; the body parsed and
-// the Cloud API message built by the companion's own payload builder; one undici call over keep-alive,
-// as the companion makes it; the upstream's status and body handed back. No Express, authentication,
-// validation, log line, metrics or record. UPSTREAM_URL is the Cloud API's messages URL.
+// the Cloud API message built by the companion's own payload builder; one call over keep-alive through
+// undici, the leanest of Node's HTTP clients; the upstream's status and body handed back. No Express,
+// authentication, validation, log line, metrics or record. UPSTREAM_URL is the Cloud API's messages URL.
 import http from 'node:http';
 import { Agent, request } from 'undici';
 import { buildCloudTemplateMessage } from '../src/partners/whatsapp-payloads';

@@ -1,6 +1,7 @@
-import type http from 'node:http';
+import http from 'node:http';
+import https from 'node:https';
 import { performance } from 'node:perf_hooks';
-import { Agent, errors, request as undiciRequest } from 'undici';
+import got, { ReadError, RequestError, TimeoutError, type Got } from 'got';
 import type { Logger } from '../ops/logger';
 import { toStorableText } from '../shared/text';
 import { partnerOutcome, type Metrics } from '../ops/metrics';
@@ -43,18 +44,20 @@ export class PartnerUnreachable extends Error {
 /** One partner's HTTP client: see createPartnerHttp. */
 export interface PartnerHttp {
   readonly partner: string;
-  readonly agent: Agent;
-  readonly headers: Record<string, string>;
-  readonly timeoutMs: number;
+  /** got with this partner's agents, headers and timeout. */
+  readonly got: Got;
   readonly logger: Logger;
   readonly metrics: Metrics;
 }
 
+/** Keep-alive connections, up to 256 to each host; one idle for a minute is closed (sooner if the partner's Keep-Alive hint says so). */
+const AGENT_OPTIONS = { keepAlive: true, maxSockets: 256, maxFreeSockets: 256, timeout: 60_000 };
+
 /**
- * One client per partner: its own keep-alive connections, timeout and headers. Nothing is retried
- * (the opt-out queue retries with backoff; the WhatsApp path must answer RapidPro in time) and
- * redirects are not followed. undici rather than got: on the WhatsApp path got cost about 0.3 ms of
- * CPU per call, half of the proxy's (README, Performance).
+ * One client per partner: its own keep-alive connections, timeout and headers, over got. Nothing is
+ * retried (the opt-out queue retries with backoff; the WhatsApp path must answer RapidPro in time),
+ * redirects are not followed, every status is an answer, and the body is read as it came (not
+ * decompressed, so no Accept-Encoding is sent) and parsed here.
  */
 export function createPartnerHttp(options: {
   partner: string;
@@ -65,26 +68,31 @@ export function createPartnerHttp(options: {
 }): PartnerHttp {
   return {
     partner: options.partner,
-    // The partner's own Keep-Alive hint shortens the minute an idle connection is kept.
-    agent: new Agent({ connections: 256, keepAliveTimeout: 60_000, connectTimeout: options.timeoutMs, maxResponseSize: ANSWER_LIMIT_BYTES }),
-    headers: { 'user-agent': USER_AGENT, accept: 'application/json', ...options.headers },
-    timeoutMs: options.timeoutMs,
+    got: got.extend({
+      agent: { http: new http.Agent(AGENT_OPTIONS), https: new https.Agent(AGENT_OPTIONS) },
+      headers: { 'user-agent': USER_AGENT, accept: 'application/json', ...options.headers },
+      timeout: { request: options.timeoutMs },
+      retry: { limit: 0 },
+      followRedirect: false,
+      throwHttpErrors: false,
+      decompress: false,
+    }),
     logger: options.logger.child({ partner: options.partner }),
     metrics: options.metrics,
   };
 }
 
-/** Why a request got no answer, as a PartnerUnreachable (or AnswerTooLarge); anything else is a defect and is thrown as it is. */
-function noAnswer(error: unknown, deadline: AbortSignal, status: number | undefined): Error {
-  if (deadline.aborted || error instanceof errors.ConnectTimeoutError) return new PartnerUnreachable('ETIMEDOUT', { cause: error });
-  if (error instanceof errors.ResponseExceededMaxSizeError) return new AnswerTooLarge(status);
-  // A connection closed before the whole answer came is a reset, whatever undici calls it.
-  if (error instanceof errors.SocketError) return new PartnerUnreachable('ECONNRESET', { cause: error });
-  // Bytes that are not an HTTP answer (a malformed status line, say): undici gives these no code.
-  if (error instanceof errors.HTTPParserError) return new PartnerUnreachable('EPROTO', { cause: error });
-  const code = (error as { code?: unknown } | null)?.code;
-  const isDefect = error instanceof errors.InvalidArgumentError || typeof code !== 'string';
-  return isDefect ? (error as Error) : new PartnerUnreachable(code, { cause: error });
+/** Why a request got no answer, as a PartnerUnreachable; anything else is a defect and is thrown as it is. */
+function noAnswer(error: unknown): Error {
+  if (!(error instanceof RequestError)) return error as Error;
+  if (error instanceof TimeoutError) return new PartnerUnreachable('ETIMEDOUT', { cause: error });
+  // A connection closed before the whole answer came is a reset, whatever got calls it.
+  if (error instanceof ReadError) return new PartnerUnreachable('ECONNRESET', { cause: error });
+  // Bytes that are not an HTTP answer (a malformed status line, say): Node's parser codes these HPE_….
+  if (error.code.startsWith('HPE_')) return new PartnerUnreachable('EPROTO', { cause: error });
+  // got's and Node's own ERR_ codes are a request built wrongly; a TLS failure is the partner's.
+  const isDefect = error.code.startsWith('ERR_') && !/^ERR_(TLS|SSL)_/.test(error.code);
+  return isDefect ? error : new PartnerUnreachable(error.code, { cause: error });
 }
 
 /** Sends a JSON request and reads the answer as a PartnerAnswer; no answer throws PartnerUnreachable or AnswerTooLarge. */
@@ -99,33 +107,33 @@ export async function sendJson(
     timeoutMs?: number;
   },
 ): Promise<PartnerAnswer> {
-  // A timer cleared at the end rather than AbortSignal.timeout, whose timers would outlive their
-  // calls by the whole timeout (thousands of them at once under load).
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), request.timeoutMs ?? client.timeoutMs);
-  const body = request.json === undefined ? undefined : JSON.stringify(request.json);
+  // got has no size limit of its own: the request is cancelled once the answer says or shows it is too large.
+  const cancel = new AbortController();
   const started = performance.now();
-  let status: number | undefined;
+  let status: number;
   let headers: http.IncomingHttpHeaders;
   let text: string;
   try {
-    const response = await undiciRequest(request.url, {
+    const response = await client.got(request.url, {
       method: request.method,
-      dispatcher: client.agent,
-      headers: { ...client.headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...request.headers },
-      body,
-      signal: deadline.signal,
+      json: request.json,
+      headers: request.headers,
+      responseType: 'buffer',
+      signal: cancel.signal,
+      ...(request.timeoutMs === undefined ? {} : { timeout: { request: request.timeoutMs } }),
+    }).on('downloadProgress', ({ transferred, total }) => {
+      if (transferred > ANSWER_LIMIT_BYTES || (total ?? 0) > ANSWER_LIMIT_BYTES) cancel.abort();
     });
     status = response.statusCode;
     headers = response.headers;
-    text = await response.body.text();
+    text = new TextDecoder().decode(response.body);
   } catch (error) {
-    const failure = noAnswer(error, deadline.signal, status);
+    const failure = cancel.signal.aborted
+      ? new AnswerTooLarge((error as RequestError).response?.statusCode)
+      : noAnswer(error);
     const code = failure instanceof PartnerUnreachable ? failure.code : undefined;
     if (code !== undefined || failure instanceof AnswerTooLarge) observe(client, partnerOutcome(undefined, code), started);
     throw failure;
-  } finally {
-    clearTimeout(timer);
   }
   const ms = observe(client, partnerOutcome(status), started);
   if (client.logger.isLevelEnabled('debug')) {

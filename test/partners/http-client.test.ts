@@ -15,7 +15,13 @@ async function partnerAnswering(answer: (req: http.IncomingMessage, res: http.Se
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+  let connections = 0;
+  server.on('connection', () => (connections += 1));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => connections,
+    close: () => server.close(),
+  };
 }
 
 const client = (timeoutMs = 2000) =>
@@ -33,9 +39,47 @@ describe('partner HTTP client', () => {
       expect(answer).toMatchObject({ status: 302, body: { moved: true }, excerpt: '{"moved":true}' });
       expect(seen?.body).toBe('{"a":1}');
       expect(seen?.headers).toMatchObject({ 'user-agent': USER_AGENT, accept: 'application/json', 'content-type': 'application/json', authorization: 'Token secret' });
+      // The answer is read as it comes: no compressed one is asked for.
+      expect(seen?.headers['accept-encoding']).toBeUndefined();
     } finally {
       partner.close();
     }
+  });
+
+  it('keeps its connection open between calls', async () => {
+    const partner = await partnerAnswering((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+    try {
+      const http = client();
+      await sendJson(http, { method: 'GET', url: partner.url });
+      await sendJson(http, { method: 'POST', url: partner.url, json: {} });
+      expect(partner.connections()).toBe(1);
+    } finally {
+      partner.close();
+    }
+  });
+
+  it('sends a request once, whatever its answer or failure', async () => {
+    let requests = 0;
+    const partner = await partnerAnswering((req, res) => {
+      requests += 1;
+      if (req.url === '/reset') req.socket.destroy();
+      else res.writeHead(503, { 'retry-after': '0' }).end();
+    });
+    try {
+      expect(await sendJson(client(), { method: 'GET', url: `${partner.url}/busy` })).toMatchObject({ status: 503 });
+      const reset = await sendJson(client(), { method: 'GET', url: `${partner.url}/reset` }).catch((error: unknown) => error);
+      expect(isNetworkError(reset) && reset.code).toBe('ECONNRESET');
+      expect(requests).toBe(2);
+    } finally {
+      partner.close();
+    }
+  });
+
+  it('throws a request it could not make as it is, not as a partner without an answer', async () => {
+    const error = await sendJson(client(), { method: 'GET', url: await closedPortUrl(), headers: { 'x-broken': 'a\nb' } }).catch((failure: unknown) => failure);
+    expect(error).toBeInstanceOf(Error);
+    expect(isNetworkError(error)).toBe(false);
+    expect(error).not.toBeInstanceOf(AnswerTooLarge);
   });
 
   it('reports a connection closed before the answer as a reset, and a refused one as refused', async () => {
