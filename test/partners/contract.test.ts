@@ -2,7 +2,9 @@ import nock from 'nock';
 import { createLogger } from '../../src/ops/logger';
 import { createMetrics } from '../../src/ops/metrics';
 import { createDhis2TrackerClient } from '../../src/partners/dhis2';
+import { PartnerError } from '../../src/partners/failures';
 import { USER_AGENT } from '../../src/partners/http-client';
+import { createOpenhimClient } from '../../src/partners/openhim';
 import { createRapidProClient } from '../../src/partners/rapidpro';
 import { createWhatsappClient } from '../../src/partners/whatsapp';
 
@@ -187,5 +189,78 @@ describe('WhatsApp Cloud API messages', () => {
     };
     send().reply(404, refusal);
     expect(await client().sendTemplate(message)).toMatchObject({ kind: 'answered', answer: { status: 404, body: refusal } });
+  });
+});
+
+describe('OpenHIM (Jembi) NurseConnect opt-out', () => {
+  const OPENHIM = 'https://openhim.example.org';
+  const message = {
+    mha: 1, swt: 7, type: 8, sid: '5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f', eid: '0196d7d9-6d0c-7fd3-b7a5-a5b1c1d2e3f4',
+    cmsisdn: '+27820001001', dmsisdn: '+27820001002', faccode: '123456', id: '27820001001^^^ZAF^TEL', optoutreason: 7, encdate: '20261126101500',
+  };
+  const client = () => createOpenhimClient({ url: `${OPENHIM}/`, username: 'companion', password: 'jembi', timeoutMs: 2000, ...observers() });
+  const post = () =>
+    nock(OPENHIM, {
+      reqheaders: { ...common, authorization: `Basic ${Buffer.from('companion:jembi').toString('base64')}`, 'content-type': 'application/json' },
+    }).post('/ws/rest/v1/nc/optout', message);
+
+  it('posts the message with Basic auth and takes Jembi’s JSON acceptance', async () => {
+    // Jembi's answer as praekeltfoundation/ndoh-jsbox test/fixtures.js ("POST Nurse Optouts to Jembi") records it.
+    post().reply(200, { success: 'true' }, { 'content-type': 'application/json' });
+    expect(await client().submitOptout(message)).toMatchObject({ status: 200, body: { success: 'true' } });
+  });
+
+  it('does not take a 2xx page that is not Jembi’s JSON (a proxy’s or sign-on page) for a submission', async () => {
+    post().reply(200, '<html><body>Sign in</body></html>', { 'content-type': 'text/html' });
+    await expect(client().submitOptout(message)).rejects.toMatchObject({ constructor: PartnerError, kind: 'transient' });
+  });
+});
+
+describe('Turn (the On-Premises API) contact check and template message', () => {
+  const TURN = 'https://whatsapp.turn.io';
+  const TO = '+27820001001';
+  const client = (contactCheck = true) =>
+    createWhatsappClient({ api: 'onprem', url: TURN, namespace: 'c8ae5f90_307a_ca4c_b8f6_d1e2a2573574', token: 'turn-token', timeoutMs: 2000, contactCheck }, observers());
+  const headers = { ...common, authorization: 'Bearer turn-token', 'content-type': 'application/json' };
+  const contacts = (status: string, waId?: string) =>
+    // whatsapp.turn.io/docs/api/contacts: one entry per number asked about, `wa_id` only when it has an account.
+    nock(TURN, { reqheaders: headers })
+      .post('/v1/contacts', { blocking: 'wait', contacts: [TO] })
+      .reply(200, { contacts: [{ input: TO, status, ...(waId ? { wa_id: waId } : {}) }] });
+  const messages = (to: string) =>
+    nock(TURN, { reqheaders: headers })
+      .post('/v1/messages', {
+        to,
+        type: 'template',
+        template: {
+          namespace: 'c8ae5f90_307a_ca4c_b8f6_d1e2a2573574',
+          name: 'appointment_reminder',
+          language: { policy: 'deterministic', code: 'en' },
+          components: [{ type: 'body', parameters: [{ type: 'text', text: 'Jane' }] }],
+        },
+      })
+      .reply(201, { messages: [{ id: 'gBEGkYiEB1VXAglK1ZEqA1YKPrU' }] });
+  const message = { to: TO, name: 'appointment_reminder', language: 'en', params: ['Jane'] };
+
+  it('sends to the wa_id of a valid contact', async () => {
+    contacts('valid', '27820001001');
+    messages('27820001001');
+    expect(await client().sendTemplate(message)).toMatchObject({ kind: 'answered', answer: { status: 201 } });
+  });
+
+  it('sends to the number itself when Turn’s sandbox answers pending', async () => {
+    contacts('pending');
+    messages(TO);
+    expect(await client().sendTemplate(message)).toMatchObject({ kind: 'answered', answer: { status: 201 } });
+  });
+
+  it('sends nothing to an invalid contact', async () => {
+    contacts('invalid');
+    expect(await client().sendTemplate(message)).toMatchObject({ kind: 'not-a-contact' });
+  });
+
+  it('asks nothing about the contact when the check is off', async () => {
+    messages(TO);
+    expect(await client(false).sendTemplate(message)).toMatchObject({ kind: 'answered', answer: { status: 201 } });
   });
 });

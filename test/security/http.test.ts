@@ -66,7 +66,7 @@ describe('a body whose Content-Encoding does not match it', () => {
 
 /**
  * An upstream that writes whatever bytes it is given as its answer to every request, once the request
- * has arrived whole (Content-Length, as undici sends it), then closes the connection.
+ * has arrived whole (Content-Length, as got sends it), then closes the connection.
  */
 async function startRawUpstream(): Promise<{ url: string; answer(bytes: Buffer | string): void; stop(): Promise<void> }> {
   let next: Buffer = Buffer.alloc(0);
