@@ -36,13 +36,8 @@ FROM ${NODE_IMAGE} AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
-# V8 grows its heap lazily up to a large default limit; these bounds keep a web process under load
-# under 200 MB resident. The young generation is sized so that most WhatsApp sends (which live as long
-# as the upstream takes) end before a scavenge copies them: a tenth less CPU per send than with 8 MB,
-# for some 20 MB more at peak (see README, Performance).
 ENV NODE_ENV=production \
-    PORT=3000 \
-    NODE_OPTIONS="--max-old-space-size=192 --max-semi-space-size=12"
+    PORT=3000
 WORKDIR /app
 COPY --from=runtime-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

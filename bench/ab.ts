@@ -15,7 +15,7 @@
 // most rounds. Environment: BENCH_AB_ROUTE (whatsapp: POST /api/v1/whatsapp/templates, 100 connections;
 // optouts: POST /api/v1/optouts with a new contact each time, 50 connections, as `npm run bench`),
 // BENCH_AB_ROUNDS (6; even, so that each goes first as often), BENCH_DURATION_S (8), BENCH_CONNECTIONS,
-// BENCH_AB_NODE_OPTIONS_A and _B (Node flags after the production heap bounds), BENCH_DATABASE_URL
+// BENCH_AB_NODE_OPTIONS_A and _B (Node flags for each), BENCH_DATABASE_URL
 // (a server; the database name is made up), BENCH_REDIS_URL.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';

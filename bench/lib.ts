@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { Queue } from 'bullmq';
@@ -12,21 +13,12 @@ import { migrateDatabase } from '../src/db/migrate';
 import { OPTOUT_QUEUE } from '../src/optouts/queue';
 
 /**
- * V8's heap bounds per role, as production sets them: the Dockerfile's (web) and docker-compose.yml's
- * worker service (test/ops/docker.test.ts keeps them the same). A larger young generation means
- * fewer scavenges per request or job, at some memory; the web's keeps it under 200 MB under load.
+ * Settings every benchmarked companion process gets, as production runs it, with Node flags given here
+ * and then any in BENCH_NODE_OPTIONS (a profiler's, say).
  */
-export const HEAP_BOUNDS = {
-  web: '--max-old-space-size=192 --max-semi-space-size=12',
-  worker: '--max-old-space-size=192 --max-semi-space-size=32',
-};
-
-/**
- * Settings every benchmarked process gets, as production runs it. Node flags given here, then any in
- * BENCH_NODE_OPTIONS (a profiler's, say), come after the heap bounds: a later flag wins.
- */
-export function productionEnv(role: keyof typeof HEAP_BOUNDS, nodeOptions?: string): NodeJS.ProcessEnv {
-  return { ...PRODUCTION_SETTINGS, NODE_OPTIONS: [HEAP_BOUNDS[role], nodeOptions, process.env.BENCH_NODE_OPTIONS].filter(Boolean).join(' ') };
+export function productionEnv(nodeOptions?: string): NodeJS.ProcessEnv {
+  const flags = [nodeOptions, process.env.BENCH_NODE_OPTIONS].filter(Boolean).join(' ');
+  return { ...PRODUCTION_SETTINGS, ...(flags ? { NODE_OPTIONS: flags } : {}) };
 }
 
 /**
@@ -130,7 +122,7 @@ export function startWebCompanion(
   options: { databaseUrl: string; whatsappUrl: string; queuePrefix: string; nodeOptions?: string },
 ): Promise<Child> {
   return startChild([main, 'serve', '--role', 'web'], {
-    ...productionEnv('web', options.nodeOptions),
+    ...productionEnv(options.nodeOptions),
     // As in production: info-level request logs (written to a file; writing them is part of the cost).
     LOG_LEVEL: 'info',
     PORT: '0',
@@ -296,6 +288,62 @@ export async function load(options: autocannon.Options): Promise<LoadFigures> {
     errors: result.errors + result.timeouts,
     non2xx: result.non2xx,
     statusCounts: Object.fromEntries(Object.entries(statusCounts).map(([status, stat]) => [status, stat.count])),
+  };
+}
+
+/**
+ * Sends `amount` POSTs to `path` at `rate` a second, evenly spaced, over at most `connections`
+ * kept-alive connections, and times each from when it was due. (autocannon's rates send each second's
+ * share in a burst at its start.) A request due while every connection is busy waits for one.
+ */
+export async function paced(options: { port: number; path: string; headers: Record<string, string>; body: () => string; rate: number; amount: number; connections: number }): Promise<LoadFigures> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections });
+  const latencies: number[] = [];
+  const statusCounts: Record<string, number> = {};
+  let errors = 0;
+  const send = () =>
+    new Promise<void>((resolve) => {
+      const started = performance.now();
+      const body = options.body();
+      const headers = { ...options.headers, 'content-length': String(Buffer.byteLength(body)) };
+      const request = http.request({ host: '127.0.0.1', port: options.port, path: options.path, method: 'POST', headers, agent }, (response) => {
+        response.resume();
+        response.on('end', () => {
+          const status = response.statusCode!;
+          statusCounts[status] = (statusCounts[status] ?? 0) + 1;
+          if (status >= 200 && status < 300) latencies.push(performance.now() - started);
+          resolve();
+        });
+      });
+      request.on('error', () => {
+        errors += 1;
+        resolve();
+      });
+      request.end(body);
+    });
+  const begun = performance.now();
+  const answers: Promise<void>[] = [];
+  while (answers.length < options.amount) {
+    const due = Math.min(options.amount, Math.floor(((performance.now() - begun) * options.rate) / 1000) + 1);
+    while (answers.length < due) answers.push(send());
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(answers);
+  const seconds = (performance.now() - begun) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const answered = Object.values(statusCounts).reduce((sum, count) => sum + count, 0);
+  const ms = (value: number | undefined) => Number((value ?? 0).toFixed(2));
+  return {
+    requests: answered,
+    seconds: Number(seconds.toFixed(1)),
+    requestsPerSecond: Math.round(answered / seconds),
+    p50Ms: ms(percentile(latencies, 0.5)),
+    p99Ms: ms(percentile(latencies, 0.99)),
+    maxMs: ms(latencies.at(-1)),
+    errors,
+    non2xx: answered - latencies.length,
+    statusCounts,
   };
 }
 

@@ -1,6 +1,7 @@
-// npm run bench: ingestion (the opt-out webhook against bare Express), the worker's drain rate
-// against a fake OpenHIM (instant, then 50 ms), and peak memory. Prints a table and writes JSON.
-// Everything runs on this machine: PostgreSQL, Redis, the companion's processes, the fake partner.
+// npm run bench: ingestion (the opt-out webhook beside a naive durable baseline, bench/naive-ingest.ts),
+// the worker's drain rate against a fake OpenHIM (instant, then 50 ms), and peak memory. Prints a
+// table with the targets and writes JSON. Everything runs on this machine: PostgreSQL, Redis, the
+// companion's processes, the baseline, the fake partner and the load generator.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,7 @@ import {
   cpuSeconds,
   load,
   optoutWebhookBody,
+  paced,
   peakRssMb,
   prepareBenchDatabase,
   productionEnv,
@@ -33,6 +35,8 @@ const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@12
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const WARMUP_REQUESTS = 3000;
 const CONNECTIONS = 50;
+/** The paced run's webhooks a second, across the CONNECTIONS. */
+const PACED_RATE = 400;
 /** Which parts run: "ingestion,worker" (both) unless BENCH_PARTS names one. */
 const PARTS = (process.env.BENCH_PARTS ?? 'ingestion,worker').split(',');
 const DRAIN_OPTOUTS = Number(process.env.BENCH_OPTOUTS ?? 20000);
@@ -47,35 +51,37 @@ const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
-function companionEnv(role: 'web' | 'worker', prefix: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { ...productionEnv(role), LOG_LEVEL: 'info', PORT: '0', DATABASE_URL, REDIS_URL: BENCH_REDIS_URL, QUEUE_PREFIX: prefix, ...extra };
+function companionEnv(prefix: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...productionEnv(), LOG_LEVEL: 'info', PORT: '0', DATABASE_URL, REDIS_URL: BENCH_REDIS_URL, QUEUE_PREFIX: prefix, ...extra };
+}
+
+/** One of the two servers the ingestion benchmark loads, and what it has been measured doing. */
+interface Target {
+  server: Child;
+  prefix: string;
+  saturated?: LoadFigures & { cpuMsPerRequest: number };
+  paced?: LoadFigures;
+  accepted202: number;
 }
 
 /**
- * A warm-up of WARMUP_REQUESTS measures the rate; the measured run then sends about SECONDS' worth.
- * Both send a fixed number of requests, so that every request sent is answered and the 202s can be
- * matched to rows and jobs (a run cut off by time leaves requests committed but never answered).
+ * Opt-out webhooks, each with a valid token and a new contact, from CONNECTIONS connections: `amount`
+ * of them, as fast as answers come, or evenly spaced at `rate` a second. A fixed number, so that every
+ * request sent is answered and the 202s can be matched to rows and jobs.
  */
-async function ingestionRun(server: Child, token: string | undefined) {
-  const warmup = await ingestionLoad(server.port, token, WARMUP_REQUESTS);
-  const measured = await withCpuPerRequest(server, () => ingestionLoad(server.port, token, Math.max(1000, Math.round(warmup.requestsPerSecond * SECONDS))));
-  return { warmup, measured };
-}
-
-async function ingestionLoad(port: number, token: string | undefined, amount: number) {
-  return load({
-    url: `http://127.0.0.1:${port}`,
-    connections: CONNECTIONS,
-    amount,
-    requests: [
-      {
-        method: 'POST',
-        path: '/api/v1/optouts',
-        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Token ${token}` } : {}) },
-        setupRequest: (request) => ({ ...request, body: optoutWebhookBody() }),
-      },
-    ],
-  });
+async function ingestionLoad(target: Target, token: string, amount: number, rate?: number): Promise<LoadFigures> {
+  const headers = { 'content-type': 'application/json', authorization: `Token ${token}` };
+  const route = '/api/v1/optouts';
+  const figures = rate
+    ? await paced({ port: target.server.port, path: route, headers, body: optoutWebhookBody, rate, amount, connections: CONNECTIONS })
+    : await load({
+        url: `http://127.0.0.1:${target.server.port}`,
+        connections: CONNECTIONS,
+        amount,
+        requests: [{ method: 'POST', path: route, headers, setupRequest: (request) => ({ ...request, body: optoutWebhookBody() }) }],
+      });
+  target.accepted202 += figures.statusCounts['202'] ?? 0;
+  return figures;
 }
 
 async function main() {
@@ -84,9 +90,18 @@ async function main() {
   const db = createDatabase({ url: DATABASE_URL, poolSize: 4 });
   const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: null });
   const calibrationBefore = cpuCalibrationMs();
+  const loadBefore = os.loadavg()[0]!;
   const ingestion = PARTS.includes('ingestion') ? await benchIngestion(db, redis, token) : undefined;
   const worker = PARTS.includes('worker') ? await benchWorker(db, redis) : undefined;
-  const machine = { cpuCalibrationMs: [calibrationBefore, cpuCalibrationMs()] as const, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
+  const machine = {
+    cpuCalibrationMs: [calibrationBefore, cpuCalibrationMs()] as const,
+    loadAverage: [loadBefore, os.loadavg()[0]!] as const,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memoryGb: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    date: new Date().toISOString(),
+  };
   const results: Results = { ingestion, worker, machine };
 
   printTable(results);
@@ -98,35 +113,53 @@ async function main() {
   redis.disconnect();
 }
 
-/** 1. Ingestion: the companion's webhook, then bare Express, the same load. */
+/**
+ * 1. Ingestion: the companion's web process and the naive durable baseline (bench/naive-ingest.ts) run
+ * side by side on one database and Redis and are loaded in turn: a warm-up of WARMUP_REQUESTS each,
+ * then about SECONDS' worth as fast as they answer, then SECONDS at PACED_RATE a second.
+ */
 async function benchIngestion(db: Database, redis: Redis, token: string) {
-  const ingestPrefix = `bench-ingest-${Date.now()}`;
-  const web = await startChild([MAIN, 'serve', '--role', 'web'], companionEnv('web', ingestPrefix));
-  const { warmup, measured: ingestion } = await ingestionRun(web, token);
-  const webRssMb = peakRssMb(web.process.pid!);
-  await web.stop();
-  const accepted = (warmup.statusCounts['202'] ?? 0) + (ingestion.statusCounts['202'] ?? 0);
-  const rows = await db.optout.count();
-  const queue = new Queue(OPTOUT_QUEUE, { connection: redis, prefix: ingestPrefix });
-  const jobs = await queue.getJobCountByTypes('waiting', 'delayed', 'active', 'prioritized');
-  await queue.obliterate({ force: true });
-  await queue.close();
-
-  const bare = await startChild(['--import', 'tsx', path.join(__dirname, 'bare-server.ts')], { PORT: '0' });
-  const { measured: baseline } = await ingestionRun(bare, undefined);
-  await bare.stop();
-  return {
-    connections: CONNECTIONS,
-    seconds: SECONDS,
-    companionSeconds: ingestion.seconds,
-    companion: ingestion,
-    bareExpress: baseline,
-    ratio: Number((ingestion.requestsPerSecond / baseline.requestsPerSecond).toFixed(3)),
-    accepted202: accepted,
-    rows,
-    jobs,
-    webPeakRssMb: webRssMb,
+  const prefix = (name: string) => `bench-ingest-${name}-${Date.now()}`;
+  const companionPrefix = prefix('companion');
+  const naivePrefix = prefix('naive');
+  const companion: Target = { server: await startChild([MAIN, 'serve', '--role', 'web'], companionEnv(companionPrefix)), prefix: companionPrefix, accepted202: 0 };
+  const naive: Target = {
+    server: await startChild(['--import', 'tsx', path.join(__dirname, 'naive-ingest.ts')], {
+      NODE_ENV: 'production',
+      PORT: '0',
+      DATABASE_URL,
+      REDIS_URL: BENCH_REDIS_URL,
+      QUEUE_PREFIX: naivePrefix,
+    }),
+    prefix: naivePrefix,
+    accepted202: 0,
   };
+  const targets = [companion, naive];
+  const warmupRates = new Map<Target, number>();
+  for (const target of targets) warmupRates.set(target, (await ingestionLoad(target, token, WARMUP_REQUESTS)).requestsPerSecond);
+  for (const target of targets) {
+    const amount = Math.max(1000, Math.round(warmupRates.get(target)! * SECONDS));
+    target.saturated = await withCpuPerRequest(target.server, () => ingestionLoad(target, token, amount));
+  }
+  for (const target of targets) target.paced = await ingestionLoad(target, token, PACED_RATE * SECONDS, PACED_RATE);
+
+  const peakRss = targets.map((target) => peakRssMb(target.server.process.pid!));
+  const jobs: number[] = [];
+  for (const target of targets) {
+    await target.server.stop();
+    const queue = new Queue(OPTOUT_QUEUE, { connection: redis, prefix: target.prefix });
+    jobs.push(await queue.getJobCountByTypes('waiting', 'delayed', 'active', 'prioritized'));
+    await queue.obliterate({ force: true });
+    await queue.close();
+  }
+  const side = (target: Target, index: number) => ({
+    saturated: target.saturated!,
+    paced: target.paced!,
+    accepted202: target.accepted202,
+    jobs: jobs[index]!,
+    peakRssMb: peakRss[index]!,
+  });
+  return { connections: CONNECTIONS, seconds: SECONDS, pacedRate: PACED_RATE, companion: side(companion, 0), naive: side(naive, 1), rows: await db.optout.count() };
 }
 
 /** 2. Worker: drain queued opt-outs against a fake OpenHIM, at once and at 50 ms per request. */
@@ -158,7 +191,7 @@ async function benchWorker(db: Database, redis: Redis) {
     }
     const worker = await startChild(
       [MAIN, 'serve', '--role', 'worker'],
-      companionEnv('worker', prefix, {
+      companionEnv(prefix, {
         RAPIDPRO_URL: partnerUrl,
         RAPIDPRO_TOKEN: 'bench',
         OPENHIM_URL: partnerUrl,
@@ -197,8 +230,8 @@ async function benchWorker(db: Database, redis: Redis) {
 interface Results {
   ingestion?: Awaited<ReturnType<typeof benchIngestion>>;
   worker?: Awaited<ReturnType<typeof benchWorker>>;
-  /** Before and after the measurements. */
-  machine: { cpuCalibrationMs: readonly [number, number]; cpus: number; cpuModel?: string; memoryGb: number; node: string; date: string };
+  /** Calibrations and one-minute load averages: before and after the measurements. */
+  machine: { cpuCalibrationMs: readonly [number, number]; loadAverage: readonly [number, number]; cpus: number; cpuModel?: string; memoryGb: number; node: string; date: string };
 }
 
 interface Drain {
@@ -217,13 +250,25 @@ interface Drain {
 function printTable(results: Results) {
   const { ingestion, worker, machine } = results;
   if (ingestion) {
-    const row = (name: string, figures: LoadFigures & { cpuMsPerRequest: number }) =>
-      log(`${name.padEnd(22)} ${String(figures.requestsPerSecond).padStart(8)} ${String(figures.p50Ms).padStart(7)} ${String(figures.p99Ms).padStart(7)} ${String(figures.maxMs).padStart(7)} ${String(figures.errors + figures.non2xx).padStart(7)} ${String(figures.cpuMsPerRequest).padStart(12)}`);
-    log(`\nIngestion, ${CONNECTIONS} connections, ${SECONDS} s`);
-    log(`${'target'.padEnd(22)} ${'req/s'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'max ms'.padStart(7)} ${'errors'.padStart(7)} ${'CPU ms/req'.padStart(12)}`);
-    row('companion webhook', ingestion.companion);
-    row('bare Express', ingestion.bareExpress);
-    log(`ratio ${ingestion.ratio}; 202s ${ingestion.accepted202}, rows ${ingestion.rows}, jobs ${ingestion.jobs}; web peak RSS ${ingestion.webPeakRssMb} MB`);
+    const { companion, naive } = ingestion;
+    const cell = (value: string | number, width = 10) => String(value).padStart(width);
+    const row = (measure: string, ours: number, theirs: number, target = '') =>
+      log(`${measure.padEnd(28)} ${cell(ours)} ${cell(theirs)} ${cell((ours / theirs).toFixed(2), 7)}  ${target}`);
+    const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
+    const [saturated, paced] = [companion.saturated, companion.paced];
+    log(`\nIngestion, POST /api/v1/optouts from ${CONNECTIONS} connections, about ${SECONDS} s each`);
+    log(`${''.padEnd(28)} ${cell('companion')} ${cell('naive')} ${cell('ratio', 7)}  target`);
+    row('as fast as answered: req/s', saturated.requestsPerSecond, naive.saturated.requestsPerSecond, `>= 0.9x: ${met(saturated.requestsPerSecond >= 0.9 * naive.saturated.requestsPerSecond)}`);
+    row('  p50 ms', saturated.p50Ms, naive.saturated.p50Ms);
+    row('  p99 ms', saturated.p99Ms, naive.saturated.p99Ms);
+    row('  CPU ms per request', saturated.cpuMsPerRequest, naive.saturated.cpuMsPerRequest);
+    const kept = (figures: LoadFigures) => figures.requestsPerSecond >= 0.95 * PACED_RATE;
+    row(`paced at ${PACED_RATE}/s: req/s`, paced.requestsPerSecond, naive.paced.requestsPerSecond, kept(paced) && kept(naive.paced) ? 'both kept pace' : 'pace NOT kept: latencies not comparable');
+    row('  p50 ms', paced.p50Ms, naive.paced.p50Ms, `within 1 ms: ${met(paced.p50Ms <= naive.paced.p50Ms + 1)}`);
+    row('  p99 ms', paced.p99Ms, naive.paced.p99Ms, `no worse: ${met(paced.p99Ms <= naive.paced.p99Ms)}`);
+    row('peak RSS MB', companion.peakRssMb, naive.peakRssMb);
+    const failed = (side: typeof companion) => side.saturated.errors + side.saturated.non2xx + side.paced.errors + side.paced.non2xx;
+    log(`failed requests: companion ${failed(companion)}, naive ${failed(naive)}; 202s ${companion.accepted202} + ${naive.accepted202}, jobs ${companion.jobs} + ${naive.jobs}, rows ${ingestion.rows}`);
   }
   if (worker) {
     log(`\nWorker drains of ${DRAIN_OPTOUTS} opt-outs`);
@@ -232,10 +277,13 @@ function printTable(results: Results) {
       const share = drain.shareOfAllowed === undefined ? '' : `${Math.round(drain.shareOfAllowed * 100)}%`;
       log(`${`${drain.delayMs} ms`.padEnd(13)} ${String(drain.concurrency).padStart(11)} ${String(drain.submissionsPerSecond).padStart(7)} ${String(drain.seconds).padStart(8)} ${String(drain.cpuMsPerSubmission).padStart(11)} ${share.padStart(10)}`);
     }
+    const instant = worker.drains.find((drain) => drain.delayMs === 0);
+    if (instant) log(`target: at least 2,000 submissions/s against the instant partner: ${instant.submissionsPerSecond >= 2000 ? 'met' : 'MISSED'}`);
     log(`worker peak RSS ${worker.workerPeakRssMb} MB`);
   }
   const [before, after] = machine.cpuCalibrationMs;
-  log(`\n${machine.date}: ${machine.cpuModel ?? 'unknown CPU'}, ${machine.cpus} cores, Node ${machine.node}, CPU calibration ${before} ms before, ${after} ms after`);
+  const loadAverage = machine.loadAverage.map((value) => value.toFixed(1)).join(' and ');
+  log(`\n${machine.date}: ${machine.cpuModel ?? 'unknown CPU'}, ${machine.cpus} cores, Node ${machine.node}, CPU calibration ${before} ms before, ${after} ms after; load average ${loadAverage}`);
   // Seen here: a virtual machine whose speed, or clock, changed in the middle of a run, and a drain
   // that beat what its concurrency allows.
   const impossible = worker?.drains.some((drain) => (drain.shareOfAllowed ?? 0) > 1) ?? false;

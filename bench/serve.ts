@@ -1,4 +1,4 @@
-// How the benchmarks' own servers (the fake partner, the bare baselines) run: on PORT (any free one by
+// How the benchmarks' own servers (the fake partner, the baselines) run: on PORT (any free one by
 // default) of 127.0.0.1, announcing their port in the line bench/lib.ts startChild waits for, and
 // ending on SIGTERM without waiting for kept-alive connections.
 import type http from 'node:http';

@@ -9,7 +9,7 @@
 //
 // Environment: BENCH_DURATION_S (10), BENCH_CONNECTIONS (100), BENCH_UPSTREAM_DELAY_MS (50),
 // BENCH_DATABASE_URL (a server; the database name is made up), BENCH_REDIS_URL (redis://127.0.0.1:6379),
-// BENCH_NODE_OPTIONS (given to the companion after the heap bounds, e.g. "--cpu-prof --cpu-prof-dir=bench/results").
+// BENCH_NODE_OPTIONS (given to the companion, e.g. "--cpu-prof --cpu-prof-dir=bench/results").
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import dotenv from 'dotenv';
 import { parse } from 'yaml';
-import { HEAP_BOUNDS } from '../../bench/lib';
 import { loadConfig } from '../../src/config';
 
 /**
@@ -62,7 +61,7 @@ describe('Dockerfile', () => {
     expect(runtime.instructions).toContain('USER node');
     expect(runtime.instructions).toContain('ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/main.js"]');
     expect(runtime.instructions).toContain('CMD ["serve", "--role", "web"]');
-    expect(runtime.instructions).toContain(`ENV NODE_ENV=production PORT=3000 NODE_OPTIONS="${HEAP_BOUNDS.web}"`);
+    expect(runtime.instructions).toContain('ENV NODE_ENV=production PORT=3000');
     expect(runtime.instructions.some((line) => line.startsWith('HEALTHCHECK') && line.includes('/healthz'))).toBe(true);
   });
 
@@ -118,12 +117,11 @@ describe('docker-compose.yml', () => {
     expect(compose.services.worker!.command).toEqual(['serve', '--role', 'worker']);
   });
 
-  it("wires every companion service to PostgreSQL and Redis, and gives the worker its heap bounds", () => {
+  it("wires every companion service to PostgreSQL and Redis, and leaves V8's heap sizes at Node's defaults", () => {
     for (const role of ['migrate', 'web', 'worker']) {
       expect(compose.services[role]!.environment).toMatchObject({ DATABASE_URL: expect.stringMatching(/^postgresql:\/\/.+@postgres:5432\//), REDIS_URL: 'redis://redis:6379' });
     }
-    expect(compose.services.worker!.environment!.NODE_OPTIONS).toBe(HEAP_BOUNDS.worker);
-    expect(compose.services.web!.environment!.NODE_OPTIONS).toBeUndefined();
+    for (const role of ['migrate', 'web', 'worker']) expect(compose.services[role]!.environment!.NODE_OPTIONS).toBeUndefined();
   });
 
   it('believes no X-Forwarded-For on the directly published web port unless .env says proxies stand in front', () => {
