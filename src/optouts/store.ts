@@ -268,7 +268,7 @@ export function createOptoutStore(db: Database) {
 
     /** Opt-outs that make these new ones duplicates (or refuse them): the same client's idempotency keys, or queued for the same contacts. */
     findDuplicates: (keys: ClientKey[], contactUuids: string[]) =>
-      hotQuery<Optout>(db, Prisma.sql`SELECT ${OPTOUT_COLUMNS} FROM (${duplicatesOf(keys, contactUuids)}) AS earlier`),
+      db.$queryRaw<Optout[]>`SELECT ${OPTOUT_COLUMNS} FROM (${duplicatesOf(keys, contactUuids)}) AS earlier`,
 
     /**
      * Takes the opt-out for one worker for `leaseMs`; null when it is not queued or another worker
