@@ -54,6 +54,7 @@ async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconcile
       .finally(() => (reconciling = undefined));
   };
   runReconciler();
+  // A timer of this process, not a BullMQ job scheduler: a FLUSHALL would lose a scheduler kept in Redis (fault scenario "Redis is flushed (FLUSHALL) twice mid-run").
   const timer = setInterval(runReconciler, reconcileIntervalMs);
   timer.unref();
   const stopReconciler = async () => {

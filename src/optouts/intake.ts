@@ -72,7 +72,7 @@ export function createOptoutIntake(deps: { store: OptoutStore; queue: OptoutQueu
 
     if (inserted.length > 0) {
       metrics.optoutsAccepted.inc(inserted.length);
-      // Never fails the requests: while Redis is away the queue keeps them for when it is back.
+      // Never fails the requests: while Redis is away the worker's reconciler queues them once it is back.
       await queue.handOver(inserted.map((row) => row.id));
     }
 

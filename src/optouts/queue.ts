@@ -4,19 +4,12 @@ import type { Logger } from '../ops/logger';
 
 export const OPTOUT_QUEUE = 'optouts';
 const SUBMIT_JOB = 'submit';
-/** How long enqueueNow waits for a running job of the same opt-out to finish. */
-const ACTIVE_WAIT_MS = 2000;
 
 /** Finished jobs only need to stay long enough to dedupe a late duplicate enqueue; the database keeps the record. */
 export const FINISHED_JOB_RETENTION = {
   removeOnComplete: { age: 24 * 3600, count: 10000 },
   removeOnFail: { age: 7 * 24 * 3600, count: 10000 },
 } as const;
-
-/** Opt-outs this web process could not hand over (Redis away) that it keeps trying; past this the reconciler alone catches them. */
-const MAX_PENDING_HAND_OVERS = 10000;
-/** How often those are tried again when Redis gives no sign of being back. */
-const PENDING_RETRY_MS = 2000;
 
 /** BullMQ job ids may be neither all digits nor contain ':'; a prefix keeps them apart from other jobs. */
 export function jobIdFor(optoutId: string): string {
@@ -34,13 +27,10 @@ export interface SubmitJobData {
 export interface OptoutQueue {
   enqueue(optoutId: string): Promise<void>;
   /**
-   * Queues newly committed opt-outs, in one round trip. Never throws: when Redis is away they are kept
-   * and queued as soon as Redis answers again (and the reconciler queues them should this process
-   * stop first). True when they were queued now.
+   * Queues newly committed opt-outs, in one round trip. Never throws: when Redis is away the
+   * reconciler queues them once it is back.
    */
-  handOver(optoutIds: string[]): Promise<boolean>;
-  /** Opt-outs waiting for Redis to come back before they can be handed over. */
-  readonly pendingHandOvers: number;
+  handOver(optoutIds: string[]): Promise<void>;
   /**
    * Enqueues again (to run after `delayMs`, when its next try is not yet due) unless a job for the
    * opt-out is waiting, delayed or running; true when it did.
@@ -48,10 +38,9 @@ export interface OptoutQueue {
   ensureQueued(optoutId: string, delayMs?: number): Promise<boolean>;
   /**
    * For staff retries: like ensureQueued, but a job waiting out a retry delay is replaced by one that
-   * runs as soon as a worker is free (with BullMQ's count of tries started again), and a job still
-   * running (it failed this opt-out a moment ago) is waited for briefly, so that it does not swallow
-   * the new try. False when that job was still running: the reconciler then enqueues the opt-out
-   * within a minute or two.
+   * runs as soon as a worker is free (with BullMQ's count of tries started again). False when the
+   * opt-out's last job is still running (it failed the opt-out a moment ago): the reconciler then
+   * enqueues it on its next run.
    */
   enqueueNow(optoutId: string): Promise<boolean>;
   /** Jobs waiting for a worker, waiting out a retry delay, and running. */
@@ -92,78 +81,21 @@ export function createOptoutQueue(options: {
     return true;
   };
 
-  const pending = new Set<string>();
-  let retryTimer: NodeJS.Timeout | undefined;
-  let retrying: Promise<void> | undefined;
-  let closed = false;
-
-  async function retryPending(): Promise<void> {
-    let handed = 0;
-    for (const optoutId of pending) {
-      try {
-        await enqueue(optoutId);
-      } catch {
-        break; // still away: try again later
-      }
-      pending.delete(optoutId);
-      handed += 1;
-    }
-    if (handed > 0) logger.info({ handed, left: pending.size }, 'queued opt-outs that waited for Redis');
-  }
-  function scheduleRetry(): void {
-    if (closed || retryTimer || pending.size === 0) return;
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined;
-      void retryNow();
-    }, PENDING_RETRY_MS);
-    retryTimer.unref();
-  }
-  function retryNow(): Promise<void> {
-    retrying ??= retryPending().finally(() => {
-      retrying = undefined;
-      scheduleRetry();
-    });
-    return retrying;
-  }
-  // ioredis says "ready" each time it has reconnected: the moment to hand over what waited.
-  const onReady = () => {
-    if (pending.size > 0) void retryNow();
-  };
-  connection.on('ready', onReady);
-
   return {
     bullQueue: queue,
     enqueue,
     ensureQueued,
-    get pendingHandOvers() {
-      return pending.size;
-    },
     async handOver(optoutIds) {
       try {
         await queue.addBulk(optoutIds.map((optoutId) => ({ name: SUBMIT_JOB, data: { optoutId }, opts: { jobId: jobIdFor(optoutId) } })));
-        return true;
       } catch (error) {
-        const room = MAX_PENDING_HAND_OVERS - pending.size;
-        for (const optoutId of optoutIds.slice(0, room)) pending.add(optoutId);
-        scheduleRetry();
-        if (optoutIds.length <= room) {
-          logger.warn({ err: error, optoutIds }, 'opt-outs committed but Redis is away: they are queued when Redis is back');
-        } else {
-          logger.error({ err: error, optoutIds: optoutIds.slice(room) }, 'opt-outs committed but Redis is away: the reconciler will queue them');
-        }
-        return false;
+        logger.warn({ err: error, optoutIds }, 'opt-outs committed but Redis is away: the reconciler will queue them');
       }
     },
     async enqueueNow(optoutId) {
-      const job = await queue.getJob(jobIdFor(optoutId));
-      let state = await job?.getState();
-      for (let waited = 0; job && state === 'active' && waited < ACTIVE_WAIT_MS; waited += 50) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        state = await job.getState();
-      }
       // A job waiting out a retry delay gives way to a new one: the row counts its tries afresh after a
       // staff retry, so must BullMQ (a promoted job would keep the tries it had used).
-      if (job && state === 'delayed') await queue.remove(jobIdFor(optoutId));
+      if ((await queue.getJobState(jobIdFor(optoutId))) === 'delayed') await queue.remove(jobIdFor(optoutId));
       return ensureQueued(optoutId);
     },
     async depth() {
@@ -171,10 +103,6 @@ export function createOptoutQueue(options: {
       return { waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0), delayed: counts.delayed ?? 0, active: counts.active ?? 0 };
     },
     async close() {
-      closed = true;
-      clearTimeout(retryTimer);
-      connection.off('ready', onReady);
-      if (pending.size > 0) logger.warn({ pending: pending.size }, 'stopping with opt-outs not yet queued: the reconciler will queue them');
       await queue.close();
     },
   };

@@ -48,8 +48,8 @@ export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQue
 
   /**
    * Commits the opt-out, then hands it to the queue (both through the intake, with the webhooks that
-   * arrive at the same moment). A failed hand-over is not raised: the row is committed, the queue hands
-   * it over once Redis is back, and the reconciler enqueues every queued row that has no live job.
+   * arrive at the same moment). A failed hand-over is not raised: the row is committed, and once Redis
+   * is back the reconciler enqueues every queued row that has no live job.
    */
   async function accept(webhook: OptoutWebhook, context: AcceptContext): Promise<AcceptResult> {
     const item = { id: randomUUID(), contactUuid: webhook.contact.uuid, apiClientId: context.apiClientId, idempotencyKey: context.idempotencyKey ?? null };

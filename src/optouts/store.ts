@@ -163,6 +163,7 @@ interface AttemptWrite {
  * go as ISO text, as everywhere in our own SQL.
  */
 function workerStatements(db: Database) {
+  // Kept: at high concurrency the batches, hotQuery and its prepared statements each raise the worker's measured rate by more than a tenth (docs/PERFORMANCE.md).
   const claim = createGroupCommit<Claim, Optout | null>({
     slots: 2,
     maxBatch: 200,
@@ -270,7 +271,7 @@ export function createOptoutStore(db: Database) {
 
     /** Opt-outs that make these new ones duplicates (or refuse them): the same client's idempotency keys, or queued for the same contacts. */
     findDuplicates: (keys: ClientKey[], contactUuids: string[]) =>
-      hotQuery<Optout>(db, Prisma.sql`SELECT ${OPTOUT_COLUMNS} FROM (${duplicatesOf(keys, contactUuids)}) AS earlier`),
+      db.$queryRaw<Optout[]>`SELECT ${OPTOUT_COLUMNS} FROM (${duplicatesOf(keys, contactUuids)}) AS earlier`,
 
     /**
      * Takes the opt-out for one worker for `leaseMs`; null when it is not queued or another worker
