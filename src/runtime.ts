@@ -45,8 +45,9 @@ async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconcile
   const { config, logger } = deps;
   const { reconcileIntervalMs, reconcileGraceMs } = config.optouts;
   let reconciling: Promise<unknown> | undefined;
-  // Held while a run lasts; expires on its own should this process die mid-run.
-  const lock = createReconcilerLock(deps.redis, config.queuePrefix, Math.max(5 * 60_000, reconcileIntervalMs));
+  // Held while a run lasts, and for one interval at most: a worker killed mid-run holds up no one's next run.
+  // A run that outlasts it may overlap another replica's, which is harmless (job ids come from opt-out ids).
+  const lock = createReconcilerLock(deps.redis, config.queuePrefix, reconcileIntervalMs);
   // One run at a time: a slow run (a large backlog, a Redis that stopped answering) is not stacked on.
   const runReconciler = () => {
     reconciling ??= reconcileOptouts({ store: deps.optoutStore, queue: deps.optoutQueue, logger, graceMs: reconcileGraceMs, lock })

@@ -9,7 +9,7 @@ export interface GroupCommitOptions<Item, Result> {
   /**
    * Writes that may run at once. Two suit the hot paths: one write under way while the next batch
    * gathers. More make smaller batches, whose round trips cost more CPU than the waiting they save
-   * (measured: 0.73 instead of 0.83 ms of CPU per webhook going from four slots to two).
+   * (docs/PERFORMANCE.md).
    */
   slots: number;
   maxBatch: number;

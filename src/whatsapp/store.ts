@@ -37,8 +37,8 @@ function insertRows(rows: WhatsappSendRecord[]): Prisma.Sql {
 /**
  * Records sends with group commit (shared/group-commit.ts): each caller's promise settles once its
  * row is committed, and one INSERT carries the rows of SEND_LINGER_MS. RapidPro's answer does not wait
- * for the row (whatsapp/service.ts), so the linger costs nobody time and saves an INSERT per send
- * (measured: the INSERTs' round trips were a tenth of the proxy's CPU).
+ * for the row (whatsapp/service.ts), so the linger costs nobody time and saves an INSERT per send,
+ * whose round trip is a noticeable share of the proxy's CPU (docs/PERFORMANCE.md).
  */
 export function createWhatsappSendStore(db: Database, options: { slots?: number; maxBatch?: number; lingerMs?: number } = {}) {
   const record = createGroupCommit<WhatsappSendRecord, void>({
