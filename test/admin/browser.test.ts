@@ -117,7 +117,9 @@ describe('staff pages in a real browser', () => {
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download the flow' }).click()]);
     expect(download.suggestedFilename()).toMatch(/^flow-whatsapp-appointment_reminder-\d{4}-\d{2}-\d{2}(-\d+)?\.json$/);
     const { action } = webhookNodeOf(checkFlowStructure(JSON.parse(fs.readFileSync((await download.path())!, 'utf8'))));
-    expect(action.url).toBe(`${app.baseUrl}/api/v1/whatsapp/templates?template=appointment_reminder&param=@contact.name&param=@(format_date(fields.visit, "DD/MM"))`);
+    expect(action.url).toBe(
+      `${app.baseUrl}/api/v1/whatsapp/templates?template=appointment_reminder&param=@(url_encode(contact.name))&param=@(url_encode(format_date(fields.visit, "DD/MM")))`,
+    );
     expect(errors).toEqual([]);
     await context.close();
   });

@@ -85,7 +85,8 @@ describe('generated flows, run as RapidPro runs them', () => {
     expect(row).toMatchObject({ status: 'submitted', contactUuid: context.contact.uuid, idempotencyKey: context.run.uuid });
     const submitted = await eventually(async () => partner.received(OPENHIM_ROUTE).find((request) => (request.body as { sid: string }).sid === context.contact.uuid));
     expect(submitted.body).toMatchObject({ sid: context.contact.uuid, cmsisdn: `+${context.contact.urn.slice('whatsapp:'.length)}`, dmsisdn: '+27820001002', faccode: NOTE, optoutreason: 5 });
-    expect(partner.received('GET /api/v2/contacts.json')).toEqual([]);
+    // Other test files' opt-outs share the database, and this app's reconciler may take them up: only this contact counts.
+    expect(partner.received('GET /api/v2/contacts.json').filter((request) => request.url.includes(context.contact.uuid))).toEqual([]);
   });
 
   // mailroom's own record of a webhook call (core/goflow/engine_test.go) is the stand-in's reference.
