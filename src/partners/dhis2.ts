@@ -81,11 +81,18 @@ export function createDhis2TrackerClient(options: {
     if (!Array.isArray(listed)) {
       throw new PartnerError('dhis2', 'transient', `dhis2 answered ${answer.status} to the data element query without a dataElements list`, answer);
     }
-    return new Map(
+    const types = new Map(
       listed
         .filter((element) => typeof element.id === 'string' && typeof element.valueType === 'string')
         .map((element) => [element.id as string, element.valueType as string]),
     );
+    // DHIS2 leaves out what the user may not read as well as what does not exist: both are fixed on DHIS2's
+    // side, so the answer is not kept and the opt-out waits rather than fails.
+    const unlisted = ids.filter((id) => !types.has(id));
+    if (unlisted.length > 0) {
+      throw new PartnerError('dhis2', 'transient', `dhis2 does not list data element ${unlisted.join(', ')} (check DHIS2_DATA_ELEMENTS and the user's metadata access)`, answer);
+    }
+    return types;
   }
 
   return {

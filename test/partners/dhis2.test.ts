@@ -25,19 +25,15 @@ describe('data element value types', () => {
   it('asks DHIS2 once for all the ids, with its object filter, and keeps the answer for the process', async () => {
     const dhis2 = client();
     const before = partner.received(DATA_ELEMENTS_ROUTE).length;
-    const [types, again] = await Promise.all([
-      dhis2.dataElementTypes(['a3kGcGDCuk6', 'bx6fsa0t90x', 'cYGaxwK615G']),
-      dhis2.dataElementTypes(['bx6fsa0t90x', 'a3kGcGDCuk6', 'cYGaxwK615G']),
-    ]);
-    // An id DHIS2 does not know is simply not listed.
+    const [types, again] = await Promise.all([dhis2.dataElementTypes(['a3kGcGDCuk6', 'bx6fsa0t90x']), dhis2.dataElementTypes(['bx6fsa0t90x', 'a3kGcGDCuk6'])]);
     expect(types).toEqual(new Map([['a3kGcGDCuk6', 'TEXT'], ['bx6fsa0t90x', 'DATE']]));
     expect(again).toBe(types);
-    expect(await dhis2.dataElementTypes(['a3kGcGDCuk6', 'bx6fsa0t90x', 'cYGaxwK615G'])).toBe(types);
+    expect(await dhis2.dataElementTypes(['a3kGcGDCuk6', 'bx6fsa0t90x'])).toBe(types);
     const [request, ...others] = askedSince(before);
     expect(others).toEqual([]);
     expect(request!.headers.authorization).toBe(`ApiToken ${PARTNER_SECRETS.dhis2Token}`);
     const query = new URL(request!.url, 'http://x').searchParams;
-    expect(Object.fromEntries(query)).toEqual({ filter: 'id:in:[a3kGcGDCuk6,bx6fsa0t90x,cYGaxwK615G]', fields: 'id,valueType', paging: 'false' });
+    expect(Object.fromEntries(query)).toEqual({ filter: 'id:in:[a3kGcGDCuk6,bx6fsa0t90x]', fields: 'id,valueType', paging: 'false' });
   });
 
   it('asks nothing when no data element is mapped', async () => {
@@ -51,6 +47,8 @@ describe('data element value types', () => {
     // A 401 on metadata is retried too: the credentials are fixed in time for a later try (and the import would say so).
     ['a 401', { status: 401, body: { httpStatusCode: 401, status: 'ERROR', message: 'Unauthorized' } }, /reading data element types: dhis2 answered HTTP 401/],
     ['an answer without a dataElements list', { status: 200, body: { pager: {} } }, /without a dataElements list/],
+    // DHIS2 leaves out an element the user may not read, as one that does not exist: fixed on its side, later.
+    ['an answer that leaves the element out', { status: 200, body: { dataElements: [] } }, /does not list data element bx6fsa0t90x/],
   ])('counts %s as transient and asks again on the next call', async (_case, answer, message) => {
     const dhis2 = client();
     const before = partner.received(DATA_ELEMENTS_ROUTE).length;
