@@ -49,10 +49,12 @@ export function bodyReportsError(body: unknown): boolean {
   return record.status === 'ERROR' || (record.error !== undefined && record.error !== null) || (Array.isArray(record.errors) && record.errors.length > 0);
 }
 
-/** True when the answer says it is JSON (application/json or a +json type) and its body is a JSON object or array that parsed. */
-export function isJsonAnswer(answer: Pick<PartnerAnswer, 'body' | 'headers'>): boolean {
-  const type = answer.headers['content-type'] ?? '';
-  return /^application\/([\w.-]+\+)?json\s*(;|$)/i.test(type) && typeof answer.body === 'object' && answer.body !== null;
+/**
+ * True when the answer's body is a JSON object or array, whatever its Content-Type says: mediators and
+ * OpenHIM label JSON variously (text/plain, application/json+openhim), and a page of HTML never parses.
+ */
+export function isJsonAnswer(answer: Pick<PartnerAnswer, 'body'>): boolean {
+  return typeof answer.body === 'object' && answer.body !== null;
 }
 
 /** Turns a non-successful answer into a PartnerError; returns undefined when the answer is a success. */

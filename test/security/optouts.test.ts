@@ -161,7 +161,6 @@ describe('OpenHIM: only Jembi\'s JSON answer is a submission', () => {
     ["a sign-on page (HTML) with 200", { status: 200, rawBody: '<html><body>Sign in</body></html>', headers: { 'content-type': 'text/html' } }],
     ['an empty 200', { status: 200, rawBody: '' }],
     ['JSON that does not parse, labelled JSON', { status: 200, rawBody: '{"success": tru', headers: { 'content-type': 'application/json' } }],
-    ['JSON text labelled as plain text', { status: 200, rawBody: '{"success": "true"}', headers: { 'content-type': 'text/plain' } }],
   ])('does not take %s for a submission: it is retried', async (_case, answer) => {
     const body = optoutWebhook({ urn: 'tel:+27820001001', fields: { facility_code: '123456', registered_by: '+27820001002' } });
     answers.set(body.contact.uuid, [answer]);
@@ -175,5 +174,15 @@ describe('OpenHIM: only Jembi\'s JSON answer is a submission', () => {
     });
     expect(attempts[0]).toMatchObject({ outcome: 'transient', httpStatus: 200, error: expect.stringMatching(/^openhim answered 200 but not with JSON/) });
     expect(attempts[1]).toMatchObject({ outcome: 'success', httpStatus: 200 });
+  });
+
+  it.each<[string, string]>([
+    ['as plain text', 'text/plain'],
+    ["in OpenHIM's own JSON type", 'application/json+openhim'],
+  ])('takes Jembi’s JSON labelled %s for a submission', async (_case, contentType) => {
+    const body = optoutWebhook({ urn: 'tel:+27820001001', fields: { facility_code: '123456', registered_by: '+27820001002' } });
+    answers.set(body.contact.uuid, [{ status: 200, rawBody: '{"success": "true"}', headers: { 'content-type': contentType } }]);
+    const response = await app.http.post('/api/v1/optouts').set('Authorization', `Token ${app.token}`).send(body);
+    expect(await settledOptout(app, response.body.id)).toMatchObject({ status: 'submitted', attempts: 1 });
   });
 });
