@@ -1,5 +1,5 @@
 import type { Metrics } from '../ops/metrics';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { AppError } from '../errors';
 import { createInFlight } from '../shared/in-flight';
@@ -165,8 +165,13 @@ export function createWhatsappService(deps: {
   const recording = createInFlight();
 
   // The database's messages may quote the row, phone number included: log only what identifies the failure.
+  // A Cloud API message id is base64 of the recipient's number, so the log has its SHA-256, which still
+  // matches the id in WhatsApp's status callbacks.
   const notRecorded = (send: WhatsappSendRecord, log: Logger, why: { errorName?: string; errorCode?: string; reason?: string }) =>
-    log.error({ ...why, template: send.template, status: send.status, messageId: send.messageId }, 'whatsapp send not recorded');
+    log.error(
+      { ...why, template: send.template, status: send.status, messageIdSha256: send.messageId && createHash('sha256').update(send.messageId).digest('hex') },
+      'whatsapp send not recorded',
+    );
 
   async function record(send: WhatsappSendRecord, log: Logger): Promise<void> {
     try {

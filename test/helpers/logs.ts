@@ -31,6 +31,8 @@ const LEAK_PATTERNS: Array<[string, RegExp]> = [
   ['an API token', /cmp_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/],
   // 9 to 15 digits standing alone (not inside a UUID, a hex id or a word): a phone number, masked ones have '*'.
   ['a full phone number', /(?<![\w.*-])\+?\d{9,15}(?![\w*-])/],
+  // A Cloud API message id is base64 of the recipient's number.
+  ['a WhatsApp message id', /wamid\.[A-Za-z0-9+/=_-]{8,}/],
   ['a credential field that is not redacted', /"(authorization|password|secret|token|cookie)":"(?!\[redacted\])[^"]/i],
 ];
 

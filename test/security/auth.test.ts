@@ -179,6 +179,7 @@ describe('the logs', () => {
     expect(findLeaks(line({ id: '27820001001^^^ZAF^TEL' }))).toEqual([expect.stringMatching(/^a full phone number/)]);
     expect(findLeaks(line({ msg: `password is ${PARTNER_SECRETS.openhimPassword}` }))).toEqual([expect.stringMatching(/^a secret/)]);
     expect(findLeaks(line({ headers: { authorization: 'Basic abc' } }))).toEqual([expect.stringMatching(/^a credential field/)]);
+    expect(findLeaks(line({ messageId: 'wamid.HBgLMjc4MjAwMDEwMDEVAgARGBI5QTND' }))).toEqual([expect.stringMatching(/^a WhatsApp message id/)]);
     expect(findLeaks(line({ msg: 'kept', secret: 'x' }), ['kept'])).toHaveLength(2);
     // What logs do hold: masked numbers, ids, times, redacted fields.
     const clean = line({
