@@ -163,7 +163,7 @@ interface AttemptWrite {
  * go as ISO text, as everywhere in our own SQL.
  */
 function workerStatements(db: Database) {
-  // Kept: at high concurrency the batches, hotQuery and its prepared statements each raise the worker's measured rate by more than a tenth (docs/PERFORMANCE.md).
+  // Batches, hotQuery and prepared statements: each earns its place at high concurrency (docs/PERFORMANCE.md).
   const claim = createGroupCommit<Claim, Optout | null>({
     slots: 2,
     maxBatch: 200,
