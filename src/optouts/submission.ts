@@ -1,12 +1,13 @@
-import { createHash } from 'node:crypto';
+import { MissingContactData, type OptoutPayloadFacts } from '../partners/nurseconnect-payloads';
+import { fieldDate, fieldText } from '../shared/field-values';
 import { readPhone, toE164, urnScheme, type CountryCode } from '../shared/phone';
 
 /**
- * Pure builders of what DHIS2 receives for an opt-out, through OpenHIM or the tracker API.
- * The exact JSON each partner gets is visible here, and table-tested in test/optouts/submission.test.ts.
+ * What an opt-out is to be submitted with: its contact (from the webhook or RapidPro), numbers in
+ * E.164, its reason's code, its date. Pure; partners/nurseconnect-payloads.ts builds the JSON from it.
  */
 
-/** What the builders need to know of an opt-out row. */
+/** What resolving the contact needs to know of an opt-out row. */
 export interface OptoutFacts {
   id: string;
   contactUuid: string;
@@ -28,29 +29,13 @@ export interface ContactDetails {
   /** The nurse's number, E.164: the contact's first tel: URN with a valid number, else such a whatsapp: URN. */
   msisdn: string;
   /** The channel the opt-out came over. */
-  channel: 'whatsapp' | 'sms';
+  channel: OptoutPayloadFacts['channel'];
   /** Who registered the nurse (E.164); the nurse herself when unknown. */
   registeredBy: string;
   facilityCode: string | undefined;
   optOutDate: Date;
   reason: OptoutReason;
   fields: Record<string, unknown>;
-}
-
-/** Data the submission needs is missing: retrying cannot help, staff must fix the contact. */
-export class MissingContactData extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'MissingContactData';
-  }
-}
-
-/** A value cannot be written in its data element's value type: as permanent as missing data. */
-export class UnwritableValue extends MissingContactData {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UnwritableValue';
-  }
 }
 
 function phoneUrns(urns: string[]): string[] {
@@ -60,25 +45,6 @@ function phoneUrns(urns: string[]): string[] {
 /** The webhook is enough when it carried contact fields and a phone URN; otherwise RapidPro is asked. */
 export function needsContactLookup(optout: OptoutFacts): boolean {
   return !optout.contactFields || phoneUrns(optout.contactUrn ? [optout.contactUrn] : []).length === 0;
-}
-
-function text(value: unknown): string | undefined {
-  if (value === null || value === undefined) return undefined;
-  const result = String(value).trim();
-  return result === '' ? undefined : result;
-}
-
-/** An ISO 8601 date and time without an offset (a text field someone typed, say). */
-const LOCAL_DATE_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(:\d{2}(\.\d+)?)?)$/;
-
-function parseDate(value: unknown): Date | undefined {
-  const raw = text(value);
-  if (!raw) return undefined;
-  // Without an offset JavaScript would read the time in the host's zone: taken as UTC instead, the
-  // same on every host (RapidPro's own datetime fields always carry their offset).
-  const local = LOCAL_DATE_TIME.exec(raw);
-  const date = new Date(local ? `${local[1]}T${local[2]}Z` : raw);
-  return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
 /** registered_by in E.164; absent, the nurse's own number. One that is there but is no valid number is refused. */
@@ -102,9 +68,9 @@ export function resolveContactDetails(optout: OptoutFacts, contact: ContactRecor
     contactUuid: optout.contactUuid,
     msisdn,
     channel: channelUrn && urnScheme(channelUrn) === 'whatsapp' ? 'whatsapp' : 'sms',
-    registeredBy: registeredByOf(text(fields.registered_by), msisdn, defaultCountry),
-    facilityCode: text(fields.facility_code),
-    optOutDate: parseDate(fields.opt_out_date) ?? optout.createdAt,
+    registeredBy: registeredByOf(fieldText(fields.registered_by), msisdn, defaultCountry),
+    facilityCode: fieldText(fields.facility_code),
+    optOutDate: fieldDate(fields.opt_out_date) ?? optout.createdAt,
     reason: optoutReason(optout.reasonCategory, optout.reasonValue),
     fields,
   };
@@ -147,173 +113,18 @@ export function optoutReason(category: string | null | undefined, value?: string
   };
 }
 
-/** `20261126101500`: the opt-out time in UTC, as NurseConnect's OpenHIM channel expects. */
-export function encounterDate(date: Date): string {
-  return date.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-}
-
-export interface OpenhimOptout {
-  mha: 1;
-  swt: number;
-  type: 8;
-  sid: string;
-  eid: string;
-  cmsisdn: string;
-  dmsisdn: string;
-  faccode: string;
-  id: string;
-  optoutreason: number;
-  encdate: string;
-}
-
-/** The `swt` (the channel's code) Jembi is sent for each channel: OPENHIM_SWT_WHATSAPP and OPENHIM_SWT_SMS. */
-export type SwtCodes = Readonly<Record<ContactDetails['channel'], number>>;
-
-/** NurseConnect's opt-out message for OpenHIM/Jembi. `eid` is the opt-out id, the same on every retry. */
-export function buildOpenhimOptout(optoutId: string, details: ContactDetails, swt: SwtCodes): OpenhimOptout {
-  if (!details.facilityCode) throw new MissingContactData('contact has no facility_code field');
+/** What the payload builders are given for this opt-out. */
+export function payloadFacts(optoutId: string, details: ContactDetails): OptoutPayloadFacts {
   return {
-    mha: 1,
-    swt: swt[details.channel],
-    type: 8,
-    sid: details.contactUuid,
-    eid: optoutId,
-    cmsisdn: details.msisdn,
-    dmsisdn: details.registeredBy,
-    faccode: details.facilityCode,
-    id: `${details.msisdn.slice(1)}^^^ZAF^TEL`,
-    optoutreason: details.reason.code,
-    encdate: encounterDate(details.optOutDate),
-  };
-}
-
-const UID_FIRST = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
-const UID_REST = `${UID_FIRST}0123456789`;
-
-/** A DHIS2 UID (`^[a-zA-Z][a-zA-Z0-9]{10}$`) derived from the opt-out id, so a retry updates the same event. */
-export function eventUidFor(optoutId: string): string {
-  const bytes = createHash('sha256').update(`companion-optout:${optoutId}`).digest();
-  let uid = UID_FIRST[bytes[0]! % UID_FIRST.length]!;
-  for (let index = 1; index < 11; index += 1) uid += UID_REST[bytes[index]! % UID_REST.length]!;
-  return uid;
-}
-
-export interface TrackerSettings {
-  program: string;
-  programStage: string;
-  orgUnit: string | undefined;
-  /** Field name → data element UID. */
-  dataElements: Readonly<Record<string, string>>;
-}
-
-/**
- * Values a data element can be mapped to: every contact field, plus these derived ones (which win).
- * A Map, so that a configured field named `toString`, say, finds no value rather than an inherited one.
- * The opt-out date stays a Date until its data element's value type says how to write it.
- */
-function trackerValues(details: ContactDetails): Map<string, string | Date | undefined> {
-  return new Map<string, string | Date | undefined>([
-    ...Object.entries(details.fields).map(([name, value]): [string, string | undefined] => [name, text(value)]),
-    ['contact_uuid', details.contactUuid],
-    ['msisdn', details.msisdn],
-    ['registered_by', details.registeredBy],
-    ['facility_code', details.facilityCode],
-    ['opt_out_date', details.optOutDate],
-    ['optout_reason', details.reason.name],
-    ['optout_reason_code', String(details.reason.code)],
-    ['channel', details.channel],
-  ]);
-}
-
-/** A date written as text starts with `yyyy-MM-dd`; anything else (`1`, `tomorrow`) is not taken for one. */
-const ISO_DATE_START = /^\d{4}-\d{2}-\d{2}/;
-const TIME_OF_DAY = /^([01]?\d|2[0-3]):[0-5]\d$/;
-const NUMBER = /^-?\d+(\.\d+)?$/;
-/** dhis2-core's ValidationUtils: the words it takes for true and false. */
-const TRUE_WORDS = new Set(['true', 't', '1']);
-const FALSE_WORDS = new Set(['false', 'f', '0']);
-
-function asDate(value: string | Date): Date | undefined {
-  if (value instanceof Date) return value;
-  return ISO_DATE_START.test(value) ? parseDate(value) : undefined;
-}
-
-function asNumber(value: string | Date, accepts: (number: number) => boolean): string | undefined {
-  if (value instanceof Date || !NUMBER.test(value)) return undefined;
-  return accepts(Number(value)) ? value : undefined;
-}
-
-/**
- * The value in the form DHIS2 takes for a data element of this value type (dhis2-core's ValueType; the
- * tracker importer checks them with ValidationUtils.valueIsValid and refuses others with E1302), or
- * undefined when it cannot be written in it. Dates are written as their UTC day, as encdate is. Types
- * that no contact value could be (files, coordinates, org units) go as they are, for DHIS2 to judge.
- */
-export function valueOfType(value: string | Date, valueType: string): string | undefined {
-  switch (valueType) {
-    case 'DATE':
-    case 'AGE':
-      return asDate(value)?.toISOString().slice(0, 10);
-    case 'DATETIME':
-      return asDate(value)?.toISOString();
-    case 'TIME':
-      if (value instanceof Date) return value.toISOString().slice(11, 16);
-      return TIME_OF_DAY.test(value) ? value : undefined;
-    case 'NUMBER':
-      return asNumber(value, () => true);
-    case 'INTEGER':
-      return asNumber(value, Number.isInteger);
-    case 'INTEGER_POSITIVE':
-      return asNumber(value, (number) => Number.isInteger(number) && number > 0);
-    case 'INTEGER_NEGATIVE':
-      return asNumber(value, (number) => Number.isInteger(number) && number < 0);
-    case 'INTEGER_ZERO_OR_POSITIVE':
-      return asNumber(value, (number) => Number.isInteger(number) && number >= 0);
-    case 'PERCENTAGE':
-      return asNumber(value, (number) => number >= 0 && number <= 100);
-    case 'UNIT_INTERVAL':
-      return asNumber(value, (number) => number >= 0 && number <= 1);
-    case 'BOOLEAN':
-    case 'TRUE_ONLY': {
-      const word = value instanceof Date ? '' : value.toLowerCase();
-      if (TRUE_WORDS.has(word)) return 'true';
-      return valueType === 'BOOLEAN' && FALSE_WORDS.has(word) ? 'false' : undefined;
-    }
-    default:
-      return value instanceof Date ? value.toISOString() : value;
-  }
-}
-
-/** Data element UID → its value type (`DATE`, `TEXT`…), as DHIS2's metadata API gives them. */
-export type DataElementTypes = ReadonlyMap<string, string>;
-
-/** One tracker event for `POST /api/tracker`, with a UID derived from the opt-out id, each value in its data element's form. */
-export function buildTrackerPayload(optoutId: string, details: ContactDetails, settings: TrackerSettings, valueTypes: DataElementTypes) {
-  const orgUnit = details.facilityCode ?? settings.orgUnit;
-  if (!orgUnit) throw new MissingContactData('contact has no facility_code field and DHIS2_ORG_UNIT is not set');
-  const values = trackerValues(details);
-  const dataValues: Array<{ dataElement: string; value: string }> = [];
-  for (const [field, dataElement] of Object.entries(settings.dataElements)) {
-    const value = values.get(field);
-    if (value === undefined) continue;
-    const valueType = valueTypes.get(dataElement);
-    if (!valueType) throw new UnwritableValue(`data element ${dataElement} (${field}) is not in DHIS2's metadata`);
-    const written = valueOfType(value, valueType);
-    // The value itself stays out of the message: it may be a phone number.
-    if (written === undefined) throw new UnwritableValue(`the ${field} value cannot be written as ${valueType} for data element ${dataElement}`);
-    dataValues.push({ dataElement, value: written });
-  }
-  return {
-    events: [
-      {
-        event: eventUidFor(optoutId),
-        program: settings.program,
-        programStage: settings.programStage,
-        orgUnit,
-        occurredAt: details.optOutDate.toISOString(),
-        status: 'COMPLETED',
-        dataValues,
-      },
-    ],
+    optoutId,
+    contactUuid: details.contactUuid,
+    msisdn: details.msisdn,
+    registeredBy: details.registeredBy,
+    facilityCode: details.facilityCode,
+    channel: details.channel,
+    reasonCode: details.reason.code,
+    reasonName: details.reason.name,
+    optOutDate: details.optOutDate,
+    fields: details.fields,
   };
 }

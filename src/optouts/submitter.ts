@@ -8,19 +8,16 @@ import type { OpenhimClient } from '../partners/openhim';
 import type { Dhis2TrackerClient } from '../partners/dhis2';
 import type { PartnerAnswer } from '../partners/http-client';
 import { PartnerError } from '../partners/failures';
-import type { CountryCode } from '../shared/phone';
 import {
   buildOpenhimOptout,
   buildTrackerPayload,
   eventUidFor,
   MissingContactData,
-  needsContactLookup,
-  resolveContactDetails,
-  type ContactDetails,
-  type OptoutFacts,
   type SwtCodes,
   type TrackerSettings,
-} from './submission';
+} from '../partners/nurseconnect-payloads';
+import type { CountryCode } from '../shared/phone';
+import { needsContactLookup, payloadFacts, resolveContactDetails, type ContactDetails, type OptoutFacts } from './submission';
 import { retryDelayMs, type RetryPolicy } from './retry-policy';
 import type { AttemptRecord, AttemptResult, Optout, OptoutStore } from './store';
 
@@ -124,9 +121,10 @@ export function createOptoutSubmitter(deps: {
   const upstreamName = upstream.mode === 'openhim' ? 'openhim' : 'dhis2';
 
   async function send(optoutId: string, details: ContactDetails): Promise<PartnerAnswer> {
-    if (upstream.mode === 'openhim') return upstream.client.submitOptout(buildOpenhimOptout(optoutId, details, upstream.swt));
+    const facts = payloadFacts(optoutId, details);
+    if (upstream.mode === 'openhim') return upstream.client.submitOptout(buildOpenhimOptout(facts, upstream.swt));
     const valueTypes = await upstream.client.dataElementTypes(Object.values(upstream.settings.dataElements));
-    return upstream.client.importTracker(buildTrackerPayload(optoutId, details, upstream.settings, valueTypes), eventUidFor(optoutId));
+    return upstream.client.importTracker(buildTrackerPayload(facts, upstream.settings, valueTypes), eventUidFor(optoutId));
   }
 
   /** Without RapidPro, an opt-out that needs a look-up is left queued, unclaimed and with no attempt, until it is configured. */

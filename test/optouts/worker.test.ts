@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { jobIdFor } from '../../src/optouts/queue';
-import { eventUidFor } from '../../src/optouts/submission';
+import { eventUidFor } from '../../src/partners/nurseconnect-payloads';
 import { eventually, optoutWebhook, settledOptout, startTestApp, type TestApp } from '../helpers/app';
 import { openhimPartnerEnv, startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 import { closedPortUrl } from '../whatsapp/support';
