@@ -17,5 +17,14 @@ export function fieldDate(value: unknown): Date | undefined {
   // same on every host (RapidPro's own datetime fields always carry their offset).
   const local = LOCAL_DATE_TIME.exec(raw);
   const date = new Date(local ? `${local[1]}T${local[2]}Z` : raw);
-  return Number.isNaN(date.getTime()) ? undefined : date;
+  return Number.isNaN(date.getTime()) || !startsWithRealDay(raw) ? undefined : date;
+}
+
+/** JavaScript rolls `2026-02-30` over to 2 March: a written day must exist in the calendar as written. */
+function startsWithRealDay(raw: string): boolean {
+  const day = /^(\d{4})-(\d{2})-(\d{2})/.exec(raw);
+  if (!day) return true;
+  const [year, month, date] = [Number(day[1]), Number(day[2]), Number(day[3])];
+  const written = new Date(Date.UTC(year, month - 1, date));
+  return written.getUTCMonth() === month - 1 && written.getUTCDate() === date;
 }
