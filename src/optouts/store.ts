@@ -132,11 +132,15 @@ export const OPTOUT_COLUMNS = Prisma.raw(
  * The opt-outs (whole rows) that make new ones duplicates, or refuse them: the same API client's
  * idempotency keys, or queued for the same contacts.
  */
-function duplicatesOf(keys: ClientKey[], contactUuids: string[]): Prisma.Sql {
+export function duplicatesOf(keys: ClientKey[], contactUuids: string[]): Prisma.Sql {
+  // Two lookups, each through its unique index, joined by id: an OR of the two conditions would read the whole table.
   return Prisma.sql`
-    SELECT * FROM optouts
-    WHERE (api_client_id, idempotency_key) IN (SELECT * FROM unnest(${keys.map((key) => key.apiClientId)}::uuid[], ${keys.map((key) => key.idempotencyKey)}::text[]))
-      OR (contact_uuid = ANY(${contactUuids}::uuid[]) AND status = 'queued')`;
+    SELECT * FROM optouts WHERE id IN (
+      SELECT optouts.id
+      FROM unnest(${keys.map((key) => key.apiClientId)}::uuid[], ${keys.map((key) => key.idempotencyKey)}::text[]) AS keys (api_client_id, idempotency_key)
+      JOIN optouts USING (api_client_id, idempotency_key)
+      UNION ALL
+      SELECT id FROM optouts WHERE contact_uuid = ANY(${contactUuids}::uuid[]) AND status = 'queued')`;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { createApiClientService } from '../../src/api-clients/service';
 import { createDatabase } from '../../src/db/client';
-import { createOptoutStore, type AttemptRecord } from '../../src/optouts/store';
+import { Prisma } from '../../src/generated/prisma/client';
+import { createOptoutStore, duplicatesOf, type AttemptRecord } from '../../src/optouts/store';
 import { expireLease, queuedOptoutRow } from '../helpers/app';
 import { TEST_DATABASE_URL } from '../helpers/env';
 
@@ -146,5 +147,19 @@ describe('the worker statements of the opt-out store', () => {
     // A staff retry counts from there: its next try is the second.
     expect(await store.requeue(cancelled)).toBe(true);
     expect(await store.claim(cancelled, A_MINUTE)).toMatchObject({ status: 'queued', attempts: 1, priorAttempts: 1 });
+  });
+});
+
+describe('the intake\'s duplicate look-up', () => {
+  it('finds earlier opt-outs through the indexes, never by reading the whole table', async () => {
+    const [id] = await queued(1);
+    const row = await db.optout.findUniqueOrThrow({ where: { id: id! } });
+    const plan = await db.$transaction(async (tx) => {
+      // With sequential scans priced out, the planner still takes one only where no index can serve.
+      await tx.$executeRaw`SET LOCAL enable_seqscan = off`;
+      const lookup = duplicatesOf([{ apiClientId, idempotencyKey: row.idempotencyKey ?? 'none' }], [row.contactUuid]);
+      return tx.$queryRaw<Array<{ 'QUERY PLAN': string }>>(Prisma.sql`EXPLAIN ${lookup}`);
+    });
+    expect(plan.map((line) => line['QUERY PLAN']).join('\n')).not.toMatch(/Seq Scan on optouts/);
   });
 });
