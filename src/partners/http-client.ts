@@ -121,7 +121,11 @@ export async function sendJson(
       responseType: 'buffer',
       signal: cancel.signal,
       ...(request.timeoutMs === undefined ? {} : { timeout: { request: request.timeoutMs } }),
-    }).on('downloadProgress', ({ transferred, total }) => {
+    })
+      // got handles one error of the native request ('once'); a second one (a timeout's and the socket's) would
+      // be an uncaught exception that ends the process (got issues #631, #1460). got has already failed the call.
+      .on('request', (clientRequest: http.ClientRequest) => clientRequest.on('error', () => undefined))
+      .on('downloadProgress', ({ transferred, total }) => {
       if (transferred > ANSWER_LIMIT_BYTES || (total ?? 0) > ANSWER_LIMIT_BYTES) cancel.abort();
     });
     status = response.statusCode;
