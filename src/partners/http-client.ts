@@ -126,8 +126,8 @@ export async function sendJson(
       // be an uncaught exception that ends the process (got issues #631, #1460). got has already failed the call.
       .on('request', (clientRequest: http.ClientRequest) => clientRequest.on('error', () => undefined))
       .on('downloadProgress', ({ transferred, total }) => {
-      if (transferred > ANSWER_LIMIT_BYTES || (total ?? 0) > ANSWER_LIMIT_BYTES) cancel.abort();
-    });
+        if (transferred > ANSWER_LIMIT_BYTES || (total ?? 0) > ANSWER_LIMIT_BYTES) cancel.abort();
+      });
     status = response.statusCode;
     headers = response.headers;
     text = new TextDecoder().decode(response.body);

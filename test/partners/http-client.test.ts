@@ -50,11 +50,12 @@ describe('partner HTTP client', () => {
     const partner = await partnerAnswering((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
     try {
       const http = client();
-      await sendJson(http, { method: 'GET', url: partner.url });
-      // Node's agent takes the socket back into its pool a moment after the answer has been read.
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      await sendJson(http, { method: 'POST', url: partner.url, json: {} });
-      expect(partner.connections()).toBe(1);
+      // Six calls one after another: without keep-alive, six connections. On a loaded machine Node's agent
+      // now and then opens a fresh one before it has taken the last back into its pool.
+      for (let call = 0; call < 6; call += 1) {
+        await sendJson(http, call % 2 === 0 ? { method: 'GET', url: partner.url } : { method: 'POST', url: partner.url, json: {} });
+      }
+      expect(partner.connections()).toBeLessThan(6);
     } finally {
       partner.close();
     }
