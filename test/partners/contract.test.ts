@@ -26,9 +26,12 @@ afterEach(() => {
   nock.cleanAll();
   expect(pending).toEqual([]);
 });
+// nock patches node:http for the whole Jest worker; left on, it would carry later test files' requests
+// (one fresh connection each, whatever the agent's keep-alive).
 afterAll(() => {
   nock.cleanAll();
   nock.enableNetConnect();
+  nock.restore();
 });
 
 describe('RapidPro contact look-up', () => {
