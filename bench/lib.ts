@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { migrateDatabase } from '../src/db/migrate';
-import { OPTOUT_QUEUE } from '../src/optouts/queue';
+import { OPTOUT_JOBS } from '../src/optouts/queue';
 
 /**
  * Settings every benchmarked companion process gets, as production runs it, with Node flags given here
@@ -141,7 +141,7 @@ export async function removeOptoutQueues(prefixes: string[]): Promise<void> {
   const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: null });
   try {
     for (const prefix of prefixes) {
-      const queue = new Queue(OPTOUT_QUEUE, { connection: redis, prefix });
+      const queue = new Queue(OPTOUT_JOBS.queueName, { connection: redis, prefix });
       await queue.obliterate({ force: true });
       await queue.close();
     }

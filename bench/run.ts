@@ -10,7 +10,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createDatabase, type Database } from '../src/db/client';
 import { dropDatabase } from '../src/db/migrate';
-import { OPTOUT_QUEUE, jobIdFor } from '../src/optouts/queue';
+import { OPTOUT_JOBS, jobIdFor } from '../src/optouts/queue';
 import {
   BENCH_REDIS_URL,
   SPEED_CHANGED_WARNING,
@@ -147,7 +147,7 @@ async function benchIngestion(db: Database, redis: Redis, token: string) {
   const jobs: number[] = [];
   for (const target of targets) {
     await target.server.stop();
-    const queue = new Queue(OPTOUT_QUEUE, { connection: redis, prefix: target.prefix });
+    const queue = new Queue(OPTOUT_JOBS.queueName, { connection: redis, prefix: target.prefix });
     jobs.push(await queue.getJobCountByTypes('waiting', 'delayed', 'active', 'prioritized'));
     await queue.obliterate({ force: true });
     await queue.close();
@@ -185,9 +185,9 @@ async function benchWorker(db: Database, redis: Redis) {
         })),
       });
     }
-    const drainQueue = new Queue(OPTOUT_QUEUE, { connection: redis, prefix });
+    const drainQueue = new Queue(OPTOUT_JOBS.queueName, { connection: redis, prefix });
     for (let start = 0; start < ids.length; start += 1000) {
-      await drainQueue.addBulk(ids.slice(start, start + 1000).map((id) => ({ name: 'submit', data: { optoutId: id }, opts: { jobId: jobIdFor(id), attempts: 12, backoff: { type: 'optout' } } })));
+      await drainQueue.addBulk(ids.slice(start, start + 1000).map((id) => ({ name: 'run', data: { id }, opts: { jobId: jobIdFor(id), attempts: 12, backoff: { type: 'row' } } })));
     }
     const worker = await startChild(
       [MAIN, 'serve', '--role', 'worker'],

@@ -26,7 +26,7 @@ export function apiFeatures(deps: Deps): Array<{ prefix: string; router: express
     { prefix: '/v1/optouts', router: optoutRoutes(deps.optouts), operations: optoutOperations },
     {
       prefix: '/v1/whatsapp',
-      router: whatsappRoutes(deps.whatsapp, { language: deps.config.whatsapp.defaultLanguage, country: deps.config.defaultCountry }),
+      router: whatsappRoutes({ whatsapp: deps.whatsapp, templateSends: deps.templateSends }, { language: deps.config.whatsapp.defaultLanguage, country: deps.config.defaultCountry }),
       operations: whatsappOperations,
     },
   ];

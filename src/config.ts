@@ -118,6 +118,9 @@ const environmentSchema = z.object({
   ),
   WHATSAPP_TIMEOUT_MS: wholeNumber(10000, 1),
   WHATSAPP_CONTACT_CHECK: z.stringbool().default(true),
+  WHATSAPP_SEND_RATE: optionalString.pipe(z.coerce.number<string | undefined>().positive().default(80)),
+  WHATSAPP_SEND_MAX_ATTEMPTS: wholeNumber(8, 1),
+  WHATSAPP_SEND_BACKOFF_MS: wholeNumber(10000, 1),
 
   PUBLIC_URL: optionalUrl,
   SESSION_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
@@ -155,6 +158,7 @@ type Environment = z.infer<typeof environmentSchema>;
 export const CONFIG_VARIABLES = Object.keys(environmentSchema.shape);
 
 const SIX_HOURS_MS = 6 * 60 * 60 * 1000;
+const ONE_HOUR_MS = 60 * 60 * 1000;
 
 function shape(env: Environment) {
   return {
@@ -239,6 +243,14 @@ function shape(env: Environment) {
       workerLockMs: env.WORKER_LOCK_MS,
       reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
       reconcileGraceMs: env.RECONCILE_GRACE_MS,
+    },
+    /** Queued template sends (POST /api/v1/whatsapp/template-sends): their worker and retries. */
+    templateSends: {
+      /** Sends per second across all workers (BullMQ's global limiter). */
+      ratePerSecond: env.WHATSAPP_SEND_RATE,
+      maxAttempts: env.WHATSAPP_SEND_MAX_ATTEMPTS,
+      backoffMs: env.WHATSAPP_SEND_BACKOFF_MS,
+      maxBackoffMs: ONE_HOUR_MS,
     },
     failedAuth: { limit: env.AUTH_FAILURE_LIMIT, windowMs: env.AUTH_FAILURE_WINDOW_MS },
   };

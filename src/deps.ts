@@ -7,7 +7,8 @@ import { createLogger, type Logger } from './ops/logger';
 import { createMetrics, type Metrics } from './ops/metrics';
 import { createApiClientService, type ApiClientService } from './api-clients/service';
 import { createOptoutStore, type OptoutStore } from './optouts/store';
-import { createOptoutQueue, type OptoutQueue } from './optouts/queue';
+import { OPTOUT_JOBS } from './optouts/queue';
+import { createRowQueue, type RowQueue } from './jobs/queue';
 import { createOptoutService, type OptoutService } from './optouts/service';
 import { createRapidProClient } from './partners/rapidpro';
 import { createOpenhimClient } from './partners/openhim';
@@ -16,6 +17,9 @@ import { createOptoutSubmitter, type OptoutSubmitter } from './optouts/submitter
 import { createWhatsappClient, type WhatsappClient } from './partners/whatsapp';
 import { createWhatsappSendLog, createWhatsappSendStore, type WhatsappSendLog } from './whatsapp/store';
 import { createWhatsappService, type WhatsappService } from './whatsapp/service';
+import { createTemplateSendStore, type TemplateSendStore } from './whatsapp/template-send-store';
+import { createTemplateSendService, TEMPLATE_SEND_JOBS, type TemplateSendService } from './whatsapp/template-sends';
+import { createTemplateSender, type TemplateSender } from './whatsapp/template-sender';
 import { createAuditLog, type AuditLog } from './audit/log';
 import { createStaffService, type StaffService } from './auth/staff';
 import { createSessionStore } from './auth/sessions';
@@ -30,11 +34,16 @@ export interface Deps {
   redis: RedisConnection;
   apiClients: ApiClientService;
   optoutStore: OptoutStore;
-  optoutQueue: OptoutQueue;
+  optoutQueue: RowQueue;
   optouts: OptoutService;
   /** Undefined while opt-out settings are missing: opt-outs then wait in the queue. */
   optoutSubmitter: OptoutSubmitter | undefined;
   whatsapp: WhatsappService;
+  templateSendStore: TemplateSendStore;
+  templateSendQueue: RowQueue;
+  templateSends: TemplateSendService;
+  /** Undefined while WhatsApp settings are missing: queued sends are then refused (503). */
+  templateSender: TemplateSender | undefined;
   staff: StaffService;
   audit: AuditLog;
   /** Staff sign-in sessions, in PostgreSQL. */
@@ -100,21 +109,17 @@ function createSubmitter(config: Config, logger: Logger, metrics: Metrics, store
   });
 }
 
-function createWhatsapp(config: Config, logger: Logger, metrics: Metrics, db: Database): WhatsappService {
-  const missing = missingWhatsappSettings(config);
+/** The WhatsApp client, once its settings are complete (missingWhatsappSettings). */
+function createWhatsappClientFor(config: Config, logger: Logger, metrics: Metrics): WhatsappClient | undefined {
   const { whatsapp } = config;
   const observers = { logger, metrics };
-  let client: WhatsappClient | undefined;
-  if (missing.length > 0) {
-    logger.warn({ missing }, `WhatsApp templates answer 503 until these are set: ${missing.join(', ')}`);
-  } else if (whatsapp.api === 'cloud') {
+  if (missingWhatsappSettings(config).length > 0) return undefined;
+  if (whatsapp.api === 'cloud') {
     const settings = { ...whatsapp, api: 'cloud' as const, url: whatsapp.url!, phoneNumberId: whatsapp.phoneNumberId!, token: whatsapp.token! };
-    client = createWhatsappClient(settings, observers);
-  } else {
-    const settings = { ...whatsapp, api: 'onprem' as const, url: whatsapp.url!, namespace: whatsapp.namespace!, token: whatsapp.token! };
-    client = createWhatsappClient(settings, observers);
+    return createWhatsappClient(settings, observers);
   }
-  return createWhatsappService({ api: whatsapp.api, client, missing, store: createWhatsappSendStore(db), metrics });
+  const settings = { ...whatsapp, api: 'onprem' as const, url: whatsapp.url!, namespace: whatsapp.namespace!, token: whatsapp.token! };
+  return createWhatsappClient(settings, observers);
 }
 
 /** Longer than any command of the web process or the queue producer takes while Redis is well. */
@@ -128,15 +133,23 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   const redis = await connectRedis(config.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: REDIS_COMMAND_TIMEOUT_MS });
   const db = createDatabase({ url: config.databaseUrl, poolSize: config.databasePoolSize, preparedStatements: config.databasePreparedStatements });
   const optoutStore = createOptoutStore(db);
-  const optoutQueue = createOptoutQueue({
+  const optoutQueue = createRowQueue({ kind: OPTOUT_JOBS, connection: redis, prefix: config.queuePrefix, maxAttempts: config.optouts.maxAttempts, logger });
+  const templateSendQueue = createRowQueue({
+    kind: TEMPLATE_SEND_JOBS,
     connection: redis,
     prefix: config.queuePrefix,
-    maxAttempts: config.optouts.maxAttempts,
+    maxAttempts: config.templateSends.maxAttempts,
     logger,
   });
-  metrics.watchQueue(optoutQueue.bullQueue.name, () =>
-    optoutQueue.bullQueue.getJobCounts('waiting', 'delayed', 'active', 'completed', 'failed', 'prioritized'),
-  );
+  for (const queue of [optoutQueue, templateSendQueue]) {
+    metrics.watchQueue(queue.bullQueue.name, () => queue.bullQueue.getJobCounts('waiting', 'delayed', 'active', 'completed', 'failed', 'prioritized'));
+  }
+  const whatsappMissing = missingWhatsappSettings(config);
+  if (whatsappMissing.length > 0) {
+    logger.warn({ missing: whatsappMissing }, `WhatsApp templates answer 503 until these are set: ${whatsappMissing.join(', ')}`);
+  }
+  const whatsappClient = createWhatsappClientFor(config, logger, metrics);
+  const templateSendStore = createTemplateSendStore(db);
   // connect-pg-simple gets a small pg pool of its own, so that staff pages never wait for (nor take)
   // the connections the webhook and the worker use; it connects only when a staff page is used.
   const sessionPool = new pg.Pool({ connectionString: config.databaseUrl, max: 4, connectionTimeoutMillis: 5000 });
@@ -155,10 +168,36 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
     staff: createStaffService(db, config.staffSignIn),
     audit: createAuditLog(db),
     sessionStore: createSessionStore(sessionPool, logger),
-    whatsapp: createWhatsapp(config, logger, metrics, db),
+    whatsapp: createWhatsappService({
+      api: config.whatsapp.api,
+      client: whatsappClient,
+      missing: whatsappMissing,
+      store: createWhatsappSendStore(db),
+      metrics,
+    }),
+    templateSendStore,
+    templateSendQueue,
+    templateSends: createTemplateSendService({
+      api: config.whatsapp.api,
+      missing: whatsappMissing,
+      store: templateSendStore,
+      queue: templateSendQueue,
+      logger,
+      metrics,
+    }),
+    templateSender: whatsappClient && createTemplateSender({
+      store: templateSendStore,
+      client: whatsappClient,
+      policy: config.templateSends,
+      // The on-prem API's contacts check and send share one timeout: the lease outlasts it and the writes around it.
+      leaseMs: config.whatsapp.timeoutMs + 10_000,
+      logger,
+      metrics,
+    }),
     whatsappSends: createWhatsappSendLog(db),
     async close() {
       await optoutQueue.close();
+      await templateSendQueue.close();
       await sessionPool.end();
       redis.disconnect();
       await db.$disconnect();

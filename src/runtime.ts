@@ -6,8 +6,10 @@ import { connectRedis } from './db/connections';
 import type { Express } from 'express';
 import { createApp, createMetricsApp, createOpsApp } from './app';
 import { metricsOnMainPort } from './ops/routes';
-import { createOptoutWorker } from './optouts/worker';
-import { createReconcilerLock, reconcileOptouts } from './optouts/reconciler';
+import type { RowQueue } from './jobs/queue';
+import { createReconcilerLock, reconcileQueue, type QueuedRows } from './jobs/reconciler';
+import type { RetryPolicy } from './jobs/retry-policy';
+import { createRowWorker, type RetryOutcome } from './jobs/worker';
 
 export type Role = 'web' | 'worker' | 'all';
 
@@ -41,17 +43,37 @@ async function listenForMetrics(deps: Deps): Promise<{ server: Server; port: num
   return metrics;
 }
 
-async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconciler: () => Promise<void> }> {
+/** What one kind of queued row (opt-outs, template sends) needs to be worked on and reconciled. */
+interface RowJobs<Outcome extends { kind: string }> {
+  queue: RowQueue;
+  queued: QueuedRows;
+  /** One try at a row; undefined while its settings are missing (the reconciler still runs). */
+  tryRow: ((id: string) => Promise<Outcome | RetryOutcome>) | undefined;
+  concurrency: number;
+  rateLimitPerSecond?: number;
+  policy: RetryPolicy;
+  /** Logged at start-up: what the worker does, or why it does not. */
+  started: { facts: object; message: string };
+  notStarted: string;
+}
+
+interface Started {
+  worker?: Worker;
+  stopReconciler: () => Promise<void>;
+}
+
+/** A reconciler for the rows' queue, and a worker when they can be worked on. */
+async function startRowJobs<Outcome extends { kind: string }>(deps: Deps, jobs: RowJobs<Outcome>): Promise<Started> {
   const { config, logger } = deps;
   const { reconcileIntervalMs, reconcileGraceMs } = config.optouts;
   let reconciling: Promise<unknown> | undefined;
   // Held while a run lasts, and for one interval at most: a worker killed mid-run holds up no one's next run.
-  // A run that outlasts it may overlap another replica's, which is harmless (job ids come from opt-out ids).
-  const lock = createReconcilerLock(deps.redis, config.queuePrefix, reconcileIntervalMs);
+  // A run that outlasts it may overlap another replica's, which is harmless (job ids come from row ids).
+  const lock = createReconcilerLock(deps.redis, config.queuePrefix, jobs.queue, reconcileIntervalMs);
   // One run at a time: a slow run (a large backlog, a Redis that stopped answering) is not stacked on.
   const runReconciler = () => {
-    reconciling ??= reconcileOptouts({ store: deps.optoutStore, queue: deps.optoutQueue, logger, graceMs: reconcileGraceMs, lock })
-      .catch((error: unknown) => logger.error({ err: error }, 'reconciler run failed; the next run will try again'))
+    reconciling ??= reconcileQueue({ queued: jobs.queued, queue: jobs.queue, logger, graceMs: reconcileGraceMs, lock })
+      .catch((error: unknown) => logger.error({ err: error, queue: jobs.queue.kind.queueName }, 'reconciler run failed; the next run will try again'))
       .finally(() => (reconciling = undefined));
   };
   runReconciler();
@@ -63,25 +85,56 @@ async function startWorker(deps: Deps): Promise<{ worker?: Worker; stopReconcile
     await reconciling;
   };
 
-  if (!deps.optoutSubmitter) {
-    logger.warn('worker: not submitting opt-outs until their settings are complete (see the warning above)');
+  if (!jobs.tryRow) {
+    logger.warn(jobs.notStarted);
     return { stopReconciler };
   }
   const connection = await connectRedis(config.redis, { maxRetriesPerRequest: null });
-  const worker = createOptoutWorker({
-    submitter: deps.optoutSubmitter,
+  const worker = createRowWorker({
+    kind: jobs.queue.kind,
+    tryRow: jobs.tryRow,
     connection,
     prefix: config.queuePrefix,
-    concurrency: config.optouts.workerConcurrency,
-    rateLimitPerSecond: config.optouts.rateLimitPerSecond,
+    concurrency: jobs.concurrency,
+    rateLimitPerSecond: jobs.rateLimitPerSecond,
     lockMs: config.optouts.workerLockMs,
-    policy: config.optouts,
+    policy: jobs.policy,
     logger,
   });
   await worker.waitUntilReady();
   worker.on('closed', () => connection.disconnect());
-  logger.info({ concurrency: config.optouts.workerConcurrency, mode: config.dhis2.mode }, 'worker: submitting opt-outs');
+  logger.info({ concurrency: jobs.concurrency, ...jobs.started.facts }, jobs.started.message);
   return { worker, stopReconciler };
+}
+
+/** Enough queued sends in flight to keep up WHATSAPP_SEND_RATE while WhatsApp takes up to a second to answer. */
+const templateSendConcurrency = (ratePerSecond: number) => Math.min(200, Math.max(10, Math.ceil(ratePerSecond)));
+
+async function startWorker(deps: Deps): Promise<Started[]> {
+  const { config } = deps;
+  const { optoutSubmitter, templateSender } = deps;
+  return Promise.all([
+    startRowJobs(deps, {
+      queue: deps.optoutQueue,
+      queued: deps.optoutStore.queuedOptouts,
+      tryRow: optoutSubmitter && ((id) => optoutSubmitter.submit(id)),
+      concurrency: config.optouts.workerConcurrency,
+      rateLimitPerSecond: config.optouts.rateLimitPerSecond,
+      policy: config.optouts,
+      started: { facts: { mode: config.dhis2.mode }, message: 'worker: submitting opt-outs' },
+      notStarted: 'worker: not submitting opt-outs until their settings are complete (see the warning above)',
+    }),
+    startRowJobs(deps, {
+      queue: deps.templateSendQueue,
+      queued: deps.templateSendStore.queued,
+      tryRow: templateSender && ((id) => templateSender.send(id)),
+      concurrency: templateSendConcurrency(config.templateSends.ratePerSecond),
+      rateLimitPerSecond: config.templateSends.ratePerSecond,
+      policy: config.templateSends,
+      started: { facts: { api: config.whatsapp.api, ratePerSecond: config.templateSends.ratePerSecond }, message: 'worker: sending queued WhatsApp templates' },
+      notStarted: 'worker: not sending queued WhatsApp templates until WhatsApp settings are complete (see the warning above)',
+    }),
+  ]);
 }
 
 function closeServer(server: Server): Promise<void> {
@@ -95,14 +148,18 @@ export async function serve(deps: Deps, role: Role): Promise<Running> {
   const http = await listen(role === 'worker' ? createOpsApp(deps) : createApp(deps), deps.config.port);
   deps.logger.info({ port: http.port, role }, role === 'worker' ? 'worker: operations endpoints listening' : 'web: listening');
   const metrics = await listenForMetrics(deps);
-  const work = role === 'web' ? undefined : await startWorker(deps);
+  const work = role === 'web' ? [] : await startWorker(deps);
   return {
     port: http.port,
     metricsPort: metrics?.port,
     async stop() {
-      await Promise.all([closeServer(http.server), metrics && closeServer(metrics.server), work?.worker?.close(), work?.stopReconciler()]);
-      // A client that hung up closes its connection before its opt-out is enqueued: wait for those too.
-      await deps.optouts.settle();
+      await Promise.all([
+        closeServer(http.server),
+        metrics && closeServer(metrics.server),
+        ...work.flatMap((started) => [started.worker?.close(), started.stopReconciler()]),
+      ]);
+      // A client that hung up closes its connection before its row is enqueued: wait for those too.
+      await Promise.all([deps.optouts.settle(), deps.templateSends.settle()]);
       // Answered sends are recorded after RapidPro has its answer: let those rows be written.
       await deps.whatsapp.settle();
       await deps.close();

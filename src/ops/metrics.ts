@@ -72,6 +72,12 @@ export function createMetrics() {
       registers,
     }),
     optoutsRetried: new Counter({ name: 'companion_optouts_retried_total', help: 'Opt-out attempts that will be tried again', registers }),
+    templateSends: new Counter({
+      name: 'companion_template_sends_total',
+      help: 'Queued WhatsApp template sends: queued (202), sent, failed, and retried (a try that will be made again)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     whatsappSends: new Counter({
       name: 'companion_whatsapp_sends_total',
       help: 'WhatsApp template sends, by outcome (sent, or failed with the status RapidPro was answered)',

@@ -1,6 +1,6 @@
 import type { Metrics } from '../ops/metrics';
 import { createGroupCommit } from '../shared/group-commit';
-import type { OptoutQueue } from './queue';
+import type { RowQueue } from '../jobs/queue';
 import type { NewOptout, Optout, OptoutStore } from './store';
 
 /**
@@ -53,7 +53,7 @@ function firstOccurrences(batch: NewOptout[]): NewOptout[] {
  * that finds earlier duplicates and inserts the rest, one enqueue of all the new jobs, whatever the batch size.
  * Each caller still waits until its own opt-out is committed and handed over.
  */
-export function createOptoutIntake(deps: { store: OptoutStore; queue: OptoutQueue; metrics: Metrics; slots?: number; maxBatch?: number }) {
+export function createOptoutIntake(deps: { store: OptoutStore; queue: RowQueue; metrics: Metrics; slots?: number; maxBatch?: number }) {
   const { store, queue, metrics } = deps;
 
   async function write(batch: NewOptout[]): Promise<AcceptResult[]> {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { COMMON_RESPONSES, SIMULATION_HEADER, errorSchema, type ApiOperation } from '../http/openapi';
-import { idempotencyKeySchema, optoutAcceptedSchema, optoutRecordSchema, optoutWebhookSchema } from './schemas';
+import { optoutIdempotencyKeySchema, optoutAcceptedSchema, optoutRecordSchema, optoutWebhookSchema } from './schemas';
 
 export const optoutOperations: ApiOperation[] = [
   {
@@ -14,7 +14,7 @@ export const optoutOperations: ApiOperation[] = [
       'queued opt-out) answers 200 with the earlier record; a queued opt-out another API client created shows only its id, contact and status. ' +
       'Keys belong to one API client: one it already used for another contact is refused (422) and nothing is stored.',
     parameters: [
-      { name: 'Idempotency-Key', in: 'header', description: 'Optional request key, e.g. `@run.uuid`.', schema: idempotencyKeySchema.unwrap() },
+      { name: 'Idempotency-Key', in: 'header', description: 'Optional request key, e.g. `@run.uuid`.', schema: optoutIdempotencyKeySchema.unwrap() },
       SIMULATION_HEADER,
     ],
     requestBody: optoutWebhookSchema,

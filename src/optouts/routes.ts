@@ -4,7 +4,8 @@ import { apiClientOf } from '../http/auth';
 import { parseOrThrow } from '../http/validate';
 import { AppError } from '../errors';
 import { isSimulation } from '../http/simulation';
-import { idempotencyKeySchema, optoutWebhookSchema } from './schemas';
+import { optoutIdempotencyKeySchema, optoutWebhookSchema } from './schemas';
+import { readIdempotencyKey } from '../http/idempotency';
 import type { OptoutService } from './service';
 import type { Optout } from './store';
 
@@ -32,15 +33,13 @@ function presentDuplicate(optout: Optout, apiClientId: string) {
 }
 
 const optoutIdSchema = z.uuid();
-/** The header as a one-field object, so that a bad key is reported with the header's name as its path. */
-const idempotencyHeaderSchema = z.object({ 'idempotency-key': idempotencyKeySchema });
 
 export function optoutRoutes(service: OptoutService): Router {
   const router = Router();
 
   router.post('/', async (req, res) => {
     const webhook = parseOrThrow(optoutWebhookSchema, req.body);
-    const idempotencyKey = parseOrThrow(idempotencyHeaderSchema, { 'idempotency-key': req.get('idempotency-key') })['idempotency-key'];
+    const idempotencyKey = readIdempotencyKey(req, optoutIdempotencyKeySchema);
     const simulated = isSimulation(req);
     const apiClientId = apiClientOf(res.locals).id;
     const result = await service.accept(webhook, { apiClientId, idempotencyKey, simulated });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { storableText } from '../shared/text';
+import { idempotencyKeySchema } from '../http/idempotency';
 
 /** Keys that would reach an object's prototype if copied naively; they never carry contact data. */
 const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -60,17 +61,9 @@ export const optoutWebhookSchema = z
 
 export type OptoutWebhook = z.infer<typeof optoutWebhookSchema>;
 
-/** Idempotency-Key: RapidPro flows usually send @run.uuid or a similar value. */
-export const idempotencyKeySchema = z
-  .string()
-  .trim()
-  .min(1)
-  .pipe(storableText(255))
-  .optional()
-  .meta({
-    description:
-      "Repeats of this API client's request with the same key for the same contact answer 200 with the first record; the key for another contact is 422 (RapidPro: `@run.uuid`).",
-  });
+export const optoutIdempotencyKeySchema = idempotencyKeySchema(
+  "Repeats of this API client's request with the same key for the same contact answer 200 with the first record; the key for another contact is 422 (RapidPro: `@run.uuid`).",
+);
 
 const timestamp = z.iso.datetime({ offset: true });
 

@@ -5,7 +5,7 @@ import { isUniqueViolation } from '../db/client';
 import { AppError } from '../errors';
 import type { OptoutWebhook } from './schemas';
 import type { NewOptout, Optout, OptoutStore } from './store';
-import type { OptoutQueue } from './queue';
+import type { RowQueue } from '../jobs/queue';
 import { createInFlight } from '../shared/in-flight';
 import { createOptoutIntake, judgeAgainst, type AcceptResult } from './intake';
 
@@ -27,7 +27,7 @@ export interface RetryReport {
   notRetryable: string[];
 }
 
-export function createOptoutService(deps: { store: OptoutStore; queue: OptoutQueue; logger: Logger; metrics: Metrics }) {
+export function createOptoutService(deps: { store: OptoutStore; queue: RowQueue; logger: Logger; metrics: Metrics }) {
   const { store, queue, logger, metrics } = deps;
 
   const intake = createOptoutIntake({ store, queue, metrics });

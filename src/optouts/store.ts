@@ -4,6 +4,7 @@ import type { AttemptOutcome, Optout, OptoutAttempt } from '../generated/prisma/
 import { OptoutStatus } from '../generated/prisma/enums';
 import { createGroupCommit } from '../shared/group-commit';
 import { toE164, type CountryCode } from '../shared/phone';
+import type { QueuedRow, QueuedRows } from '../jobs/reconciler';
 
 export type { Optout, OptoutAttempt, AttemptOutcome };
 export { OptoutStatus };
@@ -94,12 +95,6 @@ export type AttemptResult =
 export interface ClientKey {
   apiClientId: string;
   idempotencyKey: string;
-}
-
-/** A queued opt-out for the reconciler, and how long until its next try is due (0: now). */
-export interface QueuedOptout {
-  id: string;
-  dueInMs: number;
 }
 
 /** Every column of `optouts` under its model name, so that raw queries answer rows of the Optout model's shape. */
@@ -371,12 +366,12 @@ export function createOptoutStore(db: Database) {
      * One page of queued opt-outs received before `createdBefore`, in id order after `afterId`, each with
      * what is left (by PostgreSQL's clock, the one that set it) of the wait before its next try.
      */
-    queuedOptouts: (createdBefore: Date, afterId: string | undefined, limit: number): Promise<QueuedOptout[]> =>
-      db.$queryRaw<QueuedOptout[]>`
+    queuedOptouts: ((createdBefore, afterId, limit) =>
+      db.$queryRaw<QueuedRow[]>`
         SELECT id, GREATEST(0, COALESCE(ceil(extract(epoch FROM next_attempt_at - now()) * 1000), 0))::int AS "dueInMs"
         FROM optouts
         WHERE status = 'queued' AND created_at < ${createdBefore.toISOString()}::timestamptz AND (${afterId ?? null}::uuid IS NULL OR id > ${afterId ?? null}::uuid)
-        ORDER BY id LIMIT ${limit}`,
+        ORDER BY id LIMIT ${limit}`) satisfies QueuedRows,
   };
 }
 

@@ -1,5 +1,3 @@
-import { setTimeout } from 'node:timers/promises';
-import { isDatabaseUnavailable } from '../db/client';
 import type { Logger } from '../ops/logger';
 import { maskPhone } from '../shared/phone';
 import type { Metrics } from '../ops/metrics';
@@ -18,7 +16,9 @@ import {
 } from '../partners/nurseconnect-payloads';
 import type { CountryCode } from '../shared/phone';
 import { needsContactLookup, payloadFacts, resolveContactDetails, type ContactDetails, type OptoutFacts } from './submission';
-import { retryDelayMs, type RetryPolicy } from './retry-policy';
+import { retryDelayMs, type RetryPolicy } from '../jobs/retry-policy';
+import { recordWhileLeased } from '../jobs/lease';
+import type { RetryOutcome } from '../jobs/worker';
 import type { AttemptRecord, AttemptResult, Optout, OptoutStore } from './store';
 
 export type Upstream =
@@ -30,11 +30,7 @@ export type SubmitOutcome =
   | { kind: 'finished'; status: 'submitted' | 'failed' }
   /** Nothing to do: the opt-out is gone, or no longer queued (submitted, failed or cancelled). */
   | { kind: 'skipped' }
-  /**
-   * Try this opt-out again after delayMs. pauseAllMs when the partner answered 429: every worker on
-   * the queue stops sending for that long.
-   */
-  | { kind: 'retry'; delayMs: number; reason: string; pauseAllMs?: number };
+  | RetryOutcome;
 
 export interface OptoutSubmitter {
   submit(optoutId: string): Promise<SubmitOutcome>;
@@ -77,28 +73,6 @@ function loggableReason(reason: string): string {
 
 /** How long an opt-out that needs RapidPro waits before the worker looks at it again while RapidPro is not configured. */
 const WAIT_FOR_RAPIDPRO_BACKOFFS = 10;
-
-/** First wait before writing an attempt again while PostgreSQL is away; it doubles up to RECORD_RETRY_MAX_MS. */
-const RECORD_RETRY_FIRST_MS = 250;
-const RECORD_RETRY_MAX_MS = 4000;
-
-/**
- * Writes an attempt's outcome, trying again while PostgreSQL is away (restarting, say) for as long as
- * the lease lasts. An outcome that is not written is as good as unknown: the opt-out would be sent
- * again (with the same eid / event UID) once the lease ends, so a short outage must not lose it.
- */
-async function recordWhileLeased(write: () => Promise<void>, leaseEnd: number, log: Logger): Promise<void> {
-  for (let waitMs = RECORD_RETRY_FIRST_MS; ; waitMs = Math.min(2 * waitMs, RECORD_RETRY_MAX_MS)) {
-    try {
-      await write();
-      return;
-    } catch (error) {
-      if (!isDatabaseUnavailable(error) || Date.now() + waitMs >= leaseEnd) throw error;
-      log.warn({ err: error, waitMs }, 'database unavailable: writing the attempt again shortly');
-      await setTimeout(waitMs);
-    }
-  }
-}
 
 /**
  * One try at an opt-out: find the contact (in the webhook or RapidPro), send it upstream, record the

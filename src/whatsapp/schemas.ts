@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { idempotencyKeySchema } from '../http/idempotency';
 import { WHATSAPP_LANGUAGE } from '../config';
 import { AppError } from '../errors';
 import { readPhone, urnScheme, type CountryCode } from '../shared/phone';
@@ -138,3 +139,48 @@ export function templateRequestFrom(body: TemplateBody, query: TemplateQuery, de
     contactUuid: body.contact?.uuid ?? null,
   };
 }
+
+export const templateSendIdempotencyKeySchema = idempotencyKeySchema(
+  "Repeats of this API client's request with the same key answer 200 with the first send; the key with another request (recipient, template, language or parameters) is 422 (RapidPro: `@run.uuid`).",
+);
+
+const timestamp = z.iso.datetime({ offset: true });
+
+export const templateSendAcceptedSchema = z
+  .object({
+    id: z.uuid(),
+    status: z.literal('queued'),
+    simulated: z.literal(true).optional().meta({ description: 'Present in simulation mode: nothing was stored or sent.' }),
+  })
+  .meta({ examples: [{ id: '8a6d0c1e-2f3b-4c5d-9e7f-0a1b2c3d4e5f', status: 'queued' }] });
+
+export const templateSendRecordSchema = z
+  .object({
+    id: z.uuid(),
+    template: z.string(),
+    language: z.string(),
+    status: z.enum(['queued', 'sent', 'failed', 'cancelled']),
+    attempts: z.int().min(0),
+    message_id: z.string().nullable().meta({ description: "The API's message id (wamid… on the Cloud API) once it accepted the message." }),
+    last_error: z.string().nullable(),
+    created_at: timestamp,
+    updated_at: timestamp,
+    sent_at: timestamp.nullable(),
+    simulated: z.literal(true).optional(),
+  })
+  .meta({
+    examples: [
+      {
+        id: '8a6d0c1e-2f3b-4c5d-9e7f-0a1b2c3d4e5f',
+        template: 'appointment_reminder',
+        language: 'en',
+        status: 'sent',
+        attempts: 1,
+        message_id: 'wamid.HBgLMjc4MjAwMDEwMDEVAgARGBI…',
+        last_error: null,
+        created_at: '2026-11-26T10:15:00.000Z',
+        updated_at: '2026-11-26T10:15:00.180Z',
+        sent_at: '2026-11-26T10:15:00.180Z',
+      },
+    ],
+  });

@@ -127,13 +127,13 @@ function simulatedAnswer(api: WhatsappApi, request: TemplateRequest): ProxyAnswe
   return { status: 200, json: JSON.stringify(body), headers: {} };
 }
 
-type Outcome = ReturnType<typeof outcomeOf>;
+export type Outcome = ReturnType<typeof outcomeOf>;
 
 /**
  * RapidPro's answer and the record's outcome for a result. The body is serialized here, so that one
  * that cannot be (the message may well have gone) is answered 502 and recorded as such, not a 500.
  */
-function conclude(result: WhatsappResult): { answer: ProxyAnswer; outcome: Outcome } {
+export function conclude(result: WhatsappResult): { answer: ProxyAnswer; outcome: Outcome } {
   const { body, ...answer } = answerFor(result);
   let json: string;
   try {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { jobIdFor, OPTOUT_QUEUE } from '../../src/optouts/queue';
-import { createReconcilerLock, reconcileOptouts } from '../../src/optouts/reconciler';
+import { jobIdFor, OPTOUT_JOBS } from '../../src/optouts/queue';
+import { createReconcilerLock, reconcileQueue } from '../../src/jobs/reconciler';
 import { eventually, optoutWebhook, startTestApp, type TestApp } from '../helpers/app';
 import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { OPENHIM_ROUTE, openhimPartnerEnv } from '../helpers/fake-partner';
@@ -62,8 +62,8 @@ describe('the web process while a server is away', () => {
     await eventually(async () => ((await app.http.get('/readyz')).status === 200 ? true : undefined), 10000);
     expect(await app.deps.optoutQueue.bullQueue.getJobState(jobIdFor(response.body.id))).toBe('unknown');
     // The worker's reconciler, as its next run would.
-    expect(await reconcileOptouts({ ...reconcilerDeps(app), graceMs: 0 })).toMatchObject({ failed: 0 });
-    expect((await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(response.body.id)))?.data).toEqual({ optoutId: response.body.id });
+    expect(await reconcileQueue({ ...reconcilerDeps(app), graceMs: 0 })).toMatchObject({ failed: 0 });
+    expect((await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(response.body.id)))?.data).toEqual({ id: response.body.id });
   });
 
   it('answers 202 within seconds while Redis is frozen (connected, answering nothing), and the opt-out is queued once', async () => {
@@ -79,9 +79,9 @@ describe('the web process while a server is away', () => {
       redis.thaw();
     }
     // The add that timed out may have run once Redis thawed: the reconciler then finds its job live and adds none.
-    expect(await reconcileOptouts({ ...reconcilerDeps(app), graceMs: 0 })).toMatchObject({ failed: 0 });
+    expect(await reconcileQueue({ ...reconcilerDeps(app), graceMs: 0 })).toMatchObject({ failed: 0 });
     const waiting = await app.deps.optoutQueue.bullQueue.getJobs(['waiting']);
-    expect(waiting.filter((candidate) => candidate.data.optoutId === response.body.id)).toHaveLength(1);
+    expect(waiting.filter((candidate) => candidate.data.id === response.body.id)).toHaveLength(1);
   });
 
   it('answers 503 "database unavailable" while PostgreSQL is down, writes nothing, and carries on when it is back', async () => {
@@ -129,15 +129,15 @@ describe('the reconciler', () => {
     }
     await redis.flushAll();
     // A job whose BullMQ retries ran out while its row is still queued (the database was away, say).
-    await app.deps.optoutQueue.bullQueue.add('submit', { optoutId: ids[0]! }, { jobId: jobIdFor(ids[0]!), attempts: 1 });
+    await app.deps.optoutQueue.bullQueue.add('run', { id: ids[0]! }, { jobId: jobIdFor(ids[0]!), attempts: 1 });
     const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
-    const failing = new Worker(OPTOUT_QUEUE, () => Promise.reject(new Error('attempts used up')), { connection, prefix: app.deps.config.queuePrefix });
+    const failing = new Worker(OPTOUT_JOBS.queueName, () => Promise.reject(new Error('attempts used up')), { connection, prefix: app.deps.config.queuePrefix });
     await eventually(async () => ((await app.deps.optoutQueue.bullQueue.getJobState(jobIdFor(ids[0]!))) === 'failed' ? true : undefined));
     await failing.close();
     connection.disconnect();
 
     const reconcile = async () => {
-      const result = await reconcileOptouts({ ...reconcilerDeps(app), graceMs: 0 });
+      const result = await reconcileQueue({ ...reconcilerDeps(app), graceMs: 0 });
       if (typeof result === 'string') throw new Error(result);
       return result;
     };
@@ -148,20 +148,25 @@ describe('the reconciler', () => {
     const second = await reconcile();
     expect(second).toMatchObject({ enqueued: 0, failed: 0 });
     const waiting = await app.deps.optoutQueue.bullQueue.getJobs(['waiting']);
-    expect(waiting.filter((job) => ids.includes(job.data.optoutId))).toHaveLength(ids.length);
+    expect(waiting.filter((job) => ids.includes(job.data.id))).toHaveLength(ids.length);
   });
 
   it('leaves opt-outs younger than the grace period to the web process', async () => {
     const { response } = await timedPost(app, optoutWebhook());
     await redis.flushAll();
-    await reconcileOptouts({ ...reconcilerDeps(app), graceMs: 60_000 });
+    await reconcileQueue({ ...reconcilerDeps(app), graceMs: 60_000 });
     expect(await app.deps.optoutQueue.bullQueue.getJobState(jobIdFor(response.body.id))).toBe('unknown');
   });
 });
 
 function reconcilerDeps(target: TestApp) {
   const { deps } = target;
-  return { store: deps.optoutStore, queue: deps.optoutQueue, logger: deps.logger, lock: createReconcilerLock(deps.redis, deps.config.queuePrefix, 60_000) };
+  return {
+    queued: deps.optoutStore.queuedOptouts,
+    queue: deps.optoutQueue,
+    logger: deps.logger,
+    lock: createReconcilerLock(deps.redis, deps.config.queuePrefix, deps.optoutQueue, 60_000),
+  };
 }
 
 describe('the worker', () => {

@@ -95,7 +95,7 @@ describe('opt-out intake under concurrent webhooks', () => {
   it('gives queued jobs the queue-wide options (attempts, backoff, retention)', async () => {
     const answer = await post(app, optoutWebhook());
     const job = await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(answer.body.id));
-    expect(job?.opts).toMatchObject({ attempts: app.deps.config.optouts.maxAttempts, backoff: { type: 'optout' } });
+    expect(job?.opts).toMatchObject({ attempts: app.deps.config.optouts.maxAttempts, backoff: { type: 'row' } });
   });
 });
 

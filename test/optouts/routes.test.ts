@@ -59,7 +59,7 @@ describe('POST /api/v1/optouts', () => {
     expect(optoutAcceptedSchema.safeParse(response.body).success).toBe(true);
     const row = await app.deps.db.optout.findUnique({ where: { id: response.body.id } });
     expect(row).toMatchObject({ contactUuid: body.contact.uuid, contactUrn: 'whatsapp:27820001001', reasonCategory: 'job_change', status: 'queued' });
-    expect((await jobFor(response.body.id))?.data).toEqual({ optoutId: response.body.id });
+    expect((await jobFor(response.body.id))?.data).toEqual({ id: response.body.id });
   });
 
   it('accepts the body of a flow migrated from legacy RapidPro, with everything the companion does not use', async () => {
@@ -225,7 +225,7 @@ describe('POST /api/v1/optouts', () => {
     expect(answers.filter((answer) => answer.status === 200)).toHaveLength(11);
     expect(await rowsFor(body.contact.uuid)).toBe(1);
     const jobs = await app.deps.optoutQueue.bullQueue.getJobs(['waiting', 'delayed', 'active', 'completed', 'failed']);
-    expect(jobs.filter((job) => job.data.optoutId === [...ids][0])).toHaveLength(1);
+    expect(jobs.filter((job) => job.data.id === [...ids][0])).toHaveLength(1);
   });
 });
 

@@ -255,7 +255,7 @@ describe('the opt-out submitter meeting an error that is no partner failure', ()
       // earliest, when OpenHIM was asked at the latest), given up only when the next wait would outlast it.
       const waits = lines
         .map((line) => JSON.parse(line) as { msg?: string; waitMs?: number })
-        .filter((line) => line.msg === 'database unavailable: writing the attempt again shortly')
+        .filter((line) => line.msg === 'database unavailable: writing the outcome again shortly')
         .map((line) => line.waitMs!);
       expect(waits.length).toBeGreaterThanOrEqual(1);
       expect(waits).toEqual(waits.map((_wait, index) => 250 * 2 ** index));

@@ -204,7 +204,7 @@ describe('opt-out worker through OpenHIM', () => {
       data: { id, contactUuid, contactUrn: 'tel:+27820001001', contactFields: { facility_code: '123456' }, status, attempts: 1 },
     });
     const before = await app.deps.db.optout.findUniqueOrThrow({ where: { id } });
-    await app.deps.optoutQueue.enqueue(id);
+    await app.deps.optoutQueue.ensureQueued(id);
     await jobFinished(app, id);
     expect(openhimRequestsFor(contactUuid)).toHaveLength(0);
     expect(partner.received(CONTACTS_ROUTE).filter((request) => contactQuery(request) === contactUuid)).toHaveLength(0);

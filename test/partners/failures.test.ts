@@ -1,6 +1,6 @@
 import { bodyReportsError, failureFromRequestError, isTransientStatus, parseRetryAfter } from '../../src/partners/failures';
 import { AnswerTooLarge } from '../../src/partners/http-client';
-import { retryDelayMs } from '../../src/optouts/retry-policy';
+import { retryDelayMs } from '../../src/jobs/retry-policy';
 
 describe('partner failures', () => {
   it.each([

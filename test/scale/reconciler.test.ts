@@ -3,7 +3,7 @@ import { loadConfig } from '../../src/config';
 import { createDeps, type Deps } from '../../src/deps';
 import { dropDatabase, migrateDatabase } from '../../src/db/migrate';
 import { jobIdFor } from '../../src/optouts/queue';
-import { createReconcilerLock, reconcileOptouts } from '../../src/optouts/reconciler';
+import { createReconcilerLock, reconcileQueue } from '../../src/jobs/reconciler';
 import { eventually, optoutWebhook, queuedOptoutRow, startTestApp, type TestApp } from '../helpers/app';
 import { createScratchDatabase, TEST_DATABASE_URL, testEnvironment } from '../helpers/env';
 import { OPENHIM_ROUTE, openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
@@ -34,12 +34,12 @@ describe('the reconciler on three replicas', () => {
 
     const runs = await Promise.all(
       replicas.map((deps) =>
-        reconcileOptouts({
-          store: deps.optoutStore,
+        reconcileQueue({
+          queued: deps.optoutStore.queuedOptouts,
           queue: deps.optoutQueue,
           logger: deps.logger,
           graceMs: 0,
-          lock: createReconcilerLock(deps.redis, queuePrefix, 60_000),
+          lock: createReconcilerLock(deps.redis, queuePrefix, deps.optoutQueue, 60_000),
         }),
       ),
     );
@@ -51,12 +51,12 @@ describe('the reconciler on three replicas', () => {
     expect(jobs.map((job) => job.id).filter((id) => strays.some((stray) => jobIdFor(stray) === id))).toHaveLength(strays.length);
 
     // The lock is released after the run: the next run (on any replica) goes ahead and finds nothing to do.
-    const next = await reconcileOptouts({
-      store: replicas[2]!.optoutStore,
+    const next = await reconcileQueue({
+      queued: replicas[2]!.optoutStore.queuedOptouts,
       queue: replicas[2]!.optoutQueue,
       logger: replicas[2]!.logger,
       graceMs: 0,
-      lock: createReconcilerLock(replicas[2]!.redis, queuePrefix, 60_000),
+      lock: createReconcilerLock(replicas[2]!.redis, queuePrefix, replicas[2]!.optoutQueue, 60_000),
     });
     expect(next).toMatchObject({ enqueued: 0 });
   });
@@ -95,12 +95,12 @@ describe('the reconciler after Redis lost the queue', () => {
     await dropQueueKeys();
     expect(await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(id))).toBeUndefined();
 
-    const run = await reconcileOptouts({
-      store: app.deps.optoutStore,
+    const run = await reconcileQueue({
+      queued: app.deps.optoutStore.queuedOptouts,
       queue: app.deps.optoutQueue,
       logger: app.deps.logger,
       graceMs: 0,
-      lock: createReconcilerLock(app.deps.redis, app.deps.config.queuePrefix, 60_000),
+      lock: createReconcilerLock(app.deps.redis, app.deps.config.queuePrefix, app.deps.optoutQueue, 60_000),
     });
     expect(run).toMatchObject({ enqueued: 1 });
     const job = (await app.deps.optoutQueue.bullQueue.getJob(jobIdFor(id)))!;

@@ -1,9 +1,8 @@
 import { Worker, type Job } from 'bullmq';
 import { logConnectionErrors, type RedisConnection } from '../db/connections';
 import type { Logger } from '../ops/logger';
-import { FINISHED_JOB_RETENTION, OPTOUT_QUEUE, type SubmitJobData } from './queue';
+import { FINISHED_JOB_RETENTION, type RowJobData, type RowKind } from './queue';
 import { retryDelayMs, type RetryPolicy } from './retry-policy';
-import type { OptoutSubmitter, SubmitOutcome } from './submitter';
 
 /** Thrown to BullMQ so that it schedules the next try after `delayMs` (see backoffStrategy below). */
 export class RetryLater extends Error {
@@ -16,32 +15,44 @@ export class RetryLater extends Error {
   }
 }
 
+/** Try this row again after delayMs. pauseAllMs when the partner answered 429: every worker on the queue stops sending for that long. */
+export interface RetryOutcome {
+  kind: 'retry';
+  delayMs: number;
+  reason: string;
+  pauseAllMs?: number;
+}
+
 /** A rate in jobs per second as BullMQ's limiter: whole jobs per window, the window stretched for rates below 1/s. */
 export function limiterFor(perSecond: number): { max: number; duration: number } {
   return perSecond >= 1 ? { max: Math.floor(perSecond), duration: 1000 } : { max: 1, duration: Math.round(1000 / perSecond) };
 }
 
-/** Runs the submitter for each queued job, turning its "retry" outcomes into BullMQ's delayed retries. */
-export function createOptoutWorker(deps: {
-  submitter: OptoutSubmitter;
+/** Runs `tryRow` for each queued job of `kind`, turning its "retry" outcomes into BullMQ's delayed retries. */
+export function createRowWorker<Outcome extends { kind: string }>(deps: {
+  kind: RowKind;
+  /** One try at the row: what it came to, or a retry. */
+  tryRow: (id: string) => Promise<Outcome | RetryOutcome>;
   connection: RedisConnection;
   prefix?: string;
   concurrency: number;
-  /** Submissions per second across every worker sharing the queue; undefined for no limit. */
+  /** Jobs per second across every worker sharing the queue; undefined for no limit. */
   rateLimitPerSecond?: number;
   /** How long a job stays with a worker that stopped renewing its lock (killed, frozen). */
   lockMs: number;
   policy: RetryPolicy;
   logger: Logger;
-}): Worker<SubmitJobData, SubmitOutcome> {
-  const worker = new Worker<SubmitJobData, SubmitOutcome>(
-    OPTOUT_QUEUE,
-    async (job: Job<SubmitJobData>) => {
-      const outcome = await deps.submitter.submit(job.data.optoutId);
-      if (outcome.kind !== 'retry') return outcome;
+}): Worker<RowJobData, Outcome> {
+  const { kind, logger } = deps;
+  const worker = new Worker<RowJobData, Outcome>(
+    kind.queueName,
+    async (job: Job<RowJobData>) => {
+      const outcome = await deps.tryRow(job.data.id);
+      if (outcome.kind !== 'retry') return outcome as Outcome;
+      const retry = outcome as RetryOutcome;
       // The partner said "too many": every worker on the queue pauses (BullMQ's limiter, in Redis).
-      if (outcome.pauseAllMs !== undefined) await worker.rateLimit(outcome.pauseAllMs);
-      throw new RetryLater(outcome.delayMs, outcome.reason);
+      if (retry.pauseAllMs !== undefined) await worker.rateLimit(retry.pauseAllMs);
+      throw new RetryLater(retry.delayMs, retry.reason);
     },
     {
       connection: deps.connection,
@@ -53,7 +64,7 @@ export function createOptoutWorker(deps: {
       // A killed worker's jobs go back to the queue once its lock lapses and a stalled-job check sees it.
       lockDuration: deps.lockMs,
       stalledInterval: deps.lockMs,
-      // The database records each attempt; BullMQ's own records of finished jobs are kept short.
+      // The database records each try; BullMQ's own records of finished jobs are kept short.
       ...FINISHED_JOB_RETENTION,
       settings: {
         // Errors other than RetryLater (the database was away, say) back off on the same curve.
@@ -64,11 +75,11 @@ export function createOptoutWorker(deps: {
   );
   worker.on('failed', (job, error) => {
     if (error instanceof RetryLater) return;
-    deps.logger.error({ err: error, optoutId: job?.data.optoutId }, 'opt-out job failed unexpectedly');
+    logger.error({ err: error, id: job?.data.id }, `${kind.label} job failed unexpectedly`);
   });
   worker.on('stalled', (jobId) =>
-    deps.logger.warn({ jobId }, 'opt-out job stalled: its worker stopped renewing its lock; another worker takes it over'),
+    logger.warn({ jobId }, `${kind.label} job stalled: its worker stopped renewing its lock; another worker takes it over`),
   );
-  logConnectionErrors(worker, deps.logger, 'opt-out worker');
+  logConnectionErrors(worker, logger, `${kind.label} worker`);
   return worker;
 }
