@@ -2,6 +2,14 @@ import { setTimeout } from 'node:timers/promises';
 import { isDatabaseUnavailable } from '../db/client';
 import type { Logger } from '../ops/logger';
 
+/**
+ * When a row another worker holds is worth trying again: once its lease ends (by this process's clock,
+ * which may be off PostgreSQL's: no lease is longer than leaseMs), and not sooner than a second.
+ */
+export function untilLeaseEnds(leaseUntil: Date | null, leaseMs: number, now = Date.now()): number {
+  return Math.max(1000, Math.min(leaseMs, (leaseUntil?.getTime() ?? now) - now));
+}
+
 /** First wait before writing a try's outcome again while PostgreSQL is away; it doubles up to RECORD_RETRY_MAX_MS. */
 const RECORD_RETRY_FIRST_MS = 250;
 const RECORD_RETRY_MAX_MS = 4000;

@@ -55,6 +55,21 @@ export interface RowQueue {
   readonly bullQueue: Queue<RowJobData>;
 }
 
+/**
+ * Hands rows that staff put back in the queue to their jobs, now. Never throws: a row whose job could
+ * not be replaced (still running, or Redis away) is logged and left to the reconciler.
+ */
+export async function enqueueRetried(queue: RowQueue, ids: string[], logger: Logger): Promise<void> {
+  const { label } = queue.kind;
+  for (const id of ids) {
+    try {
+      if (!(await queue.enqueueNow(id))) logger.warn({ id }, `${label} queued again while its last job was still running; the reconciler will enqueue it`);
+    } catch (error) {
+      logger.warn({ err: error, id }, `${label} queued again but not enqueued; the reconciler will enqueue it`);
+    }
+  }
+}
+
 const LIVE_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
 const JOB_NAME = 'run';
 

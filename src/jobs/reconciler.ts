@@ -1,3 +1,4 @@
+import { Prisma, type Database } from '../db/client';
 import type { RedisConnection } from '../db/connections';
 import { createRedisLock, type Lock } from '../db/redis-lock';
 import type { Logger } from '../ops/logger';
@@ -15,6 +16,19 @@ export interface QueuedRow {
 
 /** The queued rows created before `createdBefore`, by id after `afterId`, at most `limit`. */
 export type QueuedRows = (createdBefore: Date, afterId: string | undefined, limit: number) => Promise<QueuedRow[]>;
+
+/**
+ * The reconciler's read of a table of rows with `status`, `created_at` and `next_attempt_at`: one page
+ * of its queued rows, each with what is left (by PostgreSQL's clock, the one that set it) of the wait
+ * before its next try.
+ */
+export function queuedRowsIn(db: Database, table: 'optouts' | 'template_sends'): QueuedRows {
+  return (createdBefore, afterId, limit) => db.$queryRaw<QueuedRow[]>`
+    SELECT id, GREATEST(0, COALESCE(ceil(extract(epoch FROM next_attempt_at - now()) * 1000), 0))::int AS "dueInMs"
+    FROM ${Prisma.raw(table)}
+    WHERE status = 'queued' AND created_at < ${createdBefore.toISOString()}::timestamptz AND (${afterId ?? null}::uuid IS NULL OR id > ${afterId ?? null}::uuid)
+    ORDER BY id LIMIT ${limit}`;
+}
 
 /** The lock every replica's reconciler of this queue takes on the queue's Redis; `ttlMs` frees it should its holder die. */
 export function createReconcilerLock(redis: RedisConnection, queuePrefix: string, queue: RowQueue, ttlMs: number): Lock {

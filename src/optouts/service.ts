@@ -5,7 +5,7 @@ import { isUniqueViolation } from '../db/client';
 import { AppError } from '../errors';
 import type { OptoutWebhook } from './schemas';
 import type { NewOptout, Optout, OptoutStore } from './store';
-import type { RowQueue } from '../jobs/queue';
+import { enqueueRetried, type RowQueue } from '../jobs/queue';
 import { createInFlight } from '../shared/in-flight';
 import { createOptoutIntake, judgeAgainst, type AcceptResult } from './intake';
 
@@ -95,15 +95,7 @@ export function createOptoutService(deps: { store: OptoutStore; queue: RowQueue;
           report.contactHasQueued.push(id);
         }
       }
-      for (const id of report.retried) {
-        try {
-          if (!(await queue.enqueueNow(id))) {
-            logger.warn({ optoutId: id }, 'opt-out queued again while its last job was still running; the reconciler will enqueue it');
-          }
-        } catch (error) {
-          logger.warn({ err: error, optoutId: id }, 'opt-out queued again but not enqueued; the reconciler will enqueue it');
-        }
-      }
+      await enqueueRetried(queue, report.retried, logger);
       return report;
     },
 

@@ -4,7 +4,7 @@ import type { AttemptOutcome, Optout, OptoutAttempt } from '../generated/prisma/
 import { OptoutStatus } from '../generated/prisma/enums';
 import { createGroupCommit } from '../shared/group-commit';
 import { toE164, type CountryCode } from '../shared/phone';
-import type { QueuedRow, QueuedRows } from '../jobs/reconciler';
+import { queuedRowsIn } from '../jobs/reconciler';
 
 export type { Optout, OptoutAttempt, AttemptOutcome };
 export { OptoutStatus };
@@ -362,16 +362,8 @@ export function createOptoutStore(db: Database) {
 
     attemptsOf: (id: string) => db.optoutAttempt.findMany({ where: { optoutId: id }, orderBy: { number: 'asc' } }),
 
-    /**
-     * One page of queued opt-outs received before `createdBefore`, in id order after `afterId`, each with
-     * what is left (by PostgreSQL's clock, the one that set it) of the wait before its next try.
-     */
-    queuedOptouts: ((createdBefore, afterId, limit) =>
-      db.$queryRaw<QueuedRow[]>`
-        SELECT id, GREATEST(0, COALESCE(ceil(extract(epoch FROM next_attempt_at - now()) * 1000), 0))::int AS "dueInMs"
-        FROM optouts
-        WHERE status = 'queued' AND created_at < ${createdBefore.toISOString()}::timestamptz AND (${afterId ?? null}::uuid IS NULL OR id > ${afterId ?? null}::uuid)
-        ORDER BY id LIMIT ${limit}`) satisfies QueuedRows,
+    /** The reconciler's pages of queued opt-outs. */
+    queuedOptouts: queuedRowsIn(db, 'optouts'),
   };
 }
 

@@ -17,7 +17,7 @@ import {
 import type { CountryCode } from '../shared/phone';
 import { needsContactLookup, payloadFacts, resolveContactDetails, type ContactDetails, type OptoutFacts } from './submission';
 import { retryDelayMs, type RetryPolicy } from '../jobs/retry-policy';
-import { recordWhileLeased } from '../jobs/lease';
+import { recordWhileLeased, untilLeaseEnds } from '../jobs/lease';
 import type { RetryOutcome } from '../jobs/worker';
 import type { AttemptRecord, AttemptResult, Optout, OptoutStore } from './store';
 
@@ -122,10 +122,9 @@ export function createOptoutSubmitter(deps: {
       if (!optout) {
         const current = await store.findById(optoutId);
         if (current?.status !== 'queued') return { kind: 'skipped' };
-        // By this process's clock, which may be off PostgreSQL's: no lease is longer than leaseMs.
-        const heldFor = Math.min(deps.leaseMs, (current.leaseUntil?.getTime() ?? now) - now);
-        logger.info({ optoutId, heldForMs: heldFor }, 'opt-out held by another worker: trying again when its lease ends');
-        return { kind: 'retry', delayMs: Math.max(1000, heldFor), reason: 'another worker holds this opt-out' };
+        const delayMs = untilLeaseEnds(current.leaseUntil, deps.leaseMs, now);
+        logger.info({ optoutId, delayMs }, 'opt-out held by another worker: trying again when its lease ends');
+        return { kind: 'retry', delayMs, reason: 'another worker holds this opt-out' };
       }
 
       const number = optout.attempts + 1;

@@ -8,6 +8,12 @@ const upstreamAnswerSchema = z.looseObject({}).meta({
 });
 
 const query = templateQuerySchema.shape;
+/** The query string both template routes read, as the body's fallback. */
+const templateQueryParameters = [
+  { name: 'template', in: 'query', description: query.template.description ?? '', schema: query.template },
+  { name: 'language', in: 'query', description: query.language.description ?? '', schema: query.language },
+  { name: 'param', in: 'query', description: query.param.description ?? '', schema: query.param },
+] as const;
 
 export const whatsappOperations: ApiOperation[] = [
   {
@@ -22,9 +28,7 @@ export const whatsappOperations: ApiOperation[] = [
       'except: a 2xx whose body holds `error` or `errors` is 502, no answer in WHATSAPP_TIMEOUT_MS is 504, an unreachable upstream ' +
       'is 502, and a number the on-prem contacts check calls invalid is 404. Every send is recorded.',
     parameters: [
-      { name: 'template', in: 'query', description: query.template.description ?? '', schema: query.template },
-      { name: 'language', in: 'query', description: query.language.description ?? '', schema: query.language },
-      { name: 'param', in: 'query', description: query.param.description ?? '', schema: query.param },
+      ...templateQueryParameters,
       SIMULATION_HEADER,
     ],
     requestBody: templateBodySchema,
@@ -57,9 +61,7 @@ export const whatsappOperations: ApiOperation[] = [
       'errors are tried again with backoff, up to WHATSAPP_SEND_MAX_ATTEMPTS tries; other 4xx fail it at once. WhatsApp has no ' +
       "idempotency key: a send is repeated only when a crash cut it between the API's answer and its record.",
     parameters: [
-      { name: 'template', in: 'query', description: query.template.description ?? '', schema: query.template },
-      { name: 'language', in: 'query', description: query.language.description ?? '', schema: query.language },
-      { name: 'param', in: 'query', description: query.param.description ?? '', schema: query.param },
+      ...templateQueryParameters,
       { name: 'Idempotency-Key', in: 'header', description: 'Optional request key, e.g. `@run.uuid`.', schema: templateSendIdempotencyKeySchema.unwrap() },
       SIMULATION_HEADER,
     ],

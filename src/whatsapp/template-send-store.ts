@@ -1,5 +1,5 @@
 import { isUniqueViolation, Prisma, type Database } from '../db/client';
-import type { QueuedRow, QueuedRows } from '../jobs/reconciler';
+import { queuedRowsIn } from '../jobs/reconciler';
 import type { TemplateSend, TemplateSendStatus, WhatsappApi } from '../generated/prisma/client';
 import type { TemplateRequest } from './schemas';
 
@@ -94,16 +94,8 @@ export function createTemplateSendStore(db: Database) {
         WHERE id = ${id}::uuid AND status = 'queued'`;
     },
 
-    /**
-     * One page of queued sends created before `createdBefore`, in id order after `afterId`, each with
-     * what is left (by PostgreSQL's clock) of the wait before its next try.
-     */
-    queued: ((createdBefore, afterId, limit) =>
-      db.$queryRaw<QueuedRow[]>`
-        SELECT id, GREATEST(0, COALESCE(ceil(extract(epoch FROM next_attempt_at - now()) * 1000), 0))::int AS "dueInMs"
-        FROM template_sends
-        WHERE status = 'queued' AND created_at < ${createdBefore.toISOString()}::timestamptz AND (${afterId ?? null}::uuid IS NULL OR id > ${afterId ?? null}::uuid)
-        ORDER BY id LIMIT ${limit}`) satisfies QueuedRows,
+    /** The reconciler's pages of queued sends. */
+    queued: queuedRowsIn(db, 'template_sends'),
 
     /**
      * Puts a failed or cancelled send back in the queue for a fresh round of WHATSAPP_SEND_MAX_ATTEMPTS

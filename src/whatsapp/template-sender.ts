@@ -1,4 +1,4 @@
-import { recordWhileLeased } from '../jobs/lease';
+import { recordWhileLeased, untilLeaseEnds } from '../jobs/lease';
 import { retryDelayMs, type RetryPolicy } from '../jobs/retry-policy';
 import type { RetryOutcome } from '../jobs/worker';
 import type { Logger } from '../ops/logger';
@@ -42,9 +42,9 @@ export function createTemplateSender(deps: {
       if (!send) {
         const current = await store.findById(id);
         if (current?.status !== 'queued') return { kind: 'skipped' };
-        const heldFor = Math.min(deps.leaseMs, (current.leaseUntil?.getTime() ?? now) - now);
-        logger.info({ sendId: id, heldForMs: heldFor }, 'template send under way in another worker: trying again when its lease ends');
-        return { kind: 'retry', delayMs: Math.max(1000, heldFor), reason: 'another worker has this send under way' };
+        const delayMs = untilLeaseEnds(current.leaseUntil, deps.leaseMs, now);
+        logger.info({ sendId: id, delayMs }, 'template send under way in another worker: trying again when its lease ends');
+        return { kind: 'retry', delayMs, reason: 'another worker has this send under way' };
       }
 
       const { request } = send;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../errors';
-import type { RowKind, RowQueue } from '../jobs/queue';
+import { enqueueRetried, type RowKind, type RowQueue } from '../jobs/queue';
 import type { Logger } from '../ops/logger';
 import type { Metrics } from '../ops/metrics';
 import { createInFlight } from '../shared/in-flight';
@@ -102,15 +102,7 @@ export function createTemplateSendService(deps: {
     async retry(ids: string[]): Promise<SendRetryReport> {
       const report: SendRetryReport = { retried: [], notRetryable: [] };
       for (const id of ids) (await store.requeue(id) ? report.retried : report.notRetryable).push(id);
-      for (const id of report.retried) {
-        try {
-          if (!(await queue.enqueueNow(id))) {
-            logger.warn({ sendId: id }, 'template send queued again while its last job was still running; the reconciler will enqueue it');
-          }
-        } catch (error) {
-          logger.warn({ err: error, sendId: id }, 'template send queued again but not enqueued; the reconciler will enqueue it');
-        }
-      }
+      await enqueueRetried(queue, report.retried, logger);
       return report;
     },
 
