@@ -31,6 +31,9 @@ export type ClaimedSend = Pick<TemplateSend, 'id' | 'attempts' | 'priorAttempts'
 const NOT_LEASED = Prisma.sql`(lease_until IS NULL OR lease_until <= now())`;
 
 export function createTemplateSendStore(db: Database) {
+  const findByKey = (apiClientId: string, idempotencyKey: string) =>
+    db.templateSend.findUnique({ where: { apiClientId_idempotencyKey: { apiClientId, idempotencyKey } } });
+
   return {
     /** Commits a new send; with a key its API client used before, returns that earlier send instead. */
     async insert(send: NewTemplateSend): Promise<{ created: TemplateSend } | { earlier: TemplateSend }> {
@@ -52,7 +55,7 @@ export function createTemplateSendStore(db: Database) {
         return { created };
       } catch (error) {
         if (!isUniqueViolation(error) || send.idempotencyKey === null) throw error;
-        const earlier = await this.findByKey(send.apiClientId, send.idempotencyKey);
+        const earlier = await findByKey(send.apiClientId, send.idempotencyKey);
         // Gone between the two statements (its client deleted, say): nothing to answer with but the error.
         if (!earlier) throw error;
         return { earlier };
@@ -61,8 +64,7 @@ export function createTemplateSendStore(db: Database) {
 
     findById: (id: string) => db.templateSend.findUnique({ where: { id } }),
 
-    findByKey: (apiClientId: string, idempotencyKey: string) =>
-      db.templateSend.findUnique({ where: { apiClientId_idempotencyKey: { apiClientId, idempotencyKey } } }),
+    findByKey,
 
     /**
      * Takes a queued send for one try, counting the try and marking it under way (leased) before the
