@@ -1,5 +1,5 @@
 import { buildFlowExport, DEFAULT_WEBHOOK_BODY, FLOW_SPEC_VERSION, OPTOUT_WEBHOOK_BODY } from '../../src/flows/export';
-import { checkFlowStructure, webhookNodeOf } from '../helpers/flow-spec';
+import { checkFlowStructure, nodeAfter, webhookNodeOf } from '../helpers/flow-spec';
 import { goflowJson, goflowUrlEncode, renderTemplate, type RunContext } from '../helpers/goflow';
 
 /** The two template webhooks and where each is served: they share the query, body and encoding. */
@@ -34,9 +34,8 @@ describe('RapidPro flow export', () => {
     const categories = webhookNode!.router!.categories;
     expect(categories.map((category) => category.name)).toEqual(['Success', 'Failure']);
     expect(webhookNode!.router!.default_category_uuid).toBe(categories[1]!.uuid);
-    const exitFor = (name: string) => webhookNode!.exits.find((exit) => exit.uuid === categories.find((category) => category.name === name)!.exit_uuid)!;
-    expect(exitFor('Success').destination_uuid).toBe(success!.uuid);
-    expect(exitFor('Failure').destination_uuid).toBe(failure!.uuid);
+    expect(nodeAfter(flow, webhookNode!, 'Success')).toBe(success);
+    expect(nodeAfter(flow, webhookNode!, 'Failure')).toBe(failure);
   });
 
   it('calls the WhatsApp template webhook with the template in the query, each expression URL-encoded by RapidPro', () => {
@@ -65,9 +64,7 @@ describe('RapidPro flow export', () => {
     expect(action.body).toBe(DEFAULT_WEBHOOK_BODY);
     // The route answers 202 once the send is stored: the Success branch says queued, not sent.
     expect(flow.name).toBe('Companion: queued WhatsApp template appointment_reminder');
-    const successCategory = node.router!.categories.find((category) => category.name === 'Success')!;
-    const successNode = flow.nodes.find((candidate) => candidate.uuid === node.exits.find((exit) => exit.uuid === successCategory.exit_uuid)!.destination_uuid)!;
-    expect(successNode.actions[0]).toMatchObject({ type: 'send_msg', text: 'Message queued: it will be sent shortly.' });
+    expect(nodeAfter(flow, node, 'Success').actions[0]).toMatchObject({ type: 'send_msg', text: 'Message queued: it will be sent shortly.' });
   });
 
   describe.each(TEMPLATE_WEBHOOKS)('the %s webhook', (kind, path) => {
