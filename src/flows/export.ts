@@ -34,10 +34,10 @@ export type FlowWebhookKind = FlowWebhook['kind'];
 
 /**
  * What each webhook's flow is made of. The routes that queue (opt-outs, queued sends) get
- * `Idempotency-Key: @run.uuid`: mailroom retries a POST that timed out or met a 502-504 only when
- * it carries such a key, and the key turns the retry into a 200 with the first record instead of a
- * second one. The synchronous template route gets none: WhatsApp has no such key, so a retried
- * call could send the message twice.
+ * `Idempotency-Key: @run.uuid`: mailroom, in the versions that retry webhooks, retries a POST that
+ * timed out or met a 502-504 only when it carries such a key, and the key turns the retry into a 200
+ * with the first record instead of a second one. The synchronous template route gets none: WhatsApp
+ * has no such key, so a retried call could send the message twice.
  */
 const WEBHOOKS: Record<FlowWebhookKind, { path: string; body: string; idempotent: boolean; title: string; successMessage: string }> = {
   optout: { path: '/api/v1/optouts', body: OPTOUT_WEBHOOK_BODY, idempotent: true, title: 'nurse opt-out', successMessage: 'You have been opted out. Thank you.' },
