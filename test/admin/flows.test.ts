@@ -167,6 +167,16 @@ describe('flow generator', () => {
     expect(nodeAfter(flow, node, 'Success').actions[0]).toMatchObject({ text: 'Message queued: it will be sent shortly.' });
     const token = /^Token (\S+)$/.exec(action.headers.Authorization!)![1]!;
     expect(await app.deps.apiClients.authenticate(token)).toMatchObject({ name });
+
+    // RapidPro's simulator runs it: answered as queued, and nothing stored.
+    const context = runContext();
+    const call = renderWebhookCall(action, context);
+    const simulated = await sendAsMailroom({ ...call, url: call.url.replace(PUBLIC_URL, app.baseUrl) }, 'simulation');
+    expect(simulated.status).toBe(202);
+    expect(simulated.body).toMatchObject({ status: 'queued', simulated: true });
+    await app.deps.templateSends.settle();
+    expect(await app.deps.db.templateSend.findFirst({ where: { contactUuid: context.contact.uuid } })).toBeNull();
+
     const audit = await app.deps.db.auditEvent.findFirst({ where: { target: name, action: 'flow_generate' } });
     expect(audit!.details).toEqual({ webhook: 'whatsapp-template-send', template: 'appointment_reminder', language: 'pt_BR' });
 
