@@ -23,9 +23,10 @@ const USAGE = `usage: companion <command> [options]
   tokens:revoke --name NAME                  revoke an API client
   users:grant --email E --role viewer|operator|admin
                                              give a staff member a role (before or after their first sign-in)
-  flows:export --webhook optout|whatsapp-template --url BASE_URL (--token T | --new-client NAME)
-               [--template NAME] [--language CODE] [--param EXPR]... [--name FLOW_NAME]
-                                             print a RapidPro flow export that calls the companion at BASE_URL`;
+  flows:export --webhook optout|whatsapp-template|whatsapp-template-send --url BASE_URL
+               (--token T | --new-client NAME) [--template NAME] [--language CODE] [--param EXPR]... [--name FLOW_NAME]
+                                             print a RapidPro flow export that calls the companion at BASE_URL
+                                             (whatsapp-template sends while the flow waits, whatsapp-template-send queues)`;
 
 class UsageError extends Error {}
 
@@ -55,7 +56,7 @@ function flowRequestOf(values: Record<string, unknown>) {
   }
   if ((token === undefined) === (newClient === undefined)) throw new OptionError('give one of --token T (an active API client\'s token) or --new-client NAME');
   if (values.webhook === 'optout' && (values.template !== undefined || values.language !== undefined || values.param !== undefined)) {
-    throw new OptionError('--template, --language and --param are for --webhook whatsapp-template');
+    throw new OptionError('--template, --language and --param are for --webhook whatsapp-template or whatsapp-template-send');
   }
   const form = {
     webhook: values.webhook,

@@ -151,7 +151,21 @@ describe('companion CLI', () => {
       expect(said(again.stderr)).toEqual([]);
       expect(again.status).toBe(0);
       expect(webhookNodeOf(checkFlowStructure(JSON.parse(again.stdout))).action).toMatchObject({ url: `${BASE}/api/v1/optouts`, headers: { Authorization: `Token ${token}` } });
-      expect((await auditOf(name)).map((row) => row.action)).toEqual(['api_client_create', 'flow_generate', 'flow_generate']);
+
+      // The queued send takes the same options, and its flow is the one buildFlowExport makes for it.
+      const queued = companion(['flows:export', '--webhook', 'whatsapp-template-send', '--url', BASE, '--token', token, '--template', 'appointment_reminder', '--param', '@contact.name']);
+      expect(said(queued.stderr)).toEqual([]);
+      expect(queued.status).toBe(0);
+      const queuedExpected = buildFlowExport({ webhook: { kind: 'whatsapp-template-send', template: 'appointment_reminder', params: ['@contact.name'] }, baseUrl: BASE, token });
+      expect(withoutUuids(queued.stdout)).toBe(withoutUuids(`${JSON.stringify(queuedExpected, null, 2)}\n`));
+      expect(webhookNodeOf(checkFlowStructure(JSON.parse(queued.stdout))).action).toMatchObject({
+        url: `${BASE}/api/v1/whatsapp/template-sends?template=appointment_reminder&param=@(url_encode(contact.name))`,
+        headers: { 'Idempotency-Key': '@run.uuid' },
+      });
+      expect((await auditOf(name)).slice(2)).toEqual([
+        { actor: 'cli', action: 'flow_generate', details: { webhook: 'optout' } },
+        { actor: 'cli', action: 'flow_generate', details: { webhook: 'whatsapp-template-send', template: 'appointment_reminder', language: null } },
+      ]);
     });
 
     it.each([
@@ -159,10 +173,11 @@ describe('companion CLI', () => {
       ['a --url that is not http', ['--webhook', 'optout', '--url', 'ftp://companion.example.org', '--new-client', 'x'], /^--url must be an http or https URL/],
       ['neither --token nor --new-client', ['--webhook', 'optout', '--url', BASE], /^give one of --token T .* or --new-client NAME$/],
       ['both --token and --new-client', ['--webhook', 'optout', '--url', BASE, '--token', 't', '--new-client', 'x'], /^give one of --token T/],
-      ['an unknown --webhook', ['--webhook', 'sms', '--url', BASE, '--new-client', 'x'], /^--webhook: choose the opt-out or the WhatsApp template webhook$/],
+      ['an unknown --webhook', ['--webhook', 'sms', '--url', BASE, '--new-client', 'x'], /^--webhook: choose the opt-out, the WhatsApp template or the queued WhatsApp template webhook$/],
       ['no --template', ['--webhook', 'whatsapp-template', '--url', BASE, '--new-client', 'x'], /^--template: /],
+      ['no --template for the queued send', ['--webhook', 'whatsapp-template-send', '--url', BASE, '--new-client', 'x'], /^--template: /],
       ['a --language that is no WhatsApp code', ['--webhook', 'whatsapp-template', '--template', 't', '--language', 'portuguese', '--url', BASE, '--new-client', 'x'], /^--language: must be a WhatsApp language code/],
-      ['template options for the opt-out', ['--webhook', 'optout', '--param', '@contact.name', '--url', BASE, '--new-client', 'x'], /^--template, --language and --param are for --webhook whatsapp-template$/],
+      ['template options for the opt-out', ['--webhook', 'optout', '--param', '@contact.name', '--url', BASE, '--new-client', 'x'], /^--template, --language and --param are for --webhook whatsapp-template or whatsapp-template-send$/],
       ['a --new-client name with spaces', ['--webhook', 'optout', '--url', BASE, '--new-client', 'two words'], /^--new-client: letters, digits/],
       ['a --token of no active client', ['--webhook', 'optout', '--url', BASE, '--token', 'cmp_0123456789abcdef_nope'], /^--token does not belong to an active API client/],
     ])('refuses %s in one line on stderr, printing nothing', (_case, args, message) => {

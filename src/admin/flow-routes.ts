@@ -23,13 +23,13 @@ const webhookFields = z.discriminatedUnion(
   [
     z.object({ webhook: z.literal('optout') }),
     z.object({
-      webhook: z.literal('whatsapp-template'),
+      webhook: z.enum(['whatsapp-template', 'whatsapp-template-send']),
       template: z.string().trim().min(1, 'required for the WhatsApp webhook').pipe(templateName),
       language: z.preprocess(blank, languageCode.optional()),
       params: z.preprocess(nonEmptyLines, paramList),
     }),
   ],
-  { error: 'choose the opt-out or the WhatsApp template webhook' },
+  { error: 'choose the opt-out, the WhatsApp template or the queued WhatsApp template webhook' },
 );
 
 const clientFields = z.discriminatedUnion(
@@ -71,12 +71,16 @@ export function readFlowForm(body: unknown, labels = FLOW_FORM_LABELS): { input:
 }
 
 export function webhookOf(input: FlowFormInput): FlowWebhook {
-  return input.webhook === 'optout' ? { kind: 'optout' } : { kind: 'whatsapp-template', template: input.template, language: input.language, params: input.params };
+  return input.webhook === 'optout' ? { kind: 'optout' } : { kind: input.webhook, template: input.template, language: input.language, params: input.params };
 }
 
-/** `flow-optout-2026-01-31`, `flow-whatsapp-appointment_reminder-2026-01-31`: the new client's name and the file's. */
+/**
+ * `flow-optout-2026-01-31`, `flow-whatsapp-appointment_reminder-2026-01-31`,
+ * `flow-whatsapp-queued-appointment_reminder-2026-01-31`: the new client's name and the file's.
+ */
 function flowLabel(webhook: FlowWebhook, now: Date): string {
-  const what = webhook.kind === 'optout' ? 'optout' : `whatsapp-${webhook.template.slice(0, 60)}`;
+  const queued = webhook.kind === 'whatsapp-template-send' ? 'queued-' : '';
+  const what = webhook.kind === 'optout' ? 'optout' : `whatsapp-${queued}${webhook.template.slice(0, 60)}`;
   return `flow-${what}-${now.toISOString().slice(0, 10)}`;
 }
 

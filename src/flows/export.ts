@@ -22,9 +22,41 @@ export const DEFAULT_WEBHOOK_BODY = webhookBody();
 /** The opt-out flow's body: the default one with the contact's fields, so that no RapidPro look-up is needed. */
 export const OPTOUT_WEBHOOK_BODY = webhookBody(', "fields", contact.fields');
 
+/**
+ * The webhooks a flow can call. `whatsapp-template` sends the template while RapidPro waits;
+ * `whatsapp-template-send` takes the same template and parameters and only queues the send.
+ */
 export type FlowWebhook =
   | { kind: 'optout' }
-  | { kind: 'whatsapp-template'; template: string; language?: string; params: string[] };
+  | { kind: 'whatsapp-template' | 'whatsapp-template-send'; template: string; language?: string; params: string[] };
+
+export type FlowWebhookKind = FlowWebhook['kind'];
+
+/**
+ * What each webhook's flow is made of. The routes that queue (opt-outs, queued sends) get
+ * `Idempotency-Key: @run.uuid`: mailroom, in the versions that retry webhooks, retries a POST that
+ * timed out or met a 502-504 only when it carries such a key, and the key turns the retry into a 200
+ * with the first record instead of a second one. The synchronous template route gets none: WhatsApp
+ * has no such key, so a retried call could send the message twice.
+ */
+const WEBHOOKS: Record<FlowWebhookKind, { path: string; body: string; idempotent: boolean; title: string; successMessage: string }> = {
+  optout: { path: '/api/v1/optouts', body: OPTOUT_WEBHOOK_BODY, idempotent: true, title: 'nurse opt-out', successMessage: 'You have been opted out. Thank you.' },
+  'whatsapp-template': {
+    path: '/api/v1/whatsapp/templates',
+    body: DEFAULT_WEBHOOK_BODY,
+    idempotent: false,
+    title: 'WhatsApp template',
+    successMessage: 'Message sent.',
+  },
+  // The queued route answers 202 once the send is stored: Success means queued, not yet sent.
+  'whatsapp-template-send': {
+    path: '/api/v1/whatsapp/template-sends',
+    body: DEFAULT_WEBHOOK_BODY,
+    idempotent: true,
+    title: 'queued WhatsApp template',
+    successMessage: 'Message queued: it will be sent shortly.',
+  },
+};
 
 export interface FlowRequest {
   webhook: FlowWebhook;
@@ -135,12 +167,12 @@ function queryTemplate(value: string): string {
 }
 
 function webhookUrl(baseUrl: string, webhook: FlowWebhook): string {
-  const base = templateLiteral(baseUrl.replace(/\/+$/, ''));
-  if (webhook.kind === 'optout') return `${base}/api/v1/optouts`;
+  const url = `${templateLiteral(baseUrl.replace(/\/+$/, ''))}${WEBHOOKS[webhook.kind].path}`;
+  if (webhook.kind === 'optout') return url;
   const query = [`template=${encodeURIComponent(webhook.template)}`];
   if (webhook.language) query.push(`language=${encodeURIComponent(webhook.language)}`);
   for (const param of webhook.params) query.push(`param=${queryTemplate(param)}`);
-  return `${base}/api/v1/whatsapp/templates?${query.join('&')}`;
+  return `${url}?${query.join('&')}`;
 }
 
 function messageNode(uuid: () => string, text: string) {
@@ -149,8 +181,10 @@ function messageNode(uuid: () => string, text: string) {
 
 export function buildFlowExport(request: FlowRequest, uuid: () => string = randomUUID) {
   const { webhook } = request;
-  const name = (request.flowName ?? (webhook.kind === 'optout' ? 'Companion: nurse opt-out' : `Companion: WhatsApp template ${webhook.template}`)).slice(0, MAX_FLOW_NAME);
-  const success = messageNode(uuid, request.successMessage ?? (webhook.kind === 'optout' ? 'You have been opted out. Thank you.' : 'Message sent.'));
+  const made = WEBHOOKS[webhook.kind];
+  const defaultName = `Companion: ${made.title}${webhook.kind === 'optout' ? '' : ` ${webhook.template}`}`;
+  const name = (request.flowName ?? defaultName).slice(0, MAX_FLOW_NAME);
+  const success = messageNode(uuid, request.successMessage ?? made.successMessage);
   const failure = messageNode(uuid, request.failureMessage ?? 'Sorry, something went wrong. Please try again later.');
   const [successCategory, failureCategory, successExit, failureExit] = [uuid(), uuid(), uuid(), uuid()];
   const webhookNode = {
@@ -164,9 +198,9 @@ export function buildFlowExport(request: FlowRequest, uuid: () => string = rando
         headers: {
           Authorization: `Token ${templateLiteral(request.token)}`,
           'Content-Type': 'application/json',
-          ...(webhook.kind === 'optout' ? { 'Idempotency-Key': '@run.uuid' } : {}),
+          ...(made.idempotent ? { 'Idempotency-Key': '@run.uuid' } : {}),
         },
-        body: webhook.kind === 'optout' ? OPTOUT_WEBHOOK_BODY : DEFAULT_WEBHOOK_BODY,
+        body: made.body,
         result_name: RESULT_NAME,
       },
     ],

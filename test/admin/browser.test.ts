@@ -110,7 +110,7 @@ describe('staff pages in a real browser', () => {
 
     // A WhatsApp template flow, downloaded as a file (no PUBLIC_URL here: it calls this address).
     await page.getByRole('link', { name: 'Flow generator', exact: true }).click();
-    await page.getByRole('radio', { name: /^WhatsApp template/ }).check();
+    await page.getByRole('radio', { name: /^WhatsApp template:/ }).check();
     await page.getByRole('textbox', { name: 'Template name' }).fill('appointment_reminder');
     await page.getByRole('textbox', { name: /^Body parameters/ }).fill('@contact.name\n@(format_date(fields.visit, "DD/MM"))');
     await page.screenshot({ path: path.join(ARTIFACTS, 'admin-flows.png'), fullPage: true });

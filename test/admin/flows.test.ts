@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseToken } from '../../src/api-clients/tokens';
 import { startTestApp, type TestApp } from '../helpers/app';
-import { checkFlowStructure, webhookNodeOf } from '../helpers/flow-spec';
+import { checkFlowStructure, nodeAfter, webhookNodeOf } from '../helpers/flow-spec';
 import { renderWebhookCall, type RunContext } from '../helpers/goflow';
 import { sendAsMailroom } from '../helpers/raw-http';
 import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
@@ -151,6 +151,42 @@ describe('flow generator', () => {
     expect(audit!.details).toEqual({ webhook: 'whatsapp-template', template: 'appointment_reminder', language: 'pt_BR' });
   });
 
+  it('makes a queued WhatsApp template flow: the same query for the queued route, keyed by the run, its Success branch saying queued', async () => {
+    expect((await admin.get('/admin/flows')).text).toMatch(
+      /<input type="radio" name="webhook" value="whatsapp-template-send"> <span>WhatsApp template, queued: <code>POST \/api\/v1\/whatsapp\/template-sends<\/code>/,
+    );
+    const name = `flow-broadcast-${randomUUID().slice(0, 8)}`;
+    const response = await generate(admin, { ...TEMPLATE_FORM, webhook: 'whatsapp-template-send', client_name: name });
+    const { flow, action, node } = downloaded(response);
+    expect(response.headers['content-disposition']).toBe(`attachment; filename="flow-whatsapp-queued-appointment_reminder-${TODAY}.json"`);
+    expect(flow.name).toBe('Companion: queued WhatsApp template appointment_reminder');
+    expect(action).toMatchObject({
+      url: `${PUBLIC_URL}/api/v1/whatsapp/template-sends?template=appointment_reminder&language=pt_BR&param=@(url_encode(contact.name))&param=Monday%2010%3A00`,
+      headers: { 'Idempotency-Key': '@run.uuid' },
+    });
+    expect(nodeAfter(flow, node, 'Success').actions[0]).toMatchObject({ text: 'Message queued: it will be sent shortly.' });
+    const token = /^Token (\S+)$/.exec(action.headers.Authorization!)![1]!;
+    expect(await app.deps.apiClients.authenticate(token)).toMatchObject({ name });
+
+    // RapidPro's simulator runs it: answered as queued, and nothing stored.
+    const context = runContext();
+    const call = renderWebhookCall(action, context);
+    const simulated = await sendAsMailroom({ ...call, url: call.url.replace(PUBLIC_URL, app.baseUrl) }, 'simulation');
+    expect(simulated.status).toBe(202);
+    expect(simulated.body).toMatchObject({ status: 'queued', simulated: true });
+    await app.deps.templateSends.settle();
+    expect(await app.deps.db.templateSend.findFirst({ where: { contactUuid: context.contact.uuid } })).toBeNull();
+
+    const audit = await app.deps.db.auditEvent.findFirst({ where: { target: name, action: 'flow_generate' } });
+    expect(audit!.details).toEqual({ webhook: 'whatsapp-template-send', template: 'appointment_reminder', language: 'pt_BR' });
+
+    // Refused, the form comes back with the queued webhook still chosen.
+    const refused = await generate(admin, { ...TEMPLATE_FORM, webhook: 'whatsapp-template-send', template: '' });
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatch(/Template name: required for the WhatsApp webhook/);
+    expect(refused.body).toMatch(/<input type="radio" name="webhook" value="whatsapp-template-send" checked>/);
+  });
+
   it("puts a pasted token of an active client into the flow, and refuses any other with a message that says why", async () => {
     const pasted = await generate(admin, { ...OPTOUT_FORM, client: 'existing', token: app.token });
     expect(downloaded(pasted).action.headers.Authorization).toBe(`Token ${app.token}`);
@@ -185,7 +221,7 @@ describe('flow generator', () => {
     const noToken = await generate(admin, { ...OPTOUT_FORM, client: 'existing' });
     expect(noToken.body).toMatch(/Token: paste the token of an active API client/);
     expect((await generate(admin, { ...OPTOUT_FORM, client_name: 'no spaces please' })).body).toMatch(/Name of the new client: letters, digits/);
-    expect((await generate(admin, { ...OPTOUT_FORM, client_name: name, webhook: 'sms' })).body).toMatch(/Webhook: choose the opt-out or the WhatsApp template webhook/);
+    expect((await generate(admin, { ...OPTOUT_FORM, client_name: name, webhook: 'sms' })).body).toMatch(/Webhook: choose the opt-out, the WhatsApp template or the queued WhatsApp template webhook/);
     expect(await app.deps.db.apiClient.findUnique({ where: { name } })).toBeNull();
 
     const taken = await generate(admin, { ...OPTOUT_FORM, client_name: (await app.deps.apiClients.authenticate(app.token))!.name });

@@ -30,12 +30,26 @@ function runContext(urn: string): RunContext {
   };
 }
 
-/** The generated flow's Call Webhook, rendered for the context by the goflow stand-in and sent as mailroom sends it. */
-async function runWebhook(app: TestApp, webhook: FlowWebhook, context: RunContext) {
+/** A reminder's template with parameters of every kind (text, fields, a function, `@@`), as the flow author writes them. */
+const REMINDER = { template: 'appointment_reminder', language: 'en', params: ['@contact.name', '@fields.note', '@(format_date(fields.visit, "DD/MM"))', 'Dr @fields.note, me@@x.org & 100% #2'] };
+
+/** The Cloud API body of REMINDER with each parameter as RapidPro computes it for runContext's contact. */
+const REMINDER_SENT = {
+  template: {
+    name: 'appointment_reminder',
+    language: { code: 'en' },
+    components: [{ type: 'body', parameters: [NAME, NOTE, '12/01', `Dr ${NOTE}, me@x.org & 100% #2`].map((text) => ({ type: 'text', text })) }],
+  },
+};
+
+/** The generated flow's Call Webhook, rendered for the context by the goflow stand-in. */
+function renderedCall(app: TestApp, webhook: FlowWebhook, context: RunContext) {
   const flowExport = buildFlowExport({ webhook, baseUrl: app.baseUrl, token: app.token });
-  const { action } = webhookNodeOf(checkFlowStructure(flowExport));
-  return sendAsMailroom(renderWebhookCall(action, context));
+  return renderWebhookCall(webhookNodeOf(checkFlowStructure(flowExport)).action, context);
 }
+
+/** The generated flow's Call Webhook, rendered for the context and sent as mailroom sends it. */
+const runWebhook = (app: TestApp, webhook: FlowWebhook, context: RunContext) => sendAsMailroom(renderedCall(app, webhook, context));
 
 const freshUrn = () => `whatsapp:2782${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
 
@@ -61,20 +75,31 @@ describe('generated flows, run as RapidPro runs them', () => {
     await partner.stop();
   });
 
+  /** What WhatsApp received for the run's contact. */
+  const sentTo = (context: RunContext) => partner.received(WHATSAPP_ROUTE).filter((request) => (request.body as { to: string }).to === `+${context.contact.urn.slice('whatsapp:'.length)}`);
+
   it('sends WhatsApp the template parameters exactly as RapidPro computed them, whatever the name holds', async () => {
     const context = runContext(freshUrn());
-    const params = ['@contact.name', '@fields.note', '@(format_date(fields.visit, "DD/MM"))', 'Dr @fields.note, me@@x.org & 100% #2'];
-    const answer = await runWebhook(app, { kind: 'whatsapp-template', template: 'appointment_reminder', language: 'en', params }, context);
+    const answer = await runWebhook(app, { kind: 'whatsapp-template', ...REMINDER }, context);
     expect(answer.status).toBe(200);
-    const sent = partner.received(WHATSAPP_ROUTE).filter((request) => (request.body as { to: string }).to === `+${context.contact.urn.slice('whatsapp:'.length)}`);
-    expect(sent).toHaveLength(1);
-    expect(sent[0]!.body).toMatchObject({
-      template: {
-        name: 'appointment_reminder',
-        language: { code: 'en' },
-        components: [{ type: 'body', parameters: [NAME, NOTE, '12/01', `Dr ${NOTE}, me@x.org & 100% #2`].map((text) => ({ type: 'text', text })) }],
-      },
+    expect(sentTo(context).map((request) => request.body)).toEqual([expect.objectContaining(REMINDER_SENT)]);
+  });
+
+  it('queues the template with the parameters exactly as RapidPro computed them, sent once however often mailroom retries the call', async () => {
+    const context = runContext(freshUrn());
+    const call = renderedCall(app, { kind: 'whatsapp-template-send', ...REMINDER }, context);
+    const queued = await sendAsMailroom(call);
+    expect(queued).toMatchObject({ status: 202, body: { id: expect.any(String), status: 'queued' } });
+    const { id } = queued.body as { id: string };
+    // Mailroom sends a call it retries (no answer, or a 502-504) again as it is: the run's key makes it the same send.
+    expect(await sendAsMailroom(call)).toMatchObject({ status: 200, body: { id } });
+
+    const row = await eventually(async () => {
+      const send = await app.deps.db.templateSend.findUnique({ where: { id } });
+      return send?.status === 'sent' ? send : undefined;
     });
+    expect(row).toMatchObject({ contactUuid: context.contact.uuid, idempotencyKey: context.run.uuid });
+    expect(sentTo(context).map((request) => request.body)).toEqual([expect.objectContaining(REMINDER_SENT)]);
   });
 
   it("submits an opt-out with the contact's uuid, number and fields as RapidPro sent them, with no RapidPro look-up", async () => {

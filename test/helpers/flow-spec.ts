@@ -72,3 +72,10 @@ export function webhookNodeOf(flow: CheckedFlow) {
   const node = nodes[0]!;
   return { node, action: node.actions.find((action) => action.type === 'call_webhook') as unknown as WebhookAction };
 }
+
+/** The node that `node`'s router sends the category named `categoryName` to. */
+export function nodeAfter(flow: CheckedFlow, node: CheckedFlow['nodes'][number], categoryName: string) {
+  const category = node.router!.categories.find((candidate) => candidate.name === categoryName)!;
+  const exit = node.exits.find((candidate) => candidate.uuid === category.exit_uuid)!;
+  return flow.nodes.find((candidate) => candidate.uuid === exit.destination_uuid)!;
+}

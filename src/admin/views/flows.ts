@@ -45,10 +45,11 @@ the contact a message you can edit. Import the file in RapidPro under <strong>Se
 <fieldset>
   <legend>Webhook</legend>
   ${choice('webhook', 'optout', form.webhook, html`Opt-out: <code>POST /api/v1/optouts</code> records the contact's opt-out for DHIS2`)}
-  ${choice('webhook', 'whatsapp-template', form.webhook, html`WhatsApp template: <code>POST /api/v1/whatsapp/templates</code> sends an approved template message`)}
+  ${choice('webhook', 'whatsapp-template', form.webhook, html`WhatsApp template: <code>POST /api/v1/whatsapp/templates</code> sends an approved template message while the flow waits, and the flow takes Success once WhatsApp accepted it`)}
+  ${choice('webhook', 'whatsapp-template-send', form.webhook, html`WhatsApp template, queued: <code>POST /api/v1/whatsapp/template-sends</code> queues the same message and answers at once, for reminders and broadcasts; Success means queued, and the companion sends it within WhatsApp's rate limit`)}
 </fieldset>
 <fieldset>
-  <legend>Template (for the WhatsApp webhook)</legend>
+  <legend>Template (for the WhatsApp webhooks)</legend>
   <label>Template name <input name="template" value="${form.template}" maxlength="512" pattern="[a-z0-9_]+" placeholder="appointment_reminder"></label>
   <label>Language <input name="language" value="${form.language}" maxlength="8" pattern="[a-z]{2,3}(_[A-Z]{2,4})?" placeholder="${view.defaultLanguage}">
     <span class="hint">WhatsApp's code (en, pt_BR); empty: WHATSAPP_DEFAULT_LANGUAGE (${view.defaultLanguage}) when the message is sent</span></label>
