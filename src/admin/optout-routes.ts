@@ -1,9 +1,8 @@
-import { Router, type Request } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log';
 import { requireRole, signedIn } from '../auth/guard';
 import type { StaffMember } from '../auth/staff';
-import { AppError } from '../errors';
 import type { CountryCode } from '../shared/phone';
 import { parseOrThrow } from '../http/validate';
 import type { OptoutService, RetryReport } from '../optouts/service';
@@ -13,6 +12,7 @@ import { sendPage } from '../pages/send';
 import { plural, seesFullNumbers } from './format';
 import type { NumberSearchLimit } from './number-search';
 import { redirectWithMessage, type PageContextFor } from './page-context';
+import { cancelFormSchema, describeRetry, recordRetries, rowOfParam } from './row-actions';
 import { dayRange, manyValues, optionalDate, optionalText, pageCountOf, pageNumber, pageOf } from './queries';
 import { optoutDetailPage, optoutListPage, retryConfirmPage, type OptoutQuery } from './views/optouts';
 
@@ -32,10 +32,6 @@ const retryFormSchema = listQuerySchema.extend({
 /** "Retry all failed" takes at most this many (the oldest first) in one go: a few seconds' work. */
 export const RETRY_ALL_LIMIT = 5000;
 
-const cancelFormSchema = z.object({ reason: z.string().trim().min(1, 'say why it should not be sent').max(500) });
-
-const idSchema = z.uuid();
-
 function filterOf(query: OptoutQuery & { status?: OptoutStatus }, viewer: StaffMember, defaultCountry: CountryCode): OptoutFilter {
   const { start, end } = dayRange(query.from, query.to);
   return { status: query.status, receivedFrom: start, receivedBefore: end, search: query.q || undefined, wholeNumbersOnly: !seesFullNumbers(viewer), defaultCountry };
@@ -46,19 +42,16 @@ function queryOf(parsed: z.infer<typeof listQuerySchema>): OptoutQuery {
   return { status: parsed.status, from: parsed.from, to: parsed.to, q: parsed.q || undefined };
 }
 
-function describeRetry(report: RetryReport): { kind: 'ok' | 'error'; text: string } {
-  const parts: string[] = [];
-  if (report.retried.length > 0) parts.push(`${plural(report.retried.length, 'opt-out')} went back into the queue and will be sent now.`);
-  if (report.contactHasQueued.length > 0) {
-    parts.push(
-      `${plural(report.contactHasQueued.length, 'opt-out')} stayed as ${report.contactHasQueued.length === 1 ? 'it was' : 'they were'}: ` +
-        'the contact already has an opt-out in the queue, which will be sent. Cancel that one first to send this one instead.',
-    );
-  }
-  if (report.notRetryable.length > 0) {
-    parts.push(`${plural(report.notRetryable.length, 'opt-out')} ${report.notRetryable.length === 1 ? 'was' : 'were'} no longer failed or cancelled.`);
-  }
-  return { kind: report.retried.length > 0 ? 'ok' : 'error', text: parts.join(' ') };
+function describeOptoutRetry(report: RetryReport): { kind: 'ok' | 'error'; text: string } {
+  const { length } = report.contactHasQueued;
+  const stayed =
+    length > 0
+      ? [
+          `${plural(length, 'opt-out')} stayed as ${length === 1 ? 'it was' : 'they were'}: ` +
+            'the contact already has an opt-out in the queue, which will be sent. Cancel that one first to send this one instead.',
+        ]
+      : [];
+  return describeRetry('opt-out', report, stayed);
 }
 
 export function optoutPages(deps: {
@@ -71,18 +64,6 @@ export function optoutPages(deps: {
 }): Router {
   const { optouts, store, audit, pageContext, limitNumberSearch, defaultCountry } = deps;
   const router = Router();
-
-  async function loadOptout(req: Request) {
-    const id = idSchema.safeParse(req.params.id);
-    const optout = id.success ? await store.findById(id.data) : null;
-    if (!optout) throw AppError.notFound();
-    return optout;
-  }
-
-  async function recordRetries(req: Request, report: RetryReport, bulk: boolean) {
-    const actor = signedIn(req).email;
-    await audit.record(report.retried.map((id) => ({ actor, action: 'optout_retry' as const, target: id, ...(bulk ? { details: { bulk: true } } : {}) })));
-  }
 
   router.get('/', async (req, res) => {
     const parsed = parseOrThrow(listQuerySchema, req.query);
@@ -120,27 +101,27 @@ export function optoutPages(deps: {
       return;
     }
     const report = await optouts.retry(ids);
-    await recordRetries(req, report, true);
-    const message = describeRetry(report);
+    await recordRetries(audit, req, 'optout_retry', report.retried, true);
+    const message = describeOptoutRetry(report);
     await redirectWithMessage(req, res, back, message.kind, message.text);
   });
 
   router.get('/:id', async (req, res) => {
-    const optout = await loadOptout(req);
+    const optout = await rowOfParam(req, store.findById);
     const [attempts, history] = await Promise.all([store.attemptsOf(optout.id), audit.about(optout.id)]);
     sendPage(res, optoutDetailPage(pageContext(req, 'optouts'), { optout, attempts, history }));
   });
 
   router.post('/:id/retry', requireRole('operator'), async (req, res) => {
-    const optout = await loadOptout(req);
+    const optout = await rowOfParam(req, store.findById);
     const report = await optouts.retry([optout.id]);
-    await recordRetries(req, report, false);
-    const message = report.notRetryable.length > 0 ? { kind: 'error' as const, text: `Not retried: it is ${(await store.findById(optout.id))?.status} now.` } : describeRetry(report);
+    await recordRetries(audit, req, 'optout_retry', report.retried, false);
+    const message = report.notRetryable.length > 0 ? { kind: 'error' as const, text: `Not retried: it is ${(await store.findById(optout.id))?.status} now.` } : describeOptoutRetry(report);
     await redirectWithMessage(req, res, `/admin/optouts/${optout.id}`, message.kind, message.text);
   });
 
   router.post('/:id/cancel', requireRole('operator'), async (req, res) => {
-    const optout = await loadOptout(req);
+    const optout = await rowOfParam(req, store.findById);
     const { reason } = parseOrThrow(cancelFormSchema, req.body);
     await optouts.cancel(optout.id, reason);
     await audit.record({ actor: signedIn(req).email, action: 'optout_cancel', target: optout.id, details: { reason } });

@@ -4,12 +4,13 @@ import { redirectAfterSaving } from '../auth/sessions';
 import { hasRole, type StaffMember, type StaffRole } from '../auth/staff';
 import type { NavLink, PageContext } from '../pages/layout';
 
-export type Section = 'overview' | 'optouts' | 'whatsapp' | 'api-clients' | 'flows' | 'staff' | 'audit';
+export type Section = 'overview' | 'optouts' | 'whatsapp' | 'template-sends' | 'api-clients' | 'flows' | 'staff' | 'audit';
 
 const SECTIONS: Array<{ key: Section; label: string; path: string; role: StaffRole }> = [
   { key: 'overview', label: 'Overview', path: '/admin', role: 'viewer' },
   { key: 'optouts', label: 'Opt-outs', path: '/admin/optouts', role: 'viewer' },
   { key: 'whatsapp', label: 'WhatsApp sends', path: '/admin/whatsapp', role: 'viewer' },
+  { key: 'template-sends', label: 'Queued WhatsApp sends', path: '/admin/whatsapp/queued', role: 'viewer' },
   { key: 'api-clients', label: 'API clients', path: '/admin/api-clients', role: 'admin' },
   { key: 'flows', label: 'Flow generator', path: '/admin/flows', role: 'admin' },
   { key: 'staff', label: 'Staff', path: '/admin/staff', role: 'admin' },

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { AUDIT_ACTIONS, type AuditAction } from '../audit/log';
 import { hostedDomainHint } from '../auth/access';
 import { createPassport } from '../auth/google';
-import { createCsrf, requireRole, requireStaff, signedIn } from '../auth/guard';
+import { createCsrf, requireRole, requireStaff } from '../auth/guard';
 import { authRoutes } from '../auth/routes';
 import { limitSessions, sessionMiddleware } from '../auth/sessions';
 import { missingSignInSettings } from '../config';
@@ -18,14 +18,14 @@ import { sendPage } from '../pages/send';
 import { isStorableText } from '../shared/text';
 import { lastDays } from './chart';
 import { flowPages } from './flow-routes';
-import { seesFullNumbers } from './format';
-import { numberSearchLimit, type NumberSearchLimit } from './number-search';
+import { numberSearchLimit } from './number-search';
 import { optoutPages } from './optout-routes';
 import { pageContextFor, type PageContextFor } from './page-context';
 import { apiClientPages, staffPages } from './people-routes';
-import { dayRange, optionalDate, optionalText, pageCountOf, pageNumber, pageOf } from './queries';
+import { optionalText, pageCountOf, pageNumber, pageOf } from './queries';
 import { overviewPage } from './views/overview';
-import { auditPage, whatsappPage } from './views/records';
+import { auditPage } from './views/records';
+import { whatsappPages } from './whatsapp-routes';
 
 /** The stylesheet and icon; the same path from src/admin and from dist/admin. */
 const STATIC_DIR = path.resolve(__dirname, '../../static');
@@ -62,7 +62,7 @@ const storableValues = z.record(storableValue, z.union([storableValue, z.array(s
 /** Every staff page's query and form, checked once as they come in, whatever the route does with them. */
 const storableInput = z.object({ query: storableValues, form: storableValues });
 
-function readPages(deps: Deps, pageContext: PageContextFor, limitNumberSearch: NumberSearchLimit): Router {
+function readPages(deps: Deps, pageContext: PageContextFor): Router {
   const router = Router();
 
   router.get('/', async (req, res) => {
@@ -87,31 +87,6 @@ function readPages(deps: Deps, pageContext: PageContextFor, limitNumberSearch: N
     const page = pageNumber.parse(req.query.page);
     const { total, rows } = await deps.audit.list({ actor: query.actor || undefined, action: query.action }, pageOf(page));
     sendPage(res, auditPage(pageContext(req, 'audit'), { query, rows, total, page, pageCount: pageCountOf(total) }));
-  });
-
-  const whatsappQuery = z.object({
-    outcome: z.enum(['sent', 'failed']).optional().catch(undefined),
-    template: optionalText,
-    recipient: optionalText,
-    from: optionalDate,
-    to: optionalDate,
-  });
-  router.get('/whatsapp', async (req, res) => {
-    const query = parseOrThrow(whatsappQuery, req.query);
-    const page = pageNumber.parse(req.query.page);
-    await limitNumberSearch(req, 'whatsapp', query.recipient);
-    const { start, end } = dayRange(query.from, query.to);
-    const filter = {
-      outcome: query.outcome,
-      template: query.template || undefined,
-      recipient: query.recipient || undefined,
-      wholeNumbersOnly: !seesFullNumbers(signedIn(req)),
-      defaultCountry: deps.config.defaultCountry,
-      sentFrom: start,
-      sentBefore: end,
-    };
-    const { total, rows } = await deps.whatsappSends.list(filter, pageOf(page));
-    sendPage(res, whatsappPage(pageContext(req, 'whatsapp'), { query, rows, total, page, pageCount: pageCountOf(total) }));
   });
 
   return router;
@@ -165,7 +140,19 @@ export function staffRoutes(deps: Deps): Router {
     flowPages({ apiClients: deps.apiClients, audit: deps.audit, pageContext, publicUrl: settings.publicUrl, defaultLanguage: config.whatsapp.defaultLanguage }),
   );
   admin.use('/staff', requireRole('admin'), staffPages({ staff: deps.staff, audit: deps.audit, pageContext }));
-  admin.use(readPages(deps, pageContext, limitNumberSearch));
+  admin.use(
+    '/whatsapp',
+    whatsappPages({
+      whatsappSends: deps.whatsappSends,
+      templateSends: deps.templateSends,
+      templateSendStore: deps.templateSendStore,
+      audit: deps.audit,
+      pageContext,
+      limitNumberSearch,
+      defaultCountry: config.defaultCountry,
+    }),
+  );
+  admin.use(readPages(deps, pageContext));
   router.use('/admin', admin);
 
   router.use(STAFF_PATHS, () => {

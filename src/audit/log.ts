@@ -8,6 +8,8 @@ export const AUDIT_ACTIONS = {
   sign_out: 'signed out',
   optout_retry: 'retried opt-out',
   optout_cancel: 'cancelled opt-out',
+  template_send_retry: 'retried queued WhatsApp send',
+  template_send_cancel: 'cancelled queued WhatsApp send',
   api_client_create: 'created API client',
   api_client_revoke: 'revoked API client',
   flow_generate: 'generated a RapidPro flow with API client',

@@ -1,7 +1,7 @@
 import { Prisma, hotQuery, type Database } from '../db/client';
 import { createGroupCommit } from '../shared/group-commit';
-import { toE164, type CountryCode } from '../shared/phone';
 import type { WhatsappApi, WhatsappSend } from '../generated/prisma/client';
+import { sendConditions, type SendFilter } from './send-filter';
 
 export type { WhatsappApi, WhatsappSend };
 
@@ -58,38 +58,19 @@ export function createWhatsappSendStore(db: Database, options: { slots?: number;
 
 export type WhatsappSendStore = ReturnType<typeof createWhatsappSendStore>;
 
-/** What the staff pages filter sends by. */
-export interface WhatsappSendFilter {
+/** What the staff pages filter synchronous sends by. */
+export interface WhatsappSendFilter extends SendFilter {
   /** sent: RapidPro got a 2xx; failed: anything else. */
   outcome?: 'sent' | 'failed';
-  /** Part of the template's name. */
-  template?: string;
-  /** The recipient's number: any of its digits in a row, or with wholeNumbersOnly the whole number. */
-  recipient?: string;
-  /** `recipient` finds only the whole number, with its country code: for staff who see numbers masked (see OptoutFilter). */
-  wholeNumbersOnly?: boolean;
-  /** DEFAULT_COUNTRY: how a whole number written without its country code is read. */
-  defaultCountry: CountryCode;
-  sentFrom?: Date;
-  sentBefore?: Date;
 }
 
 /** The staff pages' view of the sends, newest first. */
 export function createWhatsappSendLog(db: Database) {
   return {
     async list(filter: WhatsappSendFilter, page: { offset: number; limit: number }): Promise<{ total: number; rows: WhatsappSend[] }> {
-      const where: Prisma.WhatsappSendWhereInput = {};
+      const where: Prisma.WhatsappSendWhereInput = sendConditions(filter);
       if (filter.outcome === 'sent') where.status = { gte: 200, lt: 300 };
       if (filter.outcome === 'failed') where.OR = [{ status: { lt: 200 } }, { status: { gte: 300 } }];
-      if (filter.template) where.template = { contains: filter.template, mode: 'insensitive' };
-      if (filter.recipient && filter.wholeNumbersOnly) {
-        // Recorded as toE164 writes it; anything short of a whole number finds nothing.
-        const number = toE164(filter.recipient, filter.defaultCountry);
-        where.recipient = { in: number ? [number] : [] };
-      } else if (filter.recipient) {
-        where.recipient = { contains: filter.recipient.replace(/\D/g, '') };
-      }
-      if (filter.sentFrom || filter.sentBefore) where.createdAt = { gte: filter.sentFrom, lt: filter.sentBefore };
       const [total, rows] = await Promise.all([
         db.whatsappSend.count({ where }),
         db.whatsappSend.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], skip: page.offset, take: page.limit }),

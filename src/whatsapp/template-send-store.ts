@@ -1,14 +1,24 @@
 import { isUniqueViolation, Prisma, type Database } from '../db/client';
 import { queuedRowsIn } from '../jobs/reconciler';
-import type { TemplateSend, TemplateSendStatus, WhatsappApi } from '../generated/prisma/client';
+import type { TemplateSend, WhatsappApi } from '../generated/prisma/client';
+import { TemplateSendStatus } from '../generated/prisma/enums';
 import type { TemplateRequest } from './schemas';
+import { sendConditions, type SendFilter } from './send-filter';
 
-export type { TemplateSend, TemplateSendStatus };
+export type { TemplateSend };
+export { TemplateSendStatus };
+
+export const TEMPLATE_SEND_STATUSES = Object.values(TemplateSendStatus);
 
 /** Only staff move a send out of these: back to queued. */
 export const RETRYABLE_SEND_STATUSES: TemplateSendStatus[] = ['failed', 'cancelled'];
 /** What staff may cancel. */
 export const CANCELLABLE_SEND_STATUSES: TemplateSendStatus[] = ['queued', 'failed'];
+
+/** What the staff pages filter queued sends by. */
+export interface TemplateSendFilter extends SendFilter {
+  status?: TemplateSendStatus;
+}
 
 export interface NewTemplateSend {
   id: string;
@@ -94,6 +104,26 @@ export function createTemplateSendStore(db: Database) {
           sent_at = CASE WHEN ${result.status} = 'sent' THEN now() END,
           next_attempt_at = CASE WHEN ${result.status} = 'queued' THEN now() + ${retryInMs} * interval '1 millisecond' END
         WHERE id = ${id}::uuid AND status = 'queued'`;
+    },
+
+    /** The staff pages' view of the sends, newest first. */
+    async list(filter: TemplateSendFilter, page: { offset: number; limit: number }): Promise<{ total: number; rows: TemplateSend[] }> {
+      const where: Prisma.TemplateSendWhereInput = { ...sendConditions(filter), ...(filter.status ? { status: filter.status } : {}) };
+      const [total, rows] = await Promise.all([
+        db.templateSend.count({ where }),
+        db.templateSend.findMany({ where, orderBy: [{ createdAt: 'desc' }, { id: 'asc' }], skip: page.offset, take: page.limit }),
+      ]);
+      return { total, rows };
+    },
+
+    /** Those of `ids` that staff may retry (failed or cancelled), oldest first. */
+    async retryableAmong(ids: string[]): Promise<string[]> {
+      const rows = await db.templateSend.findMany({
+        where: { id: { in: ids }, status: { in: RETRYABLE_SEND_STATUSES } },
+        orderBy: { createdAt: 'asc' },
+        select: { id: true },
+      });
+      return rows.map((row) => row.id);
     },
 
     /** The reconciler's pages of queued sends. */

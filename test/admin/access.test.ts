@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import supertest from 'supertest';
 import { queuedOptoutRow, startTestApp, type TestApp } from '../helpers/app';
+import { storedTemplateSend } from '../helpers/template-sends';
 import {
   CONFIGURED_ADMIN,
   FakeGoogle,
@@ -14,11 +15,26 @@ import {
 } from '../helpers/google';
 
 const SOME_ID = randomUUID();
-const PAGES = ['/admin', '/admin/optouts', `/admin/optouts/${SOME_ID}`, '/admin/whatsapp', '/admin/api-clients', '/admin/flows', '/admin/staff', '/admin/audit', '/admin/no-such-page'];
+const PAGES = [
+  '/admin',
+  '/admin/optouts',
+  `/admin/optouts/${SOME_ID}`,
+  '/admin/whatsapp',
+  '/admin/whatsapp/queued',
+  `/admin/whatsapp/queued/${SOME_ID}`,
+  '/admin/api-clients',
+  '/admin/flows',
+  '/admin/staff',
+  '/admin/audit',
+  '/admin/no-such-page',
+];
 const FORMS = [
   '/admin/optouts/retry',
   `/admin/optouts/${SOME_ID}/retry`,
   `/admin/optouts/${SOME_ID}/cancel`,
+  '/admin/whatsapp/queued/retry',
+  `/admin/whatsapp/queued/${SOME_ID}/retry`,
+  `/admin/whatsapp/queued/${SOME_ID}/cancel`,
   '/admin/api-clients',
   '/admin/api-clients/revoke',
   '/admin/flows',
@@ -206,17 +222,24 @@ describe('staff sign-in and access', () => {
     const row = queuedOptoutRow(apiClientId);
     await app.deps.optoutStore.insertUnlessDuplicate([row]);
     const member = await app.deps.staff.grant(staffEmail('csrf-target'), 'viewer');
+    const send = await storedTemplateSend(app.deps, apiClientId, { template: 'reminder', state: { status: 'failed', attempts: 1 } });
     const existing = await app.deps.apiClients.create(`csrf-kept-${randomUUID().slice(0, 8)}`);
     const made = `csrf-made-${randomUUID().slice(0, 8)}`;
     const granted = staffEmail('csrf-granted');
     const bodies: Record<string, Record<string, string>> = {
       '/admin/optouts/retry': { scope: 'selected', id: row.id, confirmed: 'yes' },
+      '/admin/whatsapp/queued/retry': { id: send.id, confirmed: 'yes' },
       '/admin/api-clients': { name: made },
       '/admin/api-clients/revoke': { name: existing.name },
       '/admin/flows': { name: made },
       '/admin/staff/grant': { email: granted, role: 'admin' },
     };
-    const forms = FORMS.map((path) => path.replace(SOME_ID, path.startsWith('/admin/staff/') ? member.id : row.id));
+    const targets: Array<[string, string]> = [
+      ['/admin/staff/', member.id],
+      ['/admin/whatsapp/', send.id],
+      ['/admin/optouts/', row.id],
+    ];
+    const forms = FORMS.map((path) => path.replace(SOME_ID, targets.find(([prefix]) => path.startsWith(prefix))?.[1] ?? SOME_ID));
     for (const path of forms) {
       const response = await agent.post(path).type('form').send({ reason: 'duplicate', role: 'admin', ...bodies[path] });
       expect([path, response.status]).toEqual([path, 403]);
@@ -227,7 +250,8 @@ describe('staff sign-in and access', () => {
     expect(await app.deps.db.apiClient.findUnique({ where: { id: existing.id } })).toMatchObject({ revokedAt: null });
     expect(await app.deps.db.staffMember.findUnique({ where: { email: granted } })).toBeNull();
     expect(await app.deps.db.staffMember.findUnique({ where: { id: member.id } })).toMatchObject({ role: 'viewer', removedAt: null });
-    expect(await app.deps.db.auditEvent.count({ where: { target: { in: [row.id, member.id, existing.id] } } })).toBe(0);
+    expect(await app.deps.templateSendStore.findById(send.id)).toMatchObject({ status: 'failed', cancelReason: null });
+    expect(await app.deps.db.auditEvent.count({ where: { target: { in: [row.id, send.id, member.id, existing.id] } } })).toBe(0);
   });
 
   it('lets an operator retry and cancel, and answers their admin pages and forms with 403', async () => {

@@ -7,6 +7,7 @@ import { launchChromium } from '../helpers/browser';
 import { checkFlowStructure, webhookNodeOf } from '../helpers/flow-spec';
 import { openhimPartnerEnv, startFakePartner, type FakePartner } from '../helpers/fake-partner';
 import { CONFIGURED_ADMIN, FakeGoogle, signInEnv } from '../helpers/google';
+import { storedTemplateSend } from '../helpers/template-sends';
 
 const ARTIFACTS = path.join(__dirname, '..', '..', 'test-artifacts');
 
@@ -99,10 +100,24 @@ describe('staff pages in a real browser', () => {
 
     // Every section, as an admin sees it, within the content security policy and without errors.
     await page.setViewportSize({ width: 1280, height: 900 });
-    for (const section of ['Opt-outs', 'WhatsApp sends', 'API clients', 'Flow generator', 'Staff', 'Audit log']) {
-      await page.getByRole('link', { name: section, exact: true }).click();
+    const sections = page.getByRole('navigation', { name: 'Sections' });
+    for (const section of ['Opt-outs', 'WhatsApp sends', 'Queued WhatsApp sends', 'API clients', 'Flow generator', 'Staff', 'Audit log']) {
+      await sections.getByRole('link', { name: section, exact: true }).click();
       await page.getByRole('heading', { level: 1, name: section }).waitFor();
     }
+
+    // A queued send the worker gave up on, in its list and on its own page, with its forms.
+    const apiClientId = (await app.deps.apiClients.authenticate(app.token))!.id;
+    const lastError = 'WhatsApp answered HTTP 400: (#132001) Template name does not exist in the translation';
+    const send = await storedTemplateSend(app.deps, apiClientId, { template: 'appointment_reminder', state: { status: 'failed', attempts: 1, upstreamStatus: 400, lastError } });
+    await sections.getByRole('link', { name: 'Queued WhatsApp sends', exact: true }).click();
+    await page.getByLabel('Template').fill('appointment_reminder');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'admin-template-sends.png'), fullPage: true });
+    await page.locator(`a[href="/admin/whatsapp/queued/${send.id}"]`).click();
+    await page.getByRole('heading', { level: 1, name: 'Queued WhatsApp send' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Cancel this send' }).isVisible()).toBe(true);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'admin-template-send.png'), fullPage: true });
     await page.getByRole('link', { name: 'API clients', exact: true }).click();
     await page.getByRole('textbox', { name: 'Name' }).fill('rapidpro-nurseconnect');
     await page.getByRole('button', { name: 'Create API client' }).click();

@@ -2,7 +2,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { RETRY_ALL_LIMIT } from '../../src/admin/optout-routes';
 import { eventually, optoutWebhook, queuedOptoutRow, settledOptout, startTestApp, type TestApp } from '../helpers/app';
 import { openhimPartnerEnv, startFakePartner, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
-import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
+import { FakeGoogle, csrfTokenIn, signIn, signInEachRole, signInEnv } from '../helpers/google';
 
 type Agent = Awaited<ReturnType<typeof signIn>>['agent'];
 
@@ -24,7 +24,7 @@ describe('staff pages: opt-outs', () => {
   let viewer: Agent;
   let operator: Agent;
   let admin: Agent;
-  const operatorEmail = staffEmail('operator');
+  let operatorEmail: string;
 
   beforeAll(async () => {
     google = await new FakeGoogle().start();
@@ -50,10 +50,7 @@ describe('staff pages: opt-outs', () => {
         OPTOUT_BACKOFF_MS: '10',
       },
     });
-    viewer = (await signIn(app, google, domainAccount())).agent;
-    await app.deps.staff.grant(operatorEmail, 'operator');
-    operator = (await signIn(app, google, domainAccount(operatorEmail))).agent;
-    admin = (await signIn(app, google, { email: CONFIGURED_ADMIN, email_verified: true })).agent;
+    ({ viewer, operator, admin, emails: { operator: operatorEmail } } = await signInEachRole(app, google));
   });
   afterAll(async () => {
     await app.stop();

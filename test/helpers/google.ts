@@ -103,3 +103,13 @@ export function csrfTokenIn(html: string): string {
   if (!match) throw new Error('no CSRF field on the page');
   return match[1]!;
 }
+
+/** A signed-in staff member of each role: a viewer and an operator of the domain (their addresses in `emails`), and the ADMIN_EMAILS admin. */
+export async function signInEachRole(app: TestApp, google: FakeGoogle) {
+  const emails = { viewer: staffEmail('viewer'), operator: staffEmail('operator') };
+  const viewer = (await signIn(app, google, domainAccount(emails.viewer))).agent;
+  await app.deps.staff.grant(emails.operator, 'operator');
+  const operator = (await signIn(app, google, domainAccount(emails.operator))).agent;
+  const admin = (await signIn(app, google, { email: CONFIGURED_ADMIN, email_verified: true })).agent;
+  return { viewer, operator, admin, emails };
+}

@@ -3,7 +3,7 @@ import { NUMBER_SEARCHES_PER_HOUR } from '../../src/admin/number-search';
 import { createWhatsappSendStore } from '../../src/whatsapp/store';
 import { optoutWebhook, queuedOptoutRow, startTestApp, type TestApp } from '../helpers/app';
 import { sendRecord } from '../helpers/whatsapp-sends';
-import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEnv, staffEmail } from '../helpers/google';
+import { CONFIGURED_ADMIN, FakeGoogle, csrfTokenIn, domainAccount, signIn, signInEachRole, signInEnv, staffEmail } from '../helpers/google';
 
 type Agent = Awaited<ReturnType<typeof signIn>>['agent'];
 
@@ -29,11 +29,7 @@ describe('staff pages under attack: who sees full numbers', () => {
   beforeAll(async () => {
     google = await new FakeGoogle().start();
     app = await startTestApp({ env: signInEnv(google) });
-    viewer = (await signIn(app, google, domainAccount())).agent;
-    const operatorEmail = staffEmail('operator');
-    await app.deps.staff.grant(operatorEmail, 'operator');
-    operator = (await signIn(app, google, domainAccount(operatorEmail))).agent;
-    admin = (await signIn(app, google, { email: CONFIGURED_ADMIN, email_verified: true })).agent;
+    ({ viewer, operator, admin } = await signInEachRole(app, google));
   });
   afterAll(async () => {
     await app.stop();
@@ -174,6 +170,8 @@ describe('staff pages under attack: input PostgreSQL refuses', () => {
     '/admin/optouts?from=yesterday',
     '/admin/whatsapp?from=0000-01-01',
     '/admin/whatsapp?to=0000-12-31',
+    '/admin/whatsapp/queued?template=a%00b',
+    '/admin/whatsapp/queued?from=0000-01-01',
   ])('refuses GET %s with a 400 page', async (path) => {
     const response = await admin.get(path);
     expect(response.status).toBe(400);

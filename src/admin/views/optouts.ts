@@ -1,10 +1,10 @@
 import { hasRole, type StaffMember } from '../../auth/staff';
 import type { AuditEvent } from '../../generated/prisma/client';
 import { CANCELLABLE_STATUSES, OPTOUT_STATUSES, RETRYABLE_STATUSES, type Optout, type OptoutAttempt } from '../../optouts/store';
-import { AUDIT_ACTIONS, type AuditAction } from '../../audit/log';
 import { freeTextFor, phoneOf, plural, statusBadge, time, wholeNumberHint } from '../format';
 import { html, urlWith, type Html } from '../../pages/html';
 import { csrfField, layout, pager, selectOptions, type PageContext } from '../../pages/layout';
+import { actionsPanel, fieldList, historySection } from './detail';
 
 /** The list's filter as the form sends it (and as links carry it). */
 export interface OptoutQuery {
@@ -132,15 +132,9 @@ function attemptItem(attempt: OptoutAttempt, viewer: StaffMember): Html {
 </li>`;
 }
 
-function historyItem(event: AuditEvent, viewer: StaffMember): Html {
-  const reason = freeTextFor((event.details as { reason?: string } | null)?.reason ?? null, viewer);
-  return html`<li>${time(event.at)} · ${event.actor} ${AUDIT_ACTIONS[event.action as AuditAction] ?? event.action}${reason && html`: “${reason}”`}</li>`;
-}
-
 export function optoutDetailPage(ctx: PageContext, view: { optout: Optout; attempts: OptoutAttempt[]; history: AuditEvent[] }) {
   const { optout } = view;
   const member = ctx.member!;
-  const operator = hasRole(member, 'operator');
   const sinceRetry = optout.attempts - optout.priorAttempts;
   const fields: Array<[string, Html | string]> = [
     ['Status', statusBadge(optout.status)],
@@ -156,26 +150,15 @@ export function optoutDetailPage(ctx: PageContext, view: { optout: Optout; attem
     ...(optout.cancelReason ? ([['Why it was cancelled', freeTextFor(optout.cancelReason, member)!]] as Array<[string, string]>) : []),
     ['Opt-out id', html`<code>${optout.id}</code>`],
   ];
-  const retry =
-    operator &&
-    RETRYABLE.has(optout.status) &&
-    html`<form method="post" action="/admin/optouts/${optout.id}/retry">${csrfField(ctx)}
-<p>Send it to DHIS2 again now, with a fresh set of tries.</p><button type="submit">Retry now</button></form>`;
-  const cancel =
-    operator &&
-    CANCELLABLE_STATUSES.includes(optout.status) &&
-    html`<form method="post" action="/admin/optouts/${optout.id}/cancel">${csrfField(ctx)}
-<label>Why should it not be sent? <textarea name="reason" required maxlength="500" rows="2"></textarea></label>
-<button type="submit" class="danger">Cancel this opt-out</button></form>`;
   return layout(
     ctx,
     'Opt-out',
     html`<p><a href="/admin/optouts">← All opt-outs</a></p>
-<dl class="fields">${fields.map(([label, value]) => html`<dt>${label}</dt><dd>${value}</dd>`)}</dl>
-${(retry || cancel) && html`<section class="actions-panel" aria-label="Actions">${retry}${cancel}</section>`}
+${fieldList(fields)}
+${actionsPanel(ctx, { path: `/admin/optouts/${optout.id}`, partner: 'DHIS2', noun: 'opt-out', retryable: RETRYABLE.has(optout.status), cancellable: CANCELLABLE_STATUSES.includes(optout.status) })}
 <section aria-labelledby="attempts-title"><h2 id="attempts-title">Attempts</h2>
 ${view.attempts.length === 0 ? html`<p class="empty">No attempts yet.</p>` : html`<ol class="timeline">${view.attempts.map((attempt) => attemptItem(attempt, member))}</ol>`}
 </section>
-${view.history.length > 0 && html`<section aria-labelledby="history-title"><h2 id="history-title">What staff did</h2><ul class="history">${view.history.map((event) => historyItem(event, member))}</ul></section>`}`,
+${historySection(view.history, member)}`,
   );
 }
