@@ -61,6 +61,12 @@ async function queueSends(count: number): Promise<Array<{ id: string; to: string
   );
 }
 
+/** PostgreSQL's sessions of the process whose connections carry this application_name. */
+async function sessionsOf(applicationName: string): Promise<number> {
+  const [row] = await web.deps.db.$queryRaw<Array<{ count: number }>>`SELECT count(*)::int AS count FROM pg_stat_activity WHERE application_name = ${applicationName}`;
+  return row!.count;
+}
+
 const sendsOf = (ids: string[]) => web.deps.db.templateSend.findMany({ where: { id: { in: ids } } });
 
 async function allSent(ids: string[], timeoutMs: number) {
@@ -73,22 +79,31 @@ async function allSent(ids: string[], timeoutMs: number) {
 describe('a worker killed mid-batch, and Redis flushed', () => {
   it('sends every queued send; none twice but those under way at the kill, and their tries are counted', async () => {
     const SENDS = 30;
-    // The first ten calls are answered at once, the rest after a second: the kill finds sends done and sends under way.
-    let answered = 0;
-    upstream.on(CLOUD_MESSAGES_ROUTE, (request) => ({ ...cloudAccepted(recipientOf(request)), delayMs: (answered += 1) <= 10 ? 0 : 1000 }));
+    // The first ten calls are answered at once, the next ten after a second: the kill finds sends done and sends under way.
+    let calledSoFar = 0;
+    upstream.on(CLOUD_MESSAGES_ROUTE, (request) => {
+      calledSoFar += 1;
+      return { ...cloudAccepted(recipientOf(request)), delayMs: calledSoFar > 10 && calledSoFar <= 20 ? 1000 : 0 };
+    });
     const sends = await queueSends(SENDS);
     const ids = sends.map((send) => send.id);
     // A short lock, reconciler interval and grace, so that the next worker takes over at once; the rate keeps calls coming in steps.
     const settings = { WHATSAPP_SEND_RATE: '20', WHATSAPP_TIMEOUT_MS: '2000', WORKER_LOCK_MS: '1000', RECONCILE_INTERVAL_MS: '500', RECONCILE_GRACE_MS: '0' };
 
-    const first = await startWorker(settings);
+    // Its sessions are named, to see when PostgreSQL is done with them.
+    const firstDatabaseUrl = new URL(database.url);
+    firstDatabaseUrl.searchParams.set('application_name', 'killed-worker');
+    const first = await startWorker({ ...settings, DATABASE_URL: firstDatabaseUrl.toString() });
     await eventually(async () => {
       const sent = await web.deps.db.templateSend.count({ where: { id: { in: ids }, status: 'sent' } });
       return sent >= 5 && calls().length >= 15 ? true : undefined;
     }, 15000, 10);
+    expect(await sessionsOf('killed-worker')).toBeGreaterThan(0);
     first.child.kill('SIGKILL');
     await first.exited;
     await redis.flushAll();
+    // A statement the worker sent just before it died still runs to its end: read the rows once none is left.
+    await eventually(async () => ((await sessionsOf('killed-worker')) === 0 ? true : undefined));
 
     // Under way at the kill: a try begun (the send leased, its try counted) and its outcome not written.
     const rowsAtKill = await sendsOf(ids);
