@@ -87,6 +87,8 @@ describe('a worker killed mid-batch, and Redis flushed', () => {
     });
     const sends = await queueSends(SENDS);
     const ids = sends.map((send) => send.id);
+    const callsTo = (to: string) => calls().filter((request) => recipientOf(request) === to).length;
+    const callsToAll = () => sends.reduce((sum, { to }) => sum + callsTo(to), 0);
     // A short lock, reconciler interval and grace, so that the next worker takes over at once; the rate keeps calls coming in steps.
     const settings = { WHATSAPP_SEND_RATE: '20', WHATSAPP_TIMEOUT_MS: '2000', WORKER_LOCK_MS: '1000', RECONCILE_INTERVAL_MS: '500', RECONCILE_GRACE_MS: '0' };
 
@@ -96,7 +98,7 @@ describe('a worker killed mid-batch, and Redis flushed', () => {
     const first = await startWorker({ ...settings, DATABASE_URL: firstDatabaseUrl.toString() });
     await eventually(async () => {
       const sent = await web.deps.db.templateSend.count({ where: { id: { in: ids }, status: 'sent' } });
-      return sent >= 5 && calls().length >= 15 ? true : undefined;
+      return sent >= 5 && callsToAll() >= 15 ? true : undefined;
     }, 15000, 10);
     expect(await sessionsOf('killed-worker')).toBeGreaterThan(0);
     first.child.kill('SIGKILL');
@@ -117,7 +119,6 @@ describe('a worker killed mid-batch, and Redis flushed', () => {
     // The sends under way wait for their leases to end (WHATSAPP_TIMEOUT_MS + 10 s) before they are tried again.
     const rows = await allSent(ids, 25000);
 
-    const callsTo = (to: string) => calls().filter((request) => recipientOf(request) === to).length;
     for (const { id, to } of sends) {
       const row = rows.find((candidate) => candidate.id === id)!;
       expect({ id, messageId: row.messageId }).toEqual({ id, messageId: cloudMessageIdFor(to) });
@@ -129,7 +130,7 @@ describe('a worker killed mid-batch, and Redis flushed', () => {
       }
       expect(callsTo(to)).toBeGreaterThanOrEqual(1);
     }
-    expect(calls().length - SENDS).toBeLessThanOrEqual(underWay.size);
+    expect(callsToAll() - SENDS).toBeLessThanOrEqual(underWay.size);
   }, 45000);
 });
 
