@@ -112,6 +112,20 @@ function safeJson(text: string): unknown {
   }
 }
 
+/**
+ * Partner answers scripted per subject (a contact, a recipient), so that tests sharing one fake never
+ * see each other's traffic: `next` gives the subject's next scripted answer, else the fallback.
+ */
+export class Script {
+  private readonly answers = new Map<string, FakeAnswer[]>();
+  set(subject: string, ...answers: FakeAnswer[]): void {
+    this.answers.set(subject, answers);
+  }
+  next(subject: string, fallback: FakeAnswer): FakeAnswer {
+    return this.answers.get(subject)?.shift() ?? fallback;
+  }
+}
+
 export async function startFakePartner(): Promise<FakePartner> {
   return new FakePartner().start();
 }

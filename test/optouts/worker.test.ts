@@ -2,24 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { jobIdFor } from '../../src/optouts/queue';
 import { eventUidFor } from '../../src/partners/nurseconnect-payloads';
 import { eventually, optoutWebhook, settledOptout, startTestApp, type TestApp } from '../helpers/app';
-import { openhimPartnerEnv, startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
+import { openhimPartnerEnv, Script, startFakePartner, type FakeAnswer, type FakePartner, type ReceivedRequest } from '../helpers/fake-partner';
 import { closedPortUrl } from '../whatsapp/support';
 import { fakeDataElements } from '../helpers/fake-dhis2';
 
 const OPENHIM_ROUTE = 'POST /ws/rest/v1/nc/optout';
 const CONTACTS_ROUTE = 'GET /api/v2/contacts.json';
 const TRACKER_ROUTE = 'POST /api/tracker';
-
-/** Partner answers scripted per contact, so that tests never see each other's traffic. */
-class Script {
-  private readonly answers = new Map<string, FakeAnswer[]>();
-  set(contactUuid: string, ...answers: FakeAnswer[]): void {
-    this.answers.set(contactUuid, answers);
-  }
-  next(contactUuid: string, fallback: FakeAnswer): FakeAnswer {
-    return this.answers.get(contactUuid)?.shift() ?? fallback;
-  }
-}
 
 const contactQuery = (request: ReceivedRequest) => new URL(request.url, 'http://x').searchParams.get('uuid') ?? '';
 const missingContacts = new Set<string>();

@@ -3,7 +3,7 @@ import { ANSWER_LIMIT_BYTES } from '../../src/partners/http-client';
 import { startTestApp, type TestApp } from '../helpers/app';
 import { TEST_DATABASE_URL } from '../helpers/env';
 import { startFakePartner, type FakePartner } from '../helpers/fake-partner';
-import { capturingLogger, closedPortUrl, freshNumber, postTemplate, rapidproDefaultBody, recordedSends, withTestApp } from './support';
+import { capturingLogger, closedPortUrl, cloudAccepted, cloudTemplateMessage, freshNumber, postTemplate, rapidproDefaultBody, recordedSends, withTestApp } from './support';
 
 const TOKEN = 'EAAG-cloud-secret-token-0123456789';
 const PHONE_NUMBER_ID = '106540352242922';
@@ -14,14 +14,9 @@ let upstream: FakePartner;
 let app: TestApp;
 const logs = capturingLogger();
 
-const accepted = (to: string, id = `wamid.${to.slice(1)}${Date.now()}`) => ({
-  status: 200,
-  body: { messaging_product: 'whatsapp', contacts: [{ input: to, wa_id: to.slice(1) }], messages: [{ id }] },
-});
-
 beforeAll(async () => {
   upstream = await startFakePartner();
-  upstream.on(ROUTE, (request) => accepted((request.body as { to: string }).to));
+  upstream.on(ROUTE, (request) => cloudAccepted((request.body as { to: string }).to));
   app = await startTestApp({
     logger: logs.logger,
     env: {
@@ -51,16 +46,7 @@ describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
     expect(others).toEqual([]);
     expect(request!.headers.authorization).toBe(`Bearer ${TOKEN}`);
     expect(request!.headers['content-type']).toMatch(/^application\/json/);
-    expect(request!.body).toEqual({
-      messaging_product: 'whatsapp',
-      to,
-      type: 'template',
-      template: {
-        name: 'appointment_reminder',
-        language: { code: 'en' },
-        components: [{ type: 'body', parameters: [{ type: 'text', text: 'Jane' }, { type: 'text', text: 'Monday' }] }],
-      },
-    });
+    expect(request!.body).toEqual(cloudTemplateMessage(to, 'appointment_reminder', 'en', ['Jane', 'Monday']));
     expect(response.status).toBe(200);
     const messageId = response.body.messages[0].id as string;
     expect(response.body).toEqual({ messaging_product: 'whatsapp', contacts: [{ input: to, wa_id: to.slice(1) }], messages: [{ id: messageId }] });
@@ -92,16 +78,7 @@ describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
     const body = rapidproDefaultBody(`whatsapp:${to.slice(1)}`);
     const response = await post(body, '?template=appointment_reminder&language=pt_BR&param=Joana&param=segunda-feira');
     expect(response.status).toBe(200);
-    expect(sentTo(to)[0]!.body).toEqual({
-      messaging_product: 'whatsapp',
-      to,
-      type: 'template',
-      template: {
-        name: 'appointment_reminder',
-        language: { code: 'pt_BR' },
-        components: [{ type: 'body', parameters: [{ type: 'text', text: 'Joana' }, { type: 'text', text: 'segunda-feira' }] }],
-      },
-    });
+    expect(sentTo(to)[0]!.body).toEqual(cloudTemplateMessage(to, 'appointment_reminder', 'pt_BR', ['Joana', 'segunda-feira']));
     expect((await rowsFor(to))[0]).toMatchObject({ language: 'pt_BR', contactUuid: body.contact.uuid });
   });
 
@@ -135,7 +112,7 @@ describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
     upstream.queue(ROUTE, { status: 400, body: { error: { message: 'bad\u0000param', code: 100 } } });
     expect((await post({ to: refused, template })).status).toBe(400);
     const sent = freshNumber();
-    upstream.queue(ROUTE, accepted(sent, `wamid.\u0000${'x'.repeat(10_000)}`));
+    upstream.queue(ROUTE, cloudAccepted(sent, `wamid.\u0000${'x'.repeat(10_000)}`));
     expect((await post({ to: sent, template })).status).toBe(200);
 
     expect((await rowsFor(refused))[0]).toMatchObject({ status: 400, error: expect.stringContaining('bad\uFFFDparam') });
@@ -155,7 +132,7 @@ describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
 
   it('records how long the upstream took to answer', async () => {
     const to = freshNumber();
-    upstream.queue(ROUTE, { ...accepted(to), delayMs: 150 });
+    upstream.queue(ROUTE, { ...cloudAccepted(to), delayMs: 150 });
     expect((await post({ to, template })).status).toBe(200);
     const [row] = await rowsFor(to);
     expect(row!.durationMs).toBeGreaterThanOrEqual(150);
@@ -211,7 +188,7 @@ describe('POST /api/v1/whatsapp/templates (Cloud API)', () => {
   it('answers 504 when the upstream does not answer within WHATSAPP_TIMEOUT_MS, after one try', async () => {
     const to = freshNumber();
     // An answer at 1.5 × the timeout: a client that waited any longer than WHATSAPP_TIMEOUT_MS would get it and answer 200.
-    upstream.queue(ROUTE, { ...accepted(to), delayMs: TIMEOUT_MS * 1.5 });
+    upstream.queue(ROUTE, { ...cloudAccepted(to), delayMs: TIMEOUT_MS * 1.5 });
     const started = Date.now();
     const response = await post({ to, template: { name: 'hello_world' } });
     expect(response.status).toBe(504);

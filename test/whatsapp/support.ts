@@ -3,10 +3,54 @@ import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../src/ops/logger';
 import { startTestApp, type TestApp } from '../helpers/app';
+import { PARTNER_SECRETS, type FakeAnswer, type FakePartner } from '../helpers/fake-partner';
 
 /** A South African mobile number nobody else in the run uses, so that rows and requests are told apart. */
 export function freshNumber(): string {
   return `+2782${String(randomInt(0, 10_000_000)).padStart(7, '0')}`;
+}
+
+/**
+ * The business phone number the Cloud API tests send from, and its send route at the default Graph API
+ * version. Meta's ids have 15 digits; this one is shorter, or the run's log check would take the send
+ * path's id (logged at debug) for a phone number.
+ */
+export const CLOUD_PHONE_NUMBER_ID = '10654035';
+export const CLOUD_MESSAGES_ROUTE = `POST /v26.0/${CLOUD_PHONE_NUMBER_ID}/messages`;
+
+/** The settings of an app whose Cloud API is `upstream`. */
+export function cloudEnv(upstream: Pick<FakePartner, 'url'>): Record<string, string> {
+  return { WHATSAPP_URL: upstream.url, WHATSAPP_TOKEN: PARTNER_SECRETS.whatsappToken, WHATSAPP_PHONE_NUMBER_ID: CLOUD_PHONE_NUMBER_ID };
+}
+
+/** The message id the fake Cloud API gives a message to `to`: base64 of the number, as Meta's ids are. */
+export const cloudMessageIdFor = (to: string) => `wamid.${Buffer.from(to).toString('base64')}`;
+
+/** The Cloud API's answer to a message it accepted (Meta's Cloud API reference, "Messages"): the recipient as given and as wa_id, and the message id. */
+export function cloudAccepted(to: string, id = cloudMessageIdFor(to)): FakeAnswer {
+  return { status: 200, body: { messaging_product: 'whatsapp', contacts: [{ input: to, wa_id: to.slice(1) }], messages: [{ id }] } };
+}
+
+/** The Cloud API body of a template message with body variables (Meta's Cloud API reference, "Template messages"). */
+export function cloudTemplateMessage(to: string, name: string, language: string, params: string[]) {
+  return {
+    messaging_product: 'whatsapp',
+    to,
+    type: 'template',
+    template: { name, language: { code: language }, components: [{ type: 'body', parameters: params.map((text) => ({ type: 'text', text })) }] },
+  };
+}
+
+/**
+ * A Cloud API error as the Graph API answers it (Meta's "WhatsApp error codes"): the code's title in the
+ * message, OAuthException, the code, error_data.details and a trace id.
+ */
+export function cloudError(status: number, code: number, title: string, details: string, headers: Record<string, string> = {}): FakeAnswer {
+  return {
+    status,
+    headers,
+    body: { error: { message: `(#${code}) ${title}`, type: 'OAuthException', code, error_data: { messaging_product: 'whatsapp', details }, fbtrace_id: 'AZdQ7kLz1fWq' } },
+  };
 }
 
 /** RapidPro's default Call Webhook body for a contact. */
