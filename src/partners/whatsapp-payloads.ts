@@ -73,3 +73,26 @@ export function readContactCheck(body: unknown): ContactCheck {
   }
   return { status: 'unknown' };
 }
+
+/**
+ * Meta's error codes for "too much, too fast" (a number's throughput, the spam rate limit, a
+ * registration's): any HTTP status may carry them, so RapidPro's courier judges them by code, as
+ * here. 131056 is the pair rate limit, one recipient's: the others hold for the whole number.
+ */
+const THROTTLING_ERROR_CODES = new Set([4, 80007, 130429, 131048, 131056, 133016]);
+export const PAIR_RATE_LIMIT_CODE = 131056;
+/** Meta's errors that pass with time (131053: WhatsApp could not fetch or upload a header's media). */
+const RETRYABLE_ERROR_CODES = new Set([131053]);
+
+/** The error code of a failure answer: Cloud API `{error: {code}}`, On-Premises API and Turn `{errors: [{code}]}`. */
+export function readErrorCode(body: unknown): number | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const { error, errors } = body as { error?: { code?: unknown }; errors?: Array<{ code?: unknown }> };
+  const code = Array.isArray(errors) ? errors[0]?.code : error?.code;
+  // The Graph API writes codes as numbers; some relays write them as text.
+  const number = typeof code === 'string' && /^\d+$/.test(code) ? Number(code) : code;
+  return typeof number === 'number' && Number.isInteger(number) ? number : undefined;
+}
+
+export const isThrottlingCode = (code: number | undefined) => code !== undefined && THROTTLING_ERROR_CODES.has(code);
+export const isRetryableCode = (code: number | undefined) => code !== undefined && RETRYABLE_ERROR_CODES.has(code);

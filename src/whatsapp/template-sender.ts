@@ -3,11 +3,30 @@ import { retryDelayMs, type RetryPolicy } from '../jobs/retry-policy';
 import type { RetryOutcome } from '../jobs/worker';
 import type { Logger } from '../ops/logger';
 import type { Metrics } from '../ops/metrics';
-import { isSuccessStatus, isTransientStatus, parseRetryAfter } from '../partners/failures';
-import type { WhatsappClient } from '../partners/whatsapp';
+import { isSuccessStatus, parseRetryAfter } from '../partners/failures';
+import type { WhatsappClient, WhatsappResult } from '../partners/whatsapp';
+import { isRetryableCode, isThrottlingCode, PAIR_RATE_LIMIT_CODE, readErrorCode } from '../partners/whatsapp-payloads';
 import { maskPhone, maskPhonesIn } from '../shared/phone';
 import { conclude } from './service';
 import type { SendResult, TemplateSendStore } from './template-send-store';
+
+/**
+ * What an answer means for a queued send, as RapidPro's courier judges WhatsApp's answers: throttled
+ * (429, or a rate-limit code under any status), worth another try (5xx, 408, no answer, a code that
+ * passes with time), or final. `pausesAll`: the limit is the number's, not one recipient's.
+ */
+type Verdict = { kind: 'sent' } | { kind: 'throttled'; pausesAll: boolean } | { kind: 'transient' } | { kind: 'permanent' };
+
+function verdictOf(result: WhatsappResult, answerStatus: number): Verdict {
+  if (result.kind === 'not-a-contact') return { kind: 'permanent' };
+  if (result.kind !== 'answered') return { kind: 'transient' };
+  if (isSuccessStatus(answerStatus)) return { kind: 'sent' };
+  const { status, body } = result.answer;
+  const code = readErrorCode(body);
+  if (status === 429 || isThrottlingCode(code)) return { kind: 'throttled', pausesAll: code !== PAIR_RATE_LIMIT_CODE };
+  if (status >= 500 || status === 408 || isRetryableCode(code)) return { kind: 'transient' };
+  return { kind: 'permanent' };
+}
 
 /** What one try did, and what the queue should do next. */
 export type SendOutcome =
@@ -55,21 +74,23 @@ export function createTemplateSender(deps: {
       const upstreamStatus = outcome.upstreamStatus;
       const lastError = outcome.error ?? `HTTP ${answer.status}`;
 
+      const verdict = verdictOf(result, answer.status);
       let recorded: SendResult;
       let next: SendOutcome;
-      if (isSuccessStatus(answer.status)) {
+      if (verdict.kind === 'sent') {
         recorded = { status: 'sent', messageId: outcome.messageId, upstreamStatus };
         next = { kind: 'finished', status: 'sent' };
-      } else if (isTransientStatus(answer.status) && tries < policy.maxAttempts) {
+      } else if (verdict.kind !== 'permanent' && tries < policy.maxAttempts) {
         const retryAfterMs = parseRetryAfter(answer.headers['retry-after']);
         const delayMs = retryDelayMs(tries, policy, retryAfterMs);
         recorded = { status: 'queued', lastError, upstreamStatus, retryInMs: delayMs };
-        // A 429 says WhatsApp is busy, not that this send is wrong: every worker pauses for what it asked
-        // (one base backoff without Retry-After), while this send backs off on its own curve.
-        const pauseAllMs = answer.status === 429 ? Math.min(policy.maxBackoffMs, retryAfterMs ?? policy.backoffMs) : undefined;
+        // Throttling says WhatsApp is busy, not that this send is wrong: every worker pauses for what it
+        // asked (one base backoff without Retry-After), while this send backs off on its own curve.
+        const pausesAll = verdict.kind === 'throttled' && verdict.pausesAll;
+        const pauseAllMs = pausesAll ? Math.min(policy.maxBackoffMs, retryAfterMs ?? policy.backoffMs) : undefined;
         next = { kind: 'retry', delayMs, reason: lastError, ...(pauseAllMs === undefined ? {} : { pauseAllMs }) };
       } else {
-        const gaveUp = isTransientStatus(answer.status);
+        const gaveUp = verdict.kind !== 'permanent';
         recorded = { status: 'failed', lastError: gaveUp ? `gave up after ${tries} attempts: ${lastError}` : lastError, upstreamStatus };
         next = { kind: 'finished', status: 'failed' };
       }

@@ -2,6 +2,9 @@ import {
   buildCloudTemplateMessage,
   buildContactsCheck,
   buildOnpremTemplateMessage,
+  isRetryableCode,
+  isThrottlingCode,
+  readErrorCode,
   readContactCheck,
   type TemplateMessage,
 } from '../../src/partners/whatsapp-payloads';
@@ -116,5 +119,23 @@ describe('On-Premises API (and Turn)', () => {
     ['no body', undefined, { status: 'unknown' }],
   ])('reads the contacts check for %s', (_case, body, expected) => {
     expect(readContactCheck(body)).toEqual(expected);
+  });
+});
+
+describe('WhatsApp error codes', () => {
+  it('reads the code of a Cloud API error, and of the first of an On-Premises API or Turn error list', () => {
+    expect(readErrorCode({ error: { message: '(#130429) Rate limit hit', type: 'OAuthException', code: 130429 } })).toBe(130429);
+    expect(readErrorCode({ meta: { api_status: 'stable' }, errors: [{ code: 1026, title: 'Receiver is incapable of receiving this message' }] })).toBe(1026);
+    expect(readErrorCode({ error: { code: '131056' } })).toBe(131056);
+    expect(readErrorCode({ error: 'upstream timeout' })).toBeUndefined();
+    expect(readErrorCode('<html>Bad Gateway</html>')).toBeUndefined();
+    expect(readErrorCode({ errors: [] })).toBeUndefined();
+  });
+
+  it("knows Meta's rate-limit codes as courier does, and no others", () => {
+    expect([4, 80007, 130429, 131048, 131056, 133016].every(isThrottlingCode)).toBe(true);
+    expect([131026, 132001, 100, 190, 429, undefined].some(isThrottlingCode)).toBe(false);
+    expect(isRetryableCode(131053)).toBe(true);
+    expect(isRetryableCode(131026)).toBe(false);
   });
 });

@@ -133,10 +133,11 @@ describe('POST /api/v1/whatsapp/template-sends, then the worker', () => {
     expect(callsTo(to).map((call) => call.body)).toEqual([cloudTemplateMessage(to, 'appointment_reminder', 'pt_BR', ['Joana'])]);
   });
 
-  it("waits out a 429's Retry-After, with every other send paused meanwhile, then sends", async () => {
+  // Meta sends its rate-limit codes under 400 (RapidPro's courier judges them by code, whatever the status); a 429 is a relay's.
+  it.each([429, 400])("waits out a throttling answer's Retry-After (HTTP %i, code 130429), with every other send paused meanwhile, then sends", async (status) => {
     const limited = freshNumber();
     const other = freshNumber();
-    script.set(limited, cloudError(429, 130429, 'Rate limit hit', 'Cloud API message throughput has been reached.', { 'retry-after': '1' }));
+    script.set(limited, cloudError(status, 130429, 'Rate limit hit', 'Cloud API message throughput has been reached.', { 'retry-after': '1' }));
     const id = await queueSend({ to: limited, template });
     // The worker pauses the queue before it moves the job to its delayed retry: once delayed, the pause is on.
     await eventually(async () => ((await jobStateOf(id)) === 'delayed' ? true : undefined));
@@ -146,11 +147,36 @@ describe('POST /api/v1/whatsapp/template-sends, then the worker', () => {
     expect(await finished(otherId)).toMatchObject({ status: 'sent', attempts: 1 });
     const [refused, retried, ...more] = callsTo(limited);
     expect(more).toEqual([]);
-    expect(refused!.answeredStatus).toBe(429);
+    expect(refused!.answeredStatus).toBe(status);
     expect(retried!.receivedAt - refused!.receivedAt).toBeGreaterThanOrEqual(1000);
     expect(callsTo(other)).toHaveLength(1);
     expect(callsTo(other)[0]!.receivedAt - refused!.receivedAt).toBeGreaterThanOrEqual(1000);
     expect((await read(id)).body).toMatchObject({ status: 'sent', attempts: 2 });
+  });
+
+  it("tries a send again after the pair rate limit (131056, one recipient's), without pausing the other sends", async () => {
+    const limited = freshNumber();
+    const other = freshNumber();
+    script.set(limited, cloudError(400, 131056, '(Business Account, Consumer Account) pair rate limit hit', 'Message failed to send because there were too many messages sent from this phone number to the same phone number in a short period of time.', { 'retry-after': '2' }));
+    const id = await queueSend({ to: limited, template });
+    await eventually(async () => ((await jobStateOf(id)) === 'delayed' ? true : undefined));
+    const otherId = await queueSend({ to: other, template });
+
+    expect(await finished(otherId)).toMatchObject({ status: 'sent', attempts: 1 });
+    const [refused] = callsTo(limited);
+    expect(callsTo(other)[0]!.receivedAt - refused!.receivedAt).toBeLessThan(2000);
+    expect(await finished(id)).toMatchObject({ status: 'sent', attempts: 2 });
+    expect(callsTo(limited)[1]!.receivedAt - refused!.receivedAt).toBeGreaterThanOrEqual(2000);
+  });
+
+  it('fails a send at once when WhatsApp answers 2xx with an error in its body, judging it by its code as for any refusal', async () => {
+    const to = freshNumber();
+    script.set(to, { ...cloudError(200, 131026, 'Message undeliverable', 'Unable to deliver message.') });
+    const id = await queueSend({ to, template });
+    const row = await finished(id);
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, upstreamStatus: 200, messageId: null });
+    expect(row!.lastError).toContain('131026');
+    expect(callsTo(to)).toHaveLength(1);
   });
 
   it.each<[string, (to: string) => FakeAnswer, number]>([
