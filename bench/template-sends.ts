@@ -9,7 +9,8 @@
 // ended `sent` with exactly one call. Exits 1 if a send was lost or doubled (or an enqueue failed).
 //
 // Environment: BENCH_SENDS (10000; `--sends N` wins), BENCH_SEND_RATES (80,500), BENCH_UPSTREAM_DELAY_MS
-// (50), BENCH_DATABASE_URL (a server; the database name is made up), BENCH_REDIS_URL, BENCH_NODE_OPTIONS.
+// (50), BENCH_BUILD (dist; alternate two builds to compare them), BENCH_DATABASE_URL (a server; the
+// database name is made up), BENCH_REDIS_URL, BENCH_NODE_OPTIONS.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -49,7 +50,7 @@ const TARGET_SHARE = 0.95;
 const drainTimeoutMs = (rate: number) => ((3 * SENDS) / rate + 60) * 1000;
 /** Whatever happens, the run ends by then. */
 const WATCHDOG_MS = RATES.reduce((total, rate) => total + drainTimeoutMs(rate) + 120_000, 0);
-const MAIN = path.join(__dirname, '..', 'dist', 'main.js');
+const MAIN = path.resolve(process.env.BENCH_BUILD ?? path.join(__dirname, '..', 'dist'), 'main.js');
 
 const log = (line = '') => process.stdout.write(`${line}\n`);
 
