@@ -27,9 +27,9 @@ import {
   gcTotals,
   loadWebhook,
   prepareBenchDatabase,
-  removeOptoutQueues,
+  removeQueues,
   startFakePartner,
-  startWebCompanion,
+  startCompanion,
   webhookRouteNamed,
   withCpuPerRequest,
   type Child,
@@ -57,7 +57,8 @@ async function main(builds: string[]): Promise<number> {
     children.push(fake);
     const companions: Child[] = [];
     for (const [index, main] of mains.entries()) {
-      const companion = await startWebCompanion(main, {
+      const companion = await startCompanion(main, {
+        role: 'web',
         databaseUrl,
         whatsappUrl: `http://127.0.0.1:${fake.port}`,
         queuePrefix: queuePrefixes[index]!,
@@ -109,7 +110,7 @@ async function main(builds: string[]): Promise<number> {
     await Promise.all(children.map((child) => child.stop()));
     await dropDatabase(databaseUrl);
     // The opt-out webhooks' jobs, which no worker took.
-    await removeOptoutQueues(queuePrefixes);
+    await removeQueues(queuePrefixes);
   }
 }
 

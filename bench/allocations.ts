@@ -14,9 +14,9 @@ import {
   benchDatabaseUrl,
   loadWebhook,
   prepareBenchDatabase,
-  removeOptoutQueues,
+  removeQueues,
   startFakePartner,
-  startWebCompanion,
+  startCompanion,
   until,
   webhookRouteNamed,
   type Child,
@@ -98,7 +98,8 @@ async function main(build = 'dist'): Promise<void> {
     const token = await prepareBenchDatabase(databaseUrl);
     const fake = await startFakePartner(50);
     children.push(fake);
-    const companion = await startWebCompanion(entry, {
+    const companion = await startCompanion(entry, {
+      role: 'web',
       databaseUrl,
       whatsappUrl: `http://127.0.0.1:${fake.port}`,
       queuePrefix,
@@ -135,7 +136,7 @@ async function main(build = 'dist'): Promise<void> {
   } finally {
     await Promise.all(children.map((child) => child.stop()));
     await dropDatabase(databaseUrl);
-    await removeOptoutQueues([queuePrefix]);
+    await removeQueues([queuePrefix]);
   }
 }
 

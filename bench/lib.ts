@@ -11,6 +11,7 @@ import { createApiClientService } from '../src/api-clients/service';
 import { createDatabase } from '../src/db/client';
 import { migrateDatabase } from '../src/db/migrate';
 import { OPTOUT_JOBS } from '../src/optouts/queue';
+import { TEMPLATE_SEND_JOBS } from '../src/whatsapp/template-sends';
 
 /**
  * Settings every benchmarked companion process gets, as production runs it, with Node flags given here
@@ -114,14 +115,15 @@ export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1
 export const BENCH_WHATSAPP = { phoneNumberId: '106540352242922', token: 'bench-whatsapp-token' };
 
 /**
- * The built companion (`main`) as a production web process: opt-out webhooks enqueue under
- * `queuePrefix`, templates go to the Cloud API at `whatsappUrl`.
+ * The built companion (`main`) as a production process of `role`: opt-out webhooks and template sends
+ * enqueue under `queuePrefix`, templates go to the Cloud API at `whatsappUrl`; `env` adds or overrides
+ * settings.
  */
-export function startWebCompanion(
+export function startCompanion(
   main: string,
-  options: { databaseUrl: string; whatsappUrl: string; queuePrefix: string; nodeOptions?: string },
+  options: { role: 'web' | 'worker'; databaseUrl: string; whatsappUrl: string; queuePrefix: string; nodeOptions?: string; env?: NodeJS.ProcessEnv },
 ): Promise<Child> {
-  return startChild([main, 'serve', '--role', 'web'], {
+  return startChild([main, 'serve', '--role', options.role], {
     ...productionEnv(options.nodeOptions),
     // As in production: info-level request logs (written to a file; writing them is part of the cost).
     LOG_LEVEL: 'info',
@@ -133,17 +135,20 @@ export function startWebCompanion(
     WHATSAPP_URL: options.whatsappUrl,
     WHATSAPP_TOKEN: BENCH_WHATSAPP.token,
     WHATSAPP_PHONE_NUMBER_ID: BENCH_WHATSAPP.phoneNumberId,
+    ...options.env,
   });
 }
 
-/** Removes the opt-out queues that benchmarked web processes made under these prefixes, jobs and all. */
-export async function removeOptoutQueues(prefixes: string[]): Promise<void> {
+/** Removes the queues (opt-outs, template sends) that benchmarked processes made under these prefixes, jobs and all. */
+export async function removeQueues(prefixes: string[]): Promise<void> {
   const redis = new Redis(BENCH_REDIS_URL, { maxRetriesPerRequest: null });
   try {
     for (const prefix of prefixes) {
-      const queue = new Queue(OPTOUT_JOBS.queueName, { connection: redis, prefix });
-      await queue.obliterate({ force: true });
-      await queue.close();
+      for (const { queueName } of [OPTOUT_JOBS, TEMPLATE_SEND_JOBS]) {
+        const queue = new Queue(queueName, { connection: redis, prefix });
+        await queue.obliterate({ force: true });
+        await queue.close();
+      }
     }
   } finally {
     redis.disconnect();
@@ -164,9 +169,22 @@ export async function prepareBenchDatabase(databaseUrl: string): Promise<string>
   }
 }
 
-/** The fake partner (bench/fake-partner.ts) in a process of its own, answering `delayMs` after each request. */
-export function startFakePartner(delayMs: number): Promise<Child> {
-  return startChild(['--import', 'tsx', path.join(__dirname, 'fake-partner.ts')], { PORT: '0', FAKE_DELAY_MS: String(delayMs) });
+/**
+ * The fake partner (bench/fake-partner.ts) in a process of its own, answering `delayMs` after each
+ * request; with `recordCalls`, keeping each WhatsApp call for fakeCalls.
+ */
+export function startFakePartner(delayMs: number, options: { recordCalls?: boolean } = {}): Promise<Child> {
+  return startChild(['--import', 'tsx', path.join(__dirname, 'fake-partner.ts')], {
+    PORT: '0',
+    FAKE_DELAY_MS: String(delayMs),
+    ...(options.recordCalls ? { FAKE_RECORD_CALLS: '1' } : {}),
+  });
+}
+
+/** The WhatsApp calls a fake partner started with `recordCalls` has had: when each arrived (ms since the epoch) and its `to`. */
+export async function fakeCalls(fake: Child): Promise<Array<{ at: number; to: string }>> {
+  const calls = (await (await fetch(`http://127.0.0.1:${fake.port}/calls`)).json()) as Array<[number, string]>;
+  return calls.map(([at, to]) => ({ at, to }));
 }
 
 /** What the WhatsApp benchmarks ask the companion to send. */
@@ -345,6 +363,25 @@ export async function paced(options: { port: number; path: string; headers: Reco
     non2xx: answered - latencies.length,
     statusCounts,
   };
+}
+
+/**
+ * Runs a benchmark and exits with the code it returns, explicitly: a load generator's leftover handle
+ * must not keep the run going. Past `watchdogMs` it stops whatever happens, and its children with it.
+ */
+export function runBenchmark(main: () => Promise<number>, watchdogMs: number): void {
+  const watchdog = setTimeout(() => {
+    process.stdout.write(`the benchmark took longer than ${watchdogMs / 1000} s: stopping\n`);
+    process.exit(2);
+  }, watchdogMs);
+  watchdog.unref();
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
 }
 
 export async function until(check: () => Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<void> {

@@ -24,11 +24,12 @@ import {
   load,
   peakRssMb,
   prepareBenchDatabase,
-  removeOptoutQueues,
+  removeQueues,
+  runBenchmark,
   speedChanged,
   startChild,
   startFakePartner,
-  startWebCompanion,
+  startCompanion,
   withCpuPerRequest,
   type Child,
   type LoadFigures,
@@ -77,7 +78,7 @@ async function main(): Promise<number> {
     const fake = await startFakePartner(UPSTREAM_DELAY_MS);
     children.push(fake);
     const upstreamUrl = `http://127.0.0.1:${fake.port}`;
-    const companion = await startWebCompanion(MAIN, { databaseUrl, whatsappUrl: upstreamUrl, queuePrefix });
+    const companion = await startCompanion(MAIN, { role: 'web', databaseUrl, whatsappUrl: upstreamUrl, queuePrefix });
     children.push(companion);
 
     const messagesUrl = `${upstreamUrl}/v26.0/${BENCH_WHATSAPP.phoneNumberId}/messages`;
@@ -162,22 +163,8 @@ async function main(): Promise<number> {
   } finally {
     await Promise.all(children.map((child) => child.stop()));
     await dropDatabase(databaseUrl).catch((error: unknown) => log(`could not drop the bench database: ${String(error)}`));
-    await removeOptoutQueues([queuePrefix]);
+    await removeQueues([queuePrefix]);
   }
 }
 
-const watchdog = setTimeout(() => {
-  // Its children end with it (bench/lib.ts).
-  log(`the benchmark took longer than ${WATCHDOG_MS / 1000} s: stopping`);
-  process.exit(2);
-}, WATCHDOG_MS);
-watchdog.unref();
-
-// Exits explicitly: a load generator's leftover handle must not keep the run going.
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`${(error as Error).stack ?? String(error)}\n`);
-    process.exit(1);
-  },
-);
+runBenchmark(main, WATCHDOG_MS);

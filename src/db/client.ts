@@ -32,7 +32,7 @@ export function createDatabase(options: { url: string; poolSize: number; prepare
 
 /**
  * Runs one statement of our own straight on the pool Prisma uses. For the hot paths only (the
- * webhook intake, the worker's claim and attempt record, the WhatsApp send record): Prisma's raw
+ * webhook intake, the workers' claims and records, the WhatsApp send record): Prisma's raw
  * queries cost about twice the CPU of node-postgres for the same statement. Rows come back as
  * node-postgres reads them (timestamptz as Date, jsonb parsed, int4 as number), which for the
  * columns these statements answer is what Prisma's reads give (a test compares the two).

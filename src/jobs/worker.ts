@@ -23,9 +23,16 @@ export interface RetryOutcome {
   pauseAllMs?: number;
 }
 
-/** A rate in jobs per second as BullMQ's limiter: whole jobs per window, the window stretched for rates below 1/s. */
+/**
+ * A rate in jobs per second as BullMQ's limiter, which lets `max` jobs start in each window of
+ * `duration` ms, counted from the window's first job. Windows of about a tenth of a second (longer
+ * below 10 jobs a second, one job each): in windows of a second each second's jobs start in one burst,
+ * and two bursts can reach the partner within one second. The window is rounded up, so never faster
+ * than the rate.
+ */
 export function limiterFor(perSecond: number): { max: number; duration: number } {
-  return perSecond >= 1 ? { max: Math.floor(perSecond), duration: 1000 } : { max: 1, duration: Math.round(1000 / perSecond) };
+  const max = Math.max(1, Math.round(perSecond / 10));
+  return { max, duration: Math.ceil((1000 * max) / perSecond) };
 }
 
 /** Runs `tryRow` for each queued job of `kind`, turning its "retry" outcomes into BullMQ's delayed retries. */

@@ -1,4 +1,4 @@
-import { isUniqueViolation, Prisma, type Database } from '../db/client';
+import { hotQuery, isUniqueViolation, Prisma, type Database } from '../db/client';
 import { queuedRowsIn } from '../jobs/reconciler';
 import type { TemplateSend, WhatsappApi } from '../generated/prisma/client';
 import { TemplateSendStatus } from '../generated/prisma/enums';
@@ -79,13 +79,14 @@ export function createTemplateSendStore(db: Database) {
     /**
      * Takes a queued send for one try, counting the try and marking it under way (leased) before the
      * API is called: another worker, or this one after a crash, takes it only once the lease ends. Null
-     * when it is not queued or another worker holds it.
+     * when it is not queued or another worker holds it. This and record are the worker's statements for
+     * every send: SQL of our own through hotQuery.
      */
     async claim(id: string, leaseMs: number): Promise<ClaimedSend | null> {
-      const rows = await db.$queryRaw<Array<Omit<ClaimedSend, 'request'> & { request: TemplateRequest }>>`
+      const rows = await hotQuery<ClaimedSend>(db, Prisma.sql`
         UPDATE template_sends SET attempts = attempts + 1, lease_until = now() + ${leaseMs} * interval '1 millisecond', updated_at = now()
         WHERE id = ${id}::uuid AND status = 'queued' AND ${NOT_LEASED}
-        RETURNING id, attempts, prior_attempts AS "priorAttempts", message AS request`;
+        RETURNING id, attempts, prior_attempts AS "priorAttempts", message AS request`);
       return rows[0] ?? null;
     },
 
@@ -98,12 +99,12 @@ export function createTemplateSendStore(db: Database) {
       const lastError = result.status === 'sent' ? null : result.lastError;
       const retryInMs = result.status === 'queued' ? result.retryInMs : 0;
       // next_attempt_at by PostgreSQL's clock, as the reconciler reads it: a Redis that lost the job must not shorten the wait.
-      await db.$executeRaw`
+      await hotQuery(db, Prisma.sql`
         UPDATE template_sends SET status = ${result.status}::template_send_status, upstream_status = ${result.upstreamStatus},
           message_id = ${messageId}, last_error = ${lastError}, lease_until = NULL, updated_at = now(),
           sent_at = CASE WHEN ${result.status} = 'sent' THEN now() END,
           next_attempt_at = CASE WHEN ${result.status} = 'queued' THEN now() + ${retryInMs} * interval '1 millisecond' END
-        WHERE id = ${id}::uuid AND status = 'queued'`;
+        WHERE id = ${id}::uuid AND status = 'queued'`);
     },
 
     /** The staff pages' view of the sends, newest first. */

@@ -81,9 +81,9 @@ describe('many web and worker replicas on one PostgreSQL and Redis', () => {
     expect(eids).toHaveLength(OPTOUTS);
     expect(new Set(eids)).toEqual(new Set(ids));
 
-    // The rate at the fake over the run. BullMQ's limiter lets `limit` jobs start at once in each
-    // one-second window, so N submissions span at least (N - limit) / limit seconds: the rate counts
-    // the submissions after the first window's burst. Measured over the whole run, it does not
+    // The rate at the fake over the run. BullMQ's limiter lets each window's share of `limit` start at
+    // once (src/jobs/worker.ts limiterFor), so N submissions span at least (N - limit) / limit seconds:
+    // the rate leaves out a second's worth, more than the first window's burst. Measured over the whole run, it does not
     // mistake the fake's own event-loop jitter (it shares this busy machine) for bursts.
     const times = submissions.map((request) => request.receivedAt);
     const seconds = (times.at(-1)! - times[0]!) / 1000;
