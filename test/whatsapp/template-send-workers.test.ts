@@ -149,12 +149,12 @@ describe('two workers', () => {
       .map((request) => request.receivedAt)
       .sort((a, b) => a - b);
     expect(times).toHaveLength(SENDS);
-    // BullMQ's limiter lets RATE sends start in each window of a second, counted from the window's first send: over
-    // the run, after the first window's burst, no more than RATE a second; in any one second, two windows' worth at most.
+    // BullMQ's limiter lets a tenth of RATE start in each window of a tenth of a second (limiterFor): over the run no
+    // more than RATE a second; in any one second RATE and a window's worth, with room for the calls' uneven travel.
     const seconds = (times.at(-1)! - times[0]!) / 1000;
-    expect((SENDS - RATE) / seconds).toBeLessThanOrEqual(RATE * 1.1);
+    expect((SENDS - 1) / seconds).toBeLessThanOrEqual(RATE * 1.1);
     const busiestSecond = Math.max(...times.map((start) => times.filter((time) => time >= start && time < start + 1000).length));
-    expect(busiestSecond).toBeLessThanOrEqual(2 * RATE);
+    expect(busiestSecond).toBeLessThanOrEqual(1.5 * RATE);
 
     // Each worker logs its sends; a line may still be on its way when the rows are all there.
     const sentBy = () => pair.map((worker) => worker.output().split('\n').filter((line) => line.includes('"msg":"template send sent"')).length);
