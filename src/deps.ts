@@ -109,11 +109,11 @@ function createSubmitter(config: Config, logger: Logger, metrics: Metrics, store
   });
 }
 
-/** The WhatsApp client, once its settings are complete (missingWhatsappSettings). */
-function createWhatsappClientFor(config: Config, logger: Logger, metrics: Metrics): WhatsappClient | undefined {
+/** The WhatsApp client; undefined while settings are `missing` (missingWhatsappSettings). */
+function createWhatsappClientFor(config: Config, missing: readonly string[], logger: Logger, metrics: Metrics): WhatsappClient | undefined {
   const { whatsapp } = config;
   const observers = { logger, metrics };
-  if (missingWhatsappSettings(config).length > 0) return undefined;
+  if (missing.length > 0) return undefined;
   if (whatsapp.api === 'cloud') {
     const settings = { ...whatsapp, api: 'cloud' as const, url: whatsapp.url!, phoneNumberId: whatsapp.phoneNumberId!, token: whatsapp.token! };
     return createWhatsappClient(settings, observers);
@@ -148,7 +148,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
   if (whatsappMissing.length > 0) {
     logger.warn({ missing: whatsappMissing }, `WhatsApp templates answer 503 until these are set: ${whatsappMissing.join(', ')}`);
   }
-  const whatsappClient = createWhatsappClientFor(config, logger, metrics);
+  const whatsappClient = createWhatsappClientFor(config, whatsappMissing, logger, metrics);
   const templateSendStore = createTemplateSendStore(db);
   // connect-pg-simple gets a small pg pool of its own, so that staff pages never wait for (nor take)
   // the connections the webhook and the worker use; it connects only when a staff page is used.
@@ -189,8 +189,9 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       store: templateSendStore,
       client: whatsappClient,
       policy: config.templateSends,
-      // The on-prem API's contacts check and send share one timeout: the lease outlasts it and the writes around it.
-      leaseMs: config.whatsapp.timeoutMs + 10_000,
+      // The on-prem API's contacts check and send share one timeout; past it, the writes around the call
+      // get as long as BullMQ gives a silent worker (WORKER_LOCK_MS): a write held up that long repeats the send.
+      leaseMs: config.whatsapp.timeoutMs + config.optouts.workerLockMs,
       logger,
       metrics,
     }),

@@ -33,18 +33,25 @@ export type FlowWebhook =
 export type FlowWebhookKind = FlowWebhook['kind'];
 
 /**
- * What each webhook's flow is made of. The routes that queue (opt-outs, queued sends) get
- * `Idempotency-Key: @run.uuid`: mailroom, in the versions that retry webhooks, retries a POST that
- * timed out or met a 502-504 only when it carries such a key, and the key turns the retry into a 200
- * with the first record instead of a second one. The synchronous template route gets none: WhatsApp
- * has no such key, so a retried call could send the message twice.
+ * What each webhook's flow is made of. The routes that queue (opt-outs, queued sends) get an
+ * Idempotency-Key: mailroom, in the versions that retry webhooks, retries a POST that timed out or met
+ * a 502-504 only when it carries such a key, and the key turns the retry into a 200 with the first
+ * record instead of a second one. An opt-out is one per run (`@run.uuid`); a queued send is one per
+ * pass through its node, so that a flow that loops back to it, or a copy of the node, sends again.
+ * The synchronous template route gets none: WhatsApp has no such key, so a retried call could send
+ * the message twice.
  */
-const WEBHOOKS: Record<FlowWebhookKind, { path: string; body: string; idempotent: boolean; title: string; successMessage: string }> = {
-  optout: { path: '/api/v1/optouts', body: OPTOUT_WEBHOOK_BODY, idempotent: true, title: 'nurse opt-out', successMessage: 'You have been opted out. Thank you.' },
+const WEBHOOKS: Record<FlowWebhookKind, { path: string; body: string; idempotencyKey?: string; title: string; successMessage: string }> = {
+  optout: {
+    path: '/api/v1/optouts',
+    body: OPTOUT_WEBHOOK_BODY,
+    idempotencyKey: '@run.uuid',
+    title: 'nurse opt-out',
+    successMessage: 'You have been opted out. Thank you.',
+  },
   'whatsapp-template': {
     path: '/api/v1/whatsapp/templates',
     body: DEFAULT_WEBHOOK_BODY,
-    idempotent: false,
     title: 'WhatsApp template',
     successMessage: 'Message sent.',
   },
@@ -52,7 +59,7 @@ const WEBHOOKS: Record<FlowWebhookKind, { path: string; body: string; idempotent
   'whatsapp-template-send': {
     path: '/api/v1/whatsapp/template-sends',
     body: DEFAULT_WEBHOOK_BODY,
-    idempotent: true,
+    idempotencyKey: '@(run.uuid)-@(node.uuid)-@(node.visit_count)',
     title: 'queued WhatsApp template',
     successMessage: 'Message queued: it will be sent shortly.',
   },
@@ -198,7 +205,7 @@ export function buildFlowExport(request: FlowRequest, uuid: () => string = rando
         headers: {
           Authorization: `Token ${templateLiteral(request.token)}`,
           'Content-Type': 'application/json',
-          ...(made.idempotent ? { 'Idempotency-Key': '@run.uuid' } : {}),
+          ...(made.idempotencyKey ? { 'Idempotency-Key': made.idempotencyKey } : {}),
         },
         body: made.body,
         result_name: RESULT_NAME,

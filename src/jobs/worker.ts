@@ -23,6 +23,9 @@ export interface RetryOutcome {
   pauseAllMs?: number;
 }
 
+/** The row a job names; opt-out jobs queued by a release before src/jobs/ name it `optoutId`, and may still wait in Redis. */
+const rowIdOf = (data: RowJobData & { optoutId?: string }): string => data.id ?? data.optoutId!;
+
 /**
  * A rate in jobs per second as BullMQ's limiter, which lets `max` jobs start in each window of
  * `duration` ms, counted from the window's first job. Windows of about a tenth of a second (longer
@@ -54,11 +57,12 @@ export function createRowWorker<Outcome extends { kind: string }>(deps: {
   const worker = new Worker<RowJobData, Outcome>(
     kind.queueName,
     async (job: Job<RowJobData>) => {
-      const outcome = await deps.tryRow(job.data.id);
+      const outcome = await deps.tryRow(rowIdOf(job.data));
       if (outcome.kind !== 'retry') return outcome as Outcome;
       const retry = outcome as RetryOutcome;
       // The partner said "too many": every worker on the queue pauses (BullMQ's limiter, in Redis).
-      if (retry.pauseAllMs !== undefined) await worker.rateLimit(retry.pauseAllMs);
+      // Redis refuses a pause of 0 ms (a Retry-After of 0, or a date gone by): there is nothing to wait out.
+      if (retry.pauseAllMs !== undefined && retry.pauseAllMs > 0) await worker.rateLimit(retry.pauseAllMs);
       throw new RetryLater(retry.delayMs, retry.reason);
     },
     {
@@ -81,7 +85,13 @@ export function createRowWorker<Outcome extends { kind: string }>(deps: {
     },
   );
   worker.on('failed', (job, error) => {
-    if (error instanceof RetryLater) return;
+    if (error instanceof RetryLater) {
+      // BullMQ's tries can run out before the row's (waits for another worker's lease, say): the row stays queued.
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+        logger.warn({ id: job.data.id, attempts: job.attemptsMade }, `${kind.label} job used up its tries while its row is queued: the reconciler queues it again`);
+      }
+      return;
+    }
     logger.error({ err: error, id: job?.data.id }, `${kind.label} job failed unexpectedly`);
   });
   worker.on('stalled', (jobId) =>

@@ -58,8 +58,9 @@ export const whatsappOperations: ApiOperation[] = [
       'For flows that need not wait for WhatsApp (reminders, broadcasts). The same body and query as `/api/v1/whatsapp/templates`, ' +
       'validated the same way (400, nothing queued); the send is committed before the answer and sent by a worker, at most ' +
       'WHATSAPP_SEND_RATE a second across all workers. 429 (every worker pauses for its Retry-After), 5xx, timeouts and connection ' +
-      'errors are tried again with backoff, up to WHATSAPP_SEND_MAX_ATTEMPTS tries; other 4xx fail it at once. WhatsApp has no ' +
-      "idempotency key: a send is repeated only when a crash cut it between the API's answer and its record.",
+      "errors are tried again with backoff, up to WHATSAPP_SEND_MAX_ATTEMPTS tries, as are Meta's rate-limit error codes under any " +
+      'status; other refusals fail it at once. WhatsApp has no idempotency key: a send is repeated only when a crash cut it ' +
+      "between the API's answer and its record, or when no answer came (a timeout: the message may have gone).",
     parameters: [
       ...templateQueryParameters,
       { name: 'Idempotency-Key', in: 'header', description: 'Optional request key, e.g. `@run.uuid`.', schema: templateSendIdempotencyKeySchema.unwrap() },

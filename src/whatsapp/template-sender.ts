@@ -19,6 +19,8 @@ type Verdict = { kind: 'sent' } | { kind: 'throttled'; pausesAll: boolean } | { 
 
 function verdictOf(result: WhatsappResult, answerStatus: number): Verdict {
   if (result.kind === 'not-a-contact') return { kind: 'permanent' };
+  // Accepted, but its answer too large to read: the message went, its id is unknown. Sending it again would double it.
+  if (result.kind === 'too-large' && result.status !== undefined && isSuccessStatus(result.status)) return { kind: 'sent' };
   if (result.kind !== 'answered') return { kind: 'transient' };
   if (isSuccessStatus(answerStatus)) return { kind: 'sent' };
   const { status, body } = result.answer;

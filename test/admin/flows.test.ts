@@ -31,6 +31,7 @@ function runContext(fields: Record<string, string> = {}): RunContext {
   return {
     contact: { uuid: randomUUID(), name: 'Nomsa "Zoë" Dlamini & Co #1', urn: 'whatsapp:27820001001', fields },
     run: { uuid: randomUUID(), created_on: '2026-11-26T10:15:00.123456Z', flow: { uuid: randomUUID(), name: 'Generated flow' } },
+    node: { uuid: randomUUID(), visit_count: 1 },
     results: {},
   };
 }
@@ -151,7 +152,7 @@ describe('flow generator', () => {
     expect(audit!.details).toEqual({ webhook: 'whatsapp-template', template: 'appointment_reminder', language: 'pt_BR' });
   });
 
-  it('makes a queued WhatsApp template flow: the same query for the queued route, keyed by the run, its Success branch saying queued', async () => {
+  it('makes a queued WhatsApp template flow: the same query for the queued route, keyed by the run and the pass through the node, its Success branch saying queued', async () => {
     expect((await admin.get('/admin/flows')).text).toMatch(
       /<input type="radio" name="webhook" value="whatsapp-template-send"> <span>WhatsApp template, queued: <code>POST \/api\/v1\/whatsapp\/template-sends<\/code>/,
     );
@@ -162,7 +163,7 @@ describe('flow generator', () => {
     expect(flow.name).toBe('Companion: queued WhatsApp template appointment_reminder');
     expect(action).toMatchObject({
       url: `${PUBLIC_URL}/api/v1/whatsapp/template-sends?template=appointment_reminder&language=pt_BR&param=@(url_encode(contact.name))&param=Monday%2010%3A00`,
-      headers: { 'Idempotency-Key': '@run.uuid' },
+      headers: { 'Idempotency-Key': '@(run.uuid)-@(node.uuid)-@(node.visit_count)' },
     });
     expect(nodeAfter(flow, node, 'Success').actions[0]).toMatchObject({ text: 'Message queued: it will be sent shortly.' });
     const token = /^Token (\S+)$/.exec(action.headers.Authorization!)![1]!;

@@ -11,6 +11,7 @@ const TEMPLATE_WEBHOOKS = [
 const CONTEXT: RunContext = {
   contact: { uuid: '5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f', name: 'Nomsa "Zoë" Dlamini & Co #1', urn: 'whatsapp:27820001001', fields: { note: '12/01 + 50%?', visit: '2027-01-12T09:30:00.000000+02:00' } },
   run: { uuid: '0196d7d9-6d0c-7fd3-b7a5-a5b1c1d2e3f4', created_on: '2026-11-26T10:15:00.123456Z', flow: { uuid: 'bead76f5-dac4-4c9d-996c-c62b326e8c0a', name: 'F' } },
+  node: { uuid: 'a8f3e1c2-5b6d-4e7f-8091-a2b3c4d5e6f7', visit_count: 2 },
   results: { reminder: { value: 'yes "please"', category: 'Yes' } },
 };
 
@@ -50,7 +51,7 @@ describe('RapidPro flow export', () => {
     expect(action.body).toBe(DEFAULT_WEBHOOK_BODY);
   });
 
-  it('calls the queued template webhook with the same query and body, keyed by the run so that a retried call queues one send', () => {
+  it('calls the queued template webhook with the same query and body, keyed by the run and the pass through the node so that a retried call queues one send', () => {
     const flowExport = buildFlowExport({
       webhook: { kind: 'whatsapp-template-send', template: 'appointment_reminder', language: 'pt', params: ['@contact.name', 'clinic A'] },
       baseUrl: 'https://companion.example.org',
@@ -59,8 +60,8 @@ describe('RapidPro flow export', () => {
     const flow = checkFlowStructure(flowExport);
     const { action, node } = webhookNodeOf(flow);
     expect(action.url).toBe('https://companion.example.org/api/v1/whatsapp/template-sends?template=appointment_reminder&language=pt&param=@(url_encode(contact.name))&param=clinic%20A');
-    expect(action.headers).toEqual({ Authorization: 'Token t', 'Content-Type': 'application/json', 'Idempotency-Key': '@run.uuid' });
-    expect(renderTemplate(action.headers['Idempotency-Key']!, CONTEXT)).toBe(CONTEXT.run.uuid);
+    expect(action.headers).toMatchObject({ Authorization: 'Token t', 'Content-Type': 'application/json' });
+    expect(renderTemplate(action.headers['Idempotency-Key']!, CONTEXT)).toBe(`${CONTEXT.run.uuid}-${CONTEXT.node.uuid}-2`);
     expect(action.body).toBe(DEFAULT_WEBHOOK_BODY);
     // The route answers 202 once the send is stored: the Success branch says queued, not sent.
     expect(flow.name).toBe('Companion: queued WhatsApp template appointment_reminder');
@@ -108,6 +109,7 @@ describe('RapidPro flow export', () => {
     const context: RunContext = {
       contact: { uuid: '5d76d86b-3bb9-4d5a-b822-c9d86f5d8e4f', name: 'Nomsa "Zoë" Dlamini & Co #1', urn: 'tel:+27820001001', fields: { facility_code: '12/01 + 50%?', opt_out_date: null } },
       run: { uuid: '0196d7d9-6d0c-7fd3-b7a5-a5b1c1d2e3f4', created_on: '2026-11-26T10:15:00.123456Z', flow: { uuid: 'bead76f5-dac4-4c9d-996c-c62b326e8c0a', name: 'F' } },
+      node: { uuid: 'a8f3e1c2-5b6d-4e7f-8091-a2b3c4d5e6f7', visit_count: 1 },
       results: { optout_reason: { value: 'job', category: 'Job Change' } },
     };
     const flowExport = buildFlowExport({ webhook: { kind: 'optout' }, baseUrl: 'https://c', token: 't' });

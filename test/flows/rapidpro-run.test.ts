@@ -26,6 +26,7 @@ function runContext(urn: string): RunContext {
       fields: { note: NOTE, visit: '2027-01-12T09:30:00.000000+02:00', facility_code: NOTE, registered_by: '+27820001002', opt_out_date: null },
     },
     run: { uuid: randomUUID(), created_on: '2026-11-26T10:15:00.123456Z', flow: { uuid: randomUUID(), name: 'Companion flow' } },
+    node: { uuid: randomUUID(), visit_count: 1 },
     results: { optout_reason: { value: 'Something else', category: 'other' } },
   };
 }
@@ -98,8 +99,13 @@ describe('generated flows, run as RapidPro runs them', () => {
       const send = await app.deps.db.templateSend.findUnique({ where: { id } });
       return send?.status === 'sent' ? send : undefined;
     });
-    expect(row).toMatchObject({ contactUuid: context.contact.uuid, idempotencyKey: context.run.uuid });
+    expect(row).toMatchObject({ contactUuid: context.contact.uuid, idempotencyKey: `${context.run.uuid}-${context.node.uuid}-1` });
     expect(sentTo(context).map((request) => request.body)).toEqual([expect.objectContaining(REMINDER_SENT)]);
+
+    // The run loops back through the node: its second pass is another send.
+    const again = await sendAsMailroom(renderedCall(app, { kind: 'whatsapp-template-send', ...REMINDER }, { ...context, node: { ...context.node, visit_count: 2 } }));
+    expect(again).toMatchObject({ status: 202 });
+    expect((again.body as { id: string }).id).not.toBe(id);
   });
 
   it("submits an opt-out with the contact's uuid, number and fields as RapidPro sent them, with no RapidPro look-up", async () => {

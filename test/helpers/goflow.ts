@@ -7,10 +7,12 @@
  * flows.RunContextTopLevels. Only the functions the generated flows use are known; any other throws.
  */
 
-/** The parts of a run's context (goflow's `@contact`, `@fields`, `@run`, `@results`) the flows read. */
+/** The parts of a run's context (goflow's `@contact`, `@fields`, `@run`, `@node`, `@results`) the flows read. */
 export interface RunContext {
   contact: { uuid: string; name: string; urn: string; fields: Record<string, string | null> };
   run: { uuid: string; created_on: string; flow: { uuid: string; name: string } };
+  /** The node being run, and how many times this run has entered it. */
+  node: { uuid: string; visit_count: number };
   results: Record<string, { value: string; category: string }>;
 }
 

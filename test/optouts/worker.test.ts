@@ -201,6 +201,14 @@ describe('opt-out worker through OpenHIM', () => {
     expect(await app.deps.optoutStore.attemptsOf(id)).toEqual([]);
   });
 
+  it('submits an opt-out whose job an earlier release queued, naming it optoutId', async () => {
+    const contactUuid = randomUUID();
+    const id = randomUUID();
+    await app.deps.db.optout.create({ data: { id, contactUuid, contactUrn: 'tel:+27820001001', contactFields: { facility_code: '123456' } } });
+    await app.deps.optoutQueue.bullQueue.add('submit', { optoutId: id } as never, { jobId: jobIdFor(id) });
+    expect(await settledOptout(app, id)).toMatchObject({ status: 'submitted', attempts: 1 });
+  });
+
   it('fails at once on a 400, after 1 attempt', async () => {
     const body = optoutWebhook();
     script.set(body.contact.uuid, { status: 400, body: { error: 'bad faccode' } });

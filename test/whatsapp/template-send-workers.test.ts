@@ -116,7 +116,7 @@ describe('a worker killed mid-batch, and Redis flushed', () => {
     expect(sentAtKill + underWay.size).toBeLessThan(SENDS);
 
     await startWorker(settings);
-    // The sends under way wait for their leases to end (WHATSAPP_TIMEOUT_MS + 10 s) before they are tried again.
+    // The sends under way wait for their leases to end (WHATSAPP_TIMEOUT_MS + WORKER_LOCK_MS) before they are tried again.
     const rows = await allSent(ids, 25000);
 
     for (const { id, to } of sends) {

@@ -154,6 +154,22 @@ describe('POST /api/v1/whatsapp/template-sends, then the worker', () => {
     expect((await read(id)).body).toMatchObject({ status: 'sent', attempts: 2 });
   });
 
+  it('takes a Retry-After of 0 as no pause at all: the send is tried again on its backoff, as a retry, not as a failed job', async () => {
+    const to = freshNumber();
+    script.set(to, cloudError(429, 130429, 'Rate limit hit', 'Cloud API message throughput has been reached.', { 'retry-after': '0' }));
+    const id = await queueSend({ to, template });
+    expect(await finished(id)).toMatchObject({ status: 'sent', attempts: 2 });
+    expect(app.logs.filter((line) => line.includes(id) && line.includes('failed unexpectedly'))).toEqual([]);
+  });
+
+  it('counts a send WhatsApp accepted with an answer too large to read as sent, without its id, and never sends it again', async () => {
+    const to = freshNumber();
+    script.set(to, { status: 200, body: { messaging_product: 'whatsapp', messages: [{ id: 'wamid.large' }], padding: 'x'.repeat(1_100_000) } });
+    const id = await queueSend({ to, template });
+    expect(await finished(id)).toMatchObject({ status: 'sent', attempts: 1, messageId: null, upstreamStatus: 200 });
+    expect(callsTo(to)).toHaveLength(1);
+  });
+
   it("tries a send again after the pair rate limit (131056, one recipient's), without pausing the other sends", async () => {
     const limited = freshNumber();
     const other = freshNumber();
