@@ -240,6 +240,9 @@ function shape(env: Environment) {
       workerConcurrency: env.WORKER_CONCURRENCY,
       /** Submissions per second across all workers (BullMQ's global limiter); undefined: no limit. */
       rateLimitPerSecond: env.OPENHIM_RATE_LIMIT,
+    },
+    /** What every queue of rows (opt-outs, template sends) shares: its workers' lock and its reconciler. */
+    jobs: {
       workerLockMs: env.WORKER_LOCK_MS,
       reconcileIntervalMs: env.RECONCILE_INTERVAL_MS,
       reconcileGraceMs: env.RECONCILE_GRACE_MS,

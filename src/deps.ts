@@ -191,7 +191,7 @@ export async function createDeps(config: Config, overrides: DepsOverrides = {}):
       policy: config.templateSends,
       // The on-prem API's contacts check and send share one timeout; past it, the writes around the call
       // get as long as BullMQ gives a silent worker (WORKER_LOCK_MS): a write held up that long repeats the send.
-      leaseMs: config.whatsapp.timeoutMs + config.optouts.workerLockMs,
+      leaseMs: config.whatsapp.timeoutMs + config.jobs.workerLockMs,
       logger,
       metrics,
     }),

@@ -65,7 +65,7 @@ interface Started {
 /** A reconciler for the rows' queue, and a worker when they can be worked on. */
 async function startRowJobs<Outcome extends { kind: string }>(deps: Deps, jobs: RowJobs<Outcome>): Promise<Started> {
   const { config, logger } = deps;
-  const { reconcileIntervalMs, reconcileGraceMs } = config.optouts;
+  const { reconcileIntervalMs, reconcileGraceMs } = config.jobs;
   let reconciling: Promise<unknown> | undefined;
   // Held while a run lasts, and for one interval at most: a worker killed mid-run holds up no one's next run.
   // A run that outlasts it may overlap another replica's, which is harmless (job ids come from row ids).
@@ -97,7 +97,7 @@ async function startRowJobs<Outcome extends { kind: string }>(deps: Deps, jobs: 
     prefix: config.queuePrefix,
     concurrency: jobs.concurrency,
     rateLimitPerSecond: jobs.rateLimitPerSecond,
-    lockMs: config.optouts.workerLockMs,
+    lockMs: config.jobs.workerLockMs,
     policy: jobs.policy,
     logger,
   });
