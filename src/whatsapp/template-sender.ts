@@ -25,7 +25,8 @@ function verdictOf(result: WhatsappResult, answerStatus: number): Verdict {
   if (isSuccessStatus(answerStatus)) return { kind: 'sent' };
   const { status, body } = result.answer;
   const code = readErrorCode(body);
-  if (status === 429 || isThrottlingCode(code)) return { kind: 'throttled', pausesAll: code !== PAIR_RATE_LIMIT_CODE };
+  // A 429 pauses every worker whatever its code, as the contract says; the pair rate limit under another status, this send only.
+  if (status === 429 || isThrottlingCode(code)) return { kind: 'throttled', pausesAll: status === 429 || code !== PAIR_RATE_LIMIT_CODE };
   if (status >= 500 || status === 408 || isRetryableCode(code)) return { kind: 'transient' };
   return { kind: 'permanent' };
 }
