@@ -110,12 +110,19 @@ describe('partner HTTP client', () => {
     }
   });
 
-  it('refuses an answer larger than the limit, keeping its status', async () => {
-    const partner = await partnerAnswering((_req, res) => res.writeHead(400).end('x'.repeat(ANSWER_LIMIT_BYTES + 1)));
+  it.each([
+    ['crossing it in its last chunk', 400, (res: http.ServerResponse) => res.writeHead(400).end('x'.repeat(ANSWER_LIMIT_BYTES + 1))],
+    ['announcing a larger length', 413, (res: http.ServerResponse) => res.writeHead(413, { 'content-length': ANSWER_LIMIT_BYTES + 1 }).write('x')],
+    ['growing past it without end', 200, (res: http.ServerResponse) => res.writeHead(200).write('x'.repeat(ANSWER_LIMIT_BYTES + 1))],
+  ])('refuses an answer larger than the limit, keeping its status: %s', async (_case, status, answer) => {
+    const partner = await partnerAnswering((_req, res) => answer(res));
     try {
+      const started = Date.now();
       const error = await sendJson(client(), { method: 'GET', url: partner.url }).catch((failure: unknown) => failure);
       expect(error).toBeInstanceOf(AnswerTooLarge);
-      expect(error).toMatchObject({ status: 400 });
+      expect(error).toMatchObject({ status });
+      // Cut off as soon as it is known to be too large, not at the timeout.
+      expect(Date.now() - started).toBeLessThan(1500);
     } finally {
       partner.close();
     }
