@@ -160,7 +160,7 @@ describe('companion CLI', () => {
       expect(withoutUuids(queued.stdout)).toBe(withoutUuids(`${JSON.stringify(queuedExpected, null, 2)}\n`));
       expect(webhookNodeOf(checkFlowStructure(JSON.parse(queued.stdout))).action).toMatchObject({
         url: `${BASE}/api/v1/whatsapp/template-sends?template=appointment_reminder&param=@(url_encode(contact.name))`,
-        headers: { 'Idempotency-Key': '@run.uuid' },
+        headers: { 'Idempotency-Key': '@(run.uuid)-@(node.uuid)-@(node.visit_count)' },
       });
       expect((await auditOf(name)).slice(2)).toEqual([
         { actor: 'cli', action: 'flow_generate', details: { webhook: 'optout' } },
